@@ -1,0 +1,1 @@
+"""Offline store: bitemporal Parquet under RISKCAST_HOME."""

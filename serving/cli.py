@@ -1,0 +1,55 @@
+"""The `riskcast` command: composes one sub-command group per stage, each owned by its stage."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from features import cli as features_cli
+from features.errors import RiskcastError
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="riskcast",
+        help=(
+            "Risk forecasting from national register extracts: simulate registers, ingest "
+            "deliveries, build point-in-time features (and, in later steps, train, audit, serve)."
+        ),
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    @app.callback()
+    def _root() -> None:
+        """riskcast: risk forecasting from national register extracts."""
+
+    features_cli.register(app)
+    return app
+
+
+def main() -> None:
+    """Entry point: errors riskcast raises on purpose become one clear line and an exit code."""
+    app = build_app()
+    try:
+        app(standalone_mode=False)
+    except RiskcastError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

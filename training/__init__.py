@@ -1,0 +1,1 @@
+"""riskcast stage: training."""
