@@ -85,6 +85,15 @@ def completed_years(birth: pl.Expr, on: pl.Expr) -> pl.Expr:
     )
 
 
+def _constant(expr: pl.Expr) -> Violation:
+    """A control that does not depend on the delivery's context."""
+
+    def violated(_ctx: RuleContext) -> pl.Expr:
+        return expr
+
+    return violated
+
+
 def _generic_rules(t: Table) -> list[Rule]:
     rules: list[Rule] = []
     for col in t.columns:
@@ -102,7 +111,7 @@ def _generic_rules(t: Table) -> list[Rule]:
                     (name,),
                     RuleKind.REQUIRED,
                     f"{name} is required" + (" and must be non-empty" if is_key else ""),
-                    lambda _ctx, m=missing: m,
+                    _constant(missing),
                 )
             )
         if col.type not in (ColumnType.STR, ColumnType.ENUM):
@@ -113,7 +122,7 @@ def _generic_rules(t: Table) -> list[Rule]:
                     (name,),
                     RuleKind.TYPE,
                     f"{name} is not a valid {col.type.value}",
-                    lambda _ctx, n=name, r=raw: pl.col(r).is_not_null() & pl.col(n).is_null(),
+                    _constant(pl.col(raw).is_not_null() & pl.col(name).is_null()),
                 )
             )
         if col.type is ColumnType.ENUM:
@@ -125,7 +134,7 @@ def _generic_rules(t: Table) -> list[Rule]:
                     (name,),
                     RuleKind.ENUM,
                     f"{name} must be one of {', '.join(allowed)}",
-                    lambda _ctx, n=name, a=allowed: _broken(~pl.col(n).is_in(a)),
+                    _constant(_broken(~pl.col(name).is_in(allowed))),
                 )
             )
     if t.id_column is not None:

@@ -86,7 +86,8 @@ def build_manifest(
     """Manifest for files already written in ``delivery`` (``rows``: table -> data rows)."""
     entries: dict[str, TableEntry] = {}
     for name, count in rows.items():
-        matches = [p for p in (delivery / f"{name}.parquet", delivery / f"{name}.csv") if p.exists()]
+        candidates = (delivery / f"{name}.parquet", delivery / f"{name}.csv")
+        matches = [p for p in candidates if p.exists()]
         if len(matches) != 1:
             raise FileNotFoundError(f"expected exactly one file for table {name} in {delivery}")
         entries[name] = TableEntry(file=matches[0].name, rows=count, sha256=sha256_file(matches[0]))

@@ -94,7 +94,7 @@ def _enum(name: str, values: tuple[str, ...], nullable: bool = False) -> Column:
     return Column(name, ColumnType.ENUM, nullable, values)
 
 
-S, D, TS, I, F, B = (
+S, D, TS, INT, F, B = (
     ColumnType.STR,
     ColumnType.DATE,
     ColumnType.TS,
@@ -253,7 +253,7 @@ RELEASES = Table(
         Column("person_id", S),
         Column("released_at", D),
         _enum("sentence", SENTENCE),
-        Column("sentence_months", I),
+        Column("sentence_months", INT),
         Column("supervised_until", D, nullable=True),
         Column("recorded_at", TS),
     ),
@@ -324,4 +324,5 @@ def table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        raise KeyError(f"unknown table {name!r}; the contract defines {', '.join(TABLES)}") from None
+        known = ", ".join(TABLES)
+        raise KeyError(f"unknown table {name!r}; the contract defines {known}") from None

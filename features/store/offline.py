@@ -146,7 +146,9 @@ class OfflineStore:
         TABLES[name]  # unknown names fail loudly
         rel = self.state().tables.get(name)
         if rel is None:
-            raise NotFoundError(f"table {name!r} has not been delivered to the store at {self.root}")
+            raise NotFoundError(
+                f"table {name!r} has not been delivered to the store at {self.root}"
+            )
         return pl.scan_parquet(self.root / rel)
 
     def scan_as_of(self, name: str, as_of: date) -> pl.LazyFrame:

@@ -1,0 +1,37 @@
+# riskcast service image. Dependencies are installed before the source so that code changes
+# reuse the cached dependency layer. Runs as a non-root user.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    RISKCAST_HOME=/var/lib/riskcast
+
+WORKDIR /app
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+# 1. dependencies only (pinned lock file): the same command the Makefile runs
+COPY requirements.lock ./
+RUN pip install --upgrade pip uv==0.13.9 \
+    && uv pip sync --system requirements.lock
+
+# 2. the source
+COPY pyproject.toml README.md ./
+COPY features ./features
+COPY training ./training
+COPY serving ./serving
+COPY fairness ./fairness
+COPY configs ./configs
+RUN uv pip install --system --no-deps . \
+    && useradd --create-home --uid 10001 riskcast \
+    && mkdir -p "$RISKCAST_HOME" && chown riskcast "$RISKCAST_HOME"
+
+ENV RISKCAST_CONFIG_DIR=/app/configs
+USER riskcast
+EXPOSE 8000
+
+# Until the service exists (Step 4), the default command reports the store's state.
+CMD ["riskcast", "status"]
