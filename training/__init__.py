@@ -1,1 +1,1 @@
-"""riskcast stage: training."""
+"""riskcast stage: training (labels, datasets, models, evaluation, tracking)."""
