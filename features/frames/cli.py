@@ -1,9 +1,145 @@
-"""Commands of this part of the features stage."""
+"""`riskcast features`: build point-in-time frames, materialise the online store, list features."""
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from features.frames.builder import Population, build_features
+from features.frames.definitions import FeatureSpec, load_spec
+from features.settings import get_settings
+from features.store.offline import OfflineStore
+
+_DATE = typer.Option(..., "--as-of", formats=["%Y-%m-%d"], help="as-of date (end of day, UTC)")
+_CONFIG = typer.Option(
+    None,
+    "--config",
+    help="feature file; default $RISKCAST_CONFIG_DIR, ./configs, then the repository's configs/",
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to the root CLI."""
+    """Add the `features` group to the root CLI."""
+    group = typer.Typer(
+        name="features",
+        help="Point-in-time features: build frames, materialise the online store, list features.",
+        no_args_is_help=True,
+    )
+    group.command("build")(build)
+    group.command("materialize")(materialize)
+    group.command("list")(list_features)
+    app.add_typer(group, name="features")
+
+
+def build(
+    as_of: list[datetime] = _DATE,
+    population: Population = typer.Option(Population.ALL, "--population", case_sensitive=False),
+    out: Path = typer.Option(..., "--out", help="Parquet file to write"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Build features for every as-of date and write them to one Parquet file."""
+    console = Console(stderr=True)
+    spec = load_spec(config)
+    store = OfflineStore(get_settings().home)
+    dates = sorted({d.date() for d in as_of})
+    started = time.perf_counter()
+    frame = build_features(store, spec, dates, population).sort("as_of", "person_id")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with console.status(f"building {len(spec.features)} features as of {_dates(dates)} ..."):
+        frame.sink_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, out)
+    seconds = time.perf_counter() - started
+    summary = pl.scan_parquet(out).group_by("as_of").len().sort("as_of").collect()
+    _print_summary(console, spec, summary, population, out, seconds)
+
+
+def materialize(
+    as_of: datetime = typer.Option(..., "--as-of", formats=["%Y-%m-%d"], help="as-of date"),
+    config: Path | None = _CONFIG,
+) -> None:
+    """Build model-input features as of a date (population `all`) into the online store."""
+    from features.online import open_online_store  # SQLAlchemy only when needed
+
+    console = Console(stderr=True)
+    spec = load_spec(config)
+    settings = get_settings()
+    day = as_of.date()
+    started = time.perf_counter()
+    with console.status(f"building features as of {day} ..."):
+        frame = (
+            build_features(OfflineStore(settings.home), spec, [day], Population.ALL)
+            .select("person_id", *spec.model_inputs())
+            .collect(engine="streaming")
+        )
+    online = open_online_store(settings)
+    with console.status(f"writing {frame.height:,} vectors ..."):
+        done = online.materialize(frame, day, spec.spec_hash())
+    online.dispose()
+    console.print(
+        f"materialised {done.rows:,} vectors of {len(done.features)} model inputs as of "
+        f"{done.as_of} (spec {done.spec_hash}) to {online.where} "
+        f"in {time.perf_counter() - started:.1f} s (protected features are not stored online)"
+    )
+
+
+def list_features(config: Path | None = _CONFIG) -> None:
+    """Show every feature with its metadata (protected ones are audit-only)."""
+    spec = load_spec(config)
+    table = Table(title=f"{len(spec.features)} features ({len(spec.model_inputs())} model inputs)")
+    for column in ("name", "source", "aggregation", "window", "domain", "kind", "dir", "prot."):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for f in spec.features:
+        window = "all" if f.window_days is None else f"{f.window_days}d"
+        if f.window_offset_days:
+            window += f" -{f.window_offset_days}d"
+        agg = f.op.value if f.is_derived and f.op else str(f.aggregation or "")
+        table.add_row(
+            f.name,
+            f.source,
+            agg,
+            window,
+            f.domain.value,
+            f.kind.value,
+            f"{f.direction:+d}" if f.direction else "0",
+            "yes" if f.protected else "",
+            f.description,
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)  # piped output: do not fold the table to 80 columns
+    console.print(table)
+
+
+def _dates(dates: list[date]) -> str:
+    return ", ".join(d.isoformat() for d in dates)
+
+
+def _print_summary(
+    console: Console,
+    spec: FeatureSpec,
+    summary: pl.DataFrame,
+    population: Population,
+    out: Path,
+    seconds: float,
+) -> None:
+    if summary.height == 0:
+        console.print(f"[yellow]warning:[/] population {population} is empty: {out} has no rows")
+    table = Table(title=f"features {population} -> {out}")
+    table.add_column("as_of")
+    table.add_column("rows", justify="right")
+    for row in summary.iter_rows():
+        table.add_row(str(row[0]), f"{row[1]:,}")
+    console.print(table)
+    console.print(
+        f"{len(spec.features)} features ({len(spec.model_inputs())} model inputs), "
+        f"spec {spec.spec_hash()}, {seconds:.1f} s"
+    )

@@ -156,8 +156,10 @@ class OfflineStore:
         return self.scan(name).filter(visible_as_of(TABLES[name], as_of))
 
     def read_report(self, extract_id: str) -> dict[str, Any]:
-        path = self.root / "reports" / f"{extract_id}.json"
-        if not path.exists():
+        """The ingest report of a committed delivery (a crashed ingest's leftover is not one)."""
+        record = next((d for d in self.state().deliveries if d.extract_id == extract_id), None)
+        path = self.root / record.report if record is not None else None
+        if path is None or not path.exists():
             raise NotFoundError(f"no ingest report for extract {extract_id!r}")
         result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return result

@@ -1,0 +1,279 @@
+"""Ingest of one delivery: verify it whole, validate each table, version, commit atomically.
+
+I/O stays at the edges: the manifest and files are verified before anything is staged; the
+pure steps (`reader.coerce`, `validate`, `versioning`) run per table; files are staged through
+`StoreWriter`, and only its final rename of ``state.json`` publishes them. A refusal, an error or
+a crash before that rename leaves the committed store exactly as it was; staged leftovers are
+not referenced and are removed by the next commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from features.contract import CONTRACT_VERSION, TABLE_ORDER, TABLES, RuleContext
+from features.contract.manifest import MANIFEST_FILE, Manifest, read_manifest, sha256_file
+from features.errors import DeliveryRefused, StoreError
+from features.ingest.reader import (
+    ReadTable,
+    check_columns,
+    count_rows,
+    file_format,
+    scan_table,
+    source_schema,
+)
+from features.ingest.report import IngestReport, TableReport
+from features.ingest.validate import TableOutcome, known_persons, validate_table
+from features.ingest.versioning import merge_versions
+from features.store.offline import DeliveryRecord, OfflineStore, StoreState, StoreWriter
+
+
+@dataclass(frozen=True)
+class VerifiedDelivery:
+    """A delivery whose manifest, files, hashes, row counts and columns have been checked."""
+
+    folder: Path
+    manifest: Manifest
+    manifest_sha256: str
+    files: dict[str, Path]
+    """Table -> file, in the contract's table order (persons first)."""
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """Digest of the manifest's canonical form: equal manifests, equal digests."""
+    return hashlib.sha256(manifest.to_json().encode("utf-8")).hexdigest()
+
+
+def read_delivery_manifest(delivery: Path) -> Manifest:
+    """Parse the manifest and check what it says about the contract (version, table names)."""
+    if not delivery.is_dir():
+        raise DeliveryRefused(f"{delivery}: not a delivery folder")
+    manifest = read_manifest(delivery)
+    if manifest.contract_version != CONTRACT_VERSION:
+        raise DeliveryRefused(
+            f"manifest: contract_version {manifest.contract_version} is not supported "
+            f"(this riskcast reads contract version {CONTRACT_VERSION}); the delivery is refused"
+        )
+    unknown = [name for name in manifest.tables if name not in TABLES]
+    if unknown:
+        raise DeliveryRefused(
+            f"manifest: table {', '.join(repr(n) for n in unknown)} is not defined by the "
+            f"contract (tables: {', '.join(TABLE_ORDER)}); the delivery is refused"
+        )
+    return manifest
+
+
+def verify_delivery(
+    delivery: Path, manifest: Manifest, progress: Progress | None = None
+) -> VerifiedDelivery:
+    """Refuse a damaged delivery whole: missing, unlisted or altered files, wrong columns."""
+    files: dict[str, Path] = {}
+    for name in TABLE_ORDER:
+        entry = manifest.tables.get(name)
+        if entry is None:
+            continue
+        if Path(entry.file).name != entry.file or entry.file in {"", ".", "..", MANIFEST_FILE}:
+            raise DeliveryRefused(
+                f"{name}: file {entry.file!r} must name a file in the delivery folder"
+            )
+        if entry.file in {p.name for p in files.values()}:
+            raise DeliveryRefused(f"{name}: file {entry.file!r} is listed for two tables")
+        path = delivery / entry.file
+        file_format(path)
+        if not path.is_file():
+            raise DeliveryRefused(f"{name}: {entry.file} is listed in the manifest but missing")
+        files[name] = path
+    listed = {MANIFEST_FILE, *(p.name for p in files.values())}
+    unlisted = sorted(p.name for p in delivery.iterdir() if p.name not in listed)
+    if unlisted:
+        raise DeliveryRefused(
+            f"{', '.join(unlisted)}: in the delivery folder but not listed in the manifest; "
+            "the delivery is refused"
+        )
+    task = progress.add_task("verify files", total=len(files)) if progress else None
+    for name, path in files.items():
+        entry = manifest.tables[name]
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise DeliveryRefused(
+                f"{name}: sha256 in manifest {entry.sha256[:12]}… but file has {digest[:12]}…; "
+                "the delivery is damaged and refused"
+            )
+        rows = count_rows(name, path)
+        if rows != entry.rows:
+            raise DeliveryRefused(
+                f"{name}: manifest says {entry.rows} rows but {path.name} has {rows}; "
+                "the delivery is damaged and refused"
+            )
+        check_columns(TABLES[name], source_schema(name, path))
+        if progress is not None and task is not None:
+            progress.advance(task)
+    return VerifiedDelivery(delivery, manifest, manifest_digest(manifest), files)
+
+
+def _stored_report(store: OfflineStore, record: DeliveryRecord) -> IngestReport:
+    path = store.root / record.report
+    try:
+        return IngestReport.from_store_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read the ingest report {path}: {exc}") from exc
+
+
+def earlier_outcome(
+    store: OfflineStore, state: StoreState, manifest: Manifest, digest: str
+) -> IngestReport | None:
+    """The no-op report if this delivery was ingested before; refuse it if it is out of order."""
+    for record in state.deliveries:
+        if record.extract_id != manifest.extract_id:
+            continue
+        earlier = _stored_report(store, record)
+        if earlier.manifest_sha256 == digest:
+            return earlier.model_copy(update={"status": "already_ingested", "error": None})
+        raise DeliveryRefused(
+            f"extract {manifest.extract_id!r} was already ingested with a different manifest; "
+            "a corrected delivery needs a new extract_id and a later extracted_at"
+        )
+    last = max(state.deliveries, key=lambda d: d.extracted_at, default=None)
+    if last is not None and manifest.extracted_at <= last.extracted_at:
+        raise DeliveryRefused(
+            f"extracted_at {manifest.extracted_at:%Y-%m-%dT%H:%M:%SZ} is not later than "
+            f"{last.extracted_at:%Y-%m-%dT%H:%M:%SZ} of extract {last.extract_id!r}, which was "
+            "already ingested; deliveries are ingested in the order they were extracted"
+        )
+    return None
+
+
+@contextmanager
+def _progress_display(enabled: bool) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+def ingest_delivery(delivery: Path, home: Path, *, progress: bool = False) -> IngestReport:
+    """Ingest a delivery folder into the offline store under ``home``.
+
+    Returns the report (status ``ingested`` or ``already_ingested``); raises `DeliveryRefused`
+    if the delivery is damaged, defines columns the contract does not, or is out of order, in
+    which case nothing at all was written to the store.
+    """
+    delivery = Path(delivery)
+    manifest = read_delivery_manifest(delivery)
+    digest = manifest_digest(manifest)
+    store = OfflineStore(Path(home))
+    earlier = earlier_outcome(store, store.state(), manifest, digest)
+    if earlier is not None:
+        return earlier
+    with _progress_display(progress) as display:
+        verified = verify_delivery(delivery, manifest, display)
+        with store.writer() as writer:
+            earlier = earlier_outcome(store, writer.base, manifest, digest)  # under the lock
+            if earlier is not None:
+                return earlier
+            return _ingest_verified(verified, writer, display)
+
+
+def _ingest_verified(
+    verified: VerifiedDelivery, writer: StoreWriter, display: Progress
+) -> IngestReport:
+    manifest = verified.manifest
+    base = writer.base
+    root = writer.store.root
+    ctx = RuleContext(manifest.extracted_at)
+    tables = dict(base.tables)
+    quarantine: dict[str, str] = {}
+    reports: dict[str, TableReport] = {}
+    persons: pl.LazyFrame | None = (
+        pl.scan_parquet(root / base.tables["persons"]) if "persons" in base.tables else None
+    )
+    for name, path in verified.files.items():
+        t = TABLES[name]
+        task = display.add_task(f"{name} ({manifest.tables[name].rows:,} rows)", total=3)
+        read: ReadTable = scan_table(t, path)
+        needs_persons = t.has_person and name != "persons" and persons is not None
+        known = known_persons(persons) if needs_persons and persons is not None else None
+        result: TableOutcome = validate_table(read, t, ctx, known)
+        display.advance(task)
+
+        previous = pl.scan_parquet(root / base.tables[name]) if name in base.tables else None
+        versions = merge_versions(
+            previous,
+            result.accepted.lazy(),
+            t,
+            extract_id=manifest.extract_id,
+            extracted_at=manifest.extracted_at,
+            quarantined_keys=result.quarantined_keys.lazy(),
+        )
+        tables[name] = writer.table_path(name, manifest.extract_id)
+        writer.write_parquet(versions, tables[name])
+        display.advance(task)
+
+        quarantine[name] = writer.quarantine_path(name, manifest.extract_id)
+        writer.write_parquet(result.quarantine, quarantine[name])
+        if name == "persons":
+            persons = pl.scan_parquet(root / tables[name])
+        reports[name] = TableReport(
+            rows_in=result.rows_in,
+            accepted=result.accepted.height,
+            quarantined=result.quarantined,
+            duplicates_dropped=result.duplicates_dropped,
+            rules=result.rule_counts,
+        )
+        display.advance(task)
+        del result, read
+
+    now = datetime.now(UTC)
+    report = IngestReport(
+        extract_id=manifest.extract_id,
+        status="ingested",
+        tables=reports,
+        extracted_at=manifest.extracted_at,
+        manifest_sha256=verified.manifest_sha256,
+        ingested_at=now,
+        quarantine=quarantine,
+    )
+    report_path = writer.report_path(manifest.extract_id)
+    writer.write_json(report.to_store_dict(), report_path)
+    record = DeliveryRecord(
+        extract_id=manifest.extract_id,
+        extracted_at=manifest.extracted_at,
+        ingested_at=now,
+        tables=tuple(verified.files),
+        report=report_path,
+    )
+    writer.commit(
+        StoreState(
+            deliveries=(*base.deliveries, record),
+            tables=tables,
+            quarantine={**base.quarantine, manifest.extract_id: quarantine},
+        )
+    )
+    return report
+
+
+def refused_extract_id(delivery: Path) -> str | None:
+    """Best effort: the extract_id a refused delivery claims, for its report."""
+    try:
+        raw = json.loads((Path(delivery) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = raw.get("extract_id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,113 @@
+"""Pure bitemporal versioning: merge a delivery's accepted rows into a table's earlier versions.
+
+A version is identified by the table's ``version_key`` and the hash of its contract columns
+(``_row_hash``). Against the versions that were current before this delivery:
+
+- same key and hash: unchanged, the earlier version stays exactly as it was;
+- an earlier current version whose (key, hash) is not delivered again is closed
+  (``_valid_to`` = this delivery's ``extracted_at``): it was corrected (the key comes with new
+  content) or deleted (the key is absent from this full delivery of the table);
+- a delivered (key, hash) that was not current is a new version. If the key was never stored
+  before, the row is simply new: ``_valid_from`` is null, it is known from its own knowledge
+  time. Otherwise (a correction, or a row that comes back after a deletion) it is known from
+  this delivery: ``_valid_from`` = ``extracted_at``. ``_extract_id`` is this delivery.
+- Exception: an earlier version whose key has a *quarantined* row in this delivery stays
+  current. The delivery did not validly supersede it, and dropping it would turn one bad row
+  into a silent deletion.
+
+Matching on (key, hash) rather than on the key alone means that ``social_status`` and
+``releases``, whose natural key may repeat within a delivery, need no ordinal tiebreak: rows
+sharing a key are told apart by their content, a changed one closes its old version and opens
+a new one (valid from this delivery), so every as-of view holds exactly the rows known then.
+
+Earlier closed versions are kept untouched. Output order is deterministic: earlier versions in
+their stored order, then new versions in file order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from features.contract import Table
+from features.store.offline import FIRST_EXTRACT, ROW_HASH, VALID_FROM, VALID_TO, VERSION_COLUMNS
+
+_CLOSE = "_close"
+_SEEN = "_seen"
+
+
+def row_hash(t: Table) -> pl.Expr:
+    """Hash of a row's contract columns (typed), identical for CSV and Parquet deliveries."""
+    return pl.struct([pl.col(c) for c in t.column_names]).hash(seed=0).alias(ROW_HASH)
+
+
+def stored_columns(t: Table) -> list[str]:
+    return [*t.column_names, *VERSION_COLUMNS]
+
+
+def first_versions(accepted: pl.LazyFrame, t: Table, extract_id: str) -> pl.LazyFrame:
+    """The versions a table's first delivery creates: every row new, nothing closed."""
+    return accepted.select(
+        *[pl.col(c).cast(t.schema[c]) for c in t.column_names],
+        row_hash(t),
+        pl.lit(extract_id, dtype=pl.String).alias(FIRST_EXTRACT),
+        pl.lit(None, dtype=VERSION_COLUMNS[VALID_FROM]).alias(VALID_FROM),
+        pl.lit(None, dtype=VERSION_COLUMNS[VALID_TO]).alias(VALID_TO),
+    )
+
+
+def merge_versions(
+    previous: pl.LazyFrame | None,
+    accepted: pl.LazyFrame,
+    t: Table,
+    *,
+    extract_id: str,
+    extracted_at: datetime,
+    quarantined_keys: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """All versions of ``t`` after this delivery (see the module docstring for the rules)."""
+    new = first_versions(accepted, t, extract_id)
+    if previous is None:
+        return new
+    key = list(t.version_key)
+    key_hash = [*key, ROW_HASH]
+    at = pl.lit(extracted_at, dtype=VERSION_COLUMNS[VALID_TO])
+
+    # Recompute hashes of stored versions so that a change of hash function (e.g. a polars
+    # upgrade) can never make unchanged rows look corrected.
+    old = previous.select(stored_columns(t)).with_columns(row_hash(t))
+    current = old.filter(pl.col(VALID_TO).is_null()).select(key_hash)
+    delivered = new.select(key_hash)
+
+    vanished = current.join(delivered, on=key_hash, how="anti", nulls_equal=True)
+    if quarantined_keys is not None:
+        vanished = vanished.join(
+            quarantined_keys.select(key).unique(), on=key, how="anti", nulls_equal=True
+        )
+    closing = vanished.unique(key_hash).with_columns(pl.lit(True).alias(_CLOSE))
+    old_out = (
+        old.join(closing, on=key_hash, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(
+            pl.when(pl.col(_CLOSE) & pl.col(VALID_TO).is_null())
+            .then(at)
+            .otherwise(pl.col(VALID_TO))
+            .alias(VALID_TO)
+        )
+        .drop(_CLOSE)
+    )
+
+    seen = old.select(key).unique().with_columns(pl.lit(True).alias(_SEEN))
+    new_out = (
+        new.join(current, on=key_hash, how="anti", nulls_equal=True, maintain_order="left")
+        .join(seen, on=key, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(
+            pl.when(pl.col(_SEEN))
+            .then(at)
+            .otherwise(pl.lit(None, dtype=VERSION_COLUMNS[VALID_FROM]))
+            .alias(VALID_FROM)
+        )
+        .drop(_SEEN)
+        .select(stored_columns(t))
+    )
+    return pl.concat([old_out.select(stored_columns(t)), new_out], how="vertical")

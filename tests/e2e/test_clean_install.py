@@ -1,0 +1,89 @@
+"""The Docker image's install and start commands, exercised without a Docker engine.
+
+The test reads the Dockerfile, checks the properties the image relies on, then performs the
+same dependency install (from the lock file, offline from uv's cache that `make` filled), a
+non-editable install of the source, and runs the image's default command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    lines = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ").splitlines()
+    out = []
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_installs_dependencies_before_source_and_drops_root() -> None:
+    steps = _instructions()
+    copies = [i for i, (k, _) in enumerate(steps) if k == "COPY"]
+    lock_copy = next(i for i in copies if "requirements.lock" in steps[i][1])
+    source_copies = [i for i in copies if re.search(r"\bfeatures\b", steps[i][1])]
+    assert source_copies and lock_copy < min(source_copies)
+    sync = next(i for i, (k, v) in enumerate(steps) if k == "RUN" and "requirements.lock" in v)
+    assert lock_copy < sync < min(source_copies)
+    users = [v for k, v in steps if k == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+    assert steps[-1][0] == "CMD"
+
+
+def _default_command() -> list[str]:
+    cmd = next(v for k, v in reversed(_instructions()) if k == "CMD")
+    parsed = json.loads(cmd) if cmd.startswith("[") else shlex.split(cmd)
+    assert isinstance(parsed, list)
+    return [str(p) for p in parsed]
+
+
+def test_lock_installs_offline_and_default_command_runs(tmp_path: Path) -> None:
+    uv = Path(sys.executable).parent / "uv"
+    if not uv.exists():
+        pytest.fail("uv is not in the test environment; run the suite through `make test`")
+    env_dir = tmp_path / "image-venv"
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    env = {**os.environ, "UV_OFFLINE": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run(
+        [str(uv), "pip", "sync", "--python", str(python), "--quiet", "requirements.lock"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    subprocess.run(
+        [str(uv), "pip", "install", "--python", str(python), "--quiet", "--no-deps", "."],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    command = _default_command()
+    assert command[0] == "riskcast"
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [str(env_dir / "bin" / command[0]), *command[1:]],
+        cwd=tmp_path,  # not the repository: the installed package must stand alone
+        env={**env, "RISKCAST_HOME": str(home), "RISKCAST_CONFIG_DIR": str(ROOT / "configs")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no deliveries" in result.stdout.lower() or "deliveries" in result.stdout.lower()

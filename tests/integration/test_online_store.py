@@ -1,0 +1,130 @@
+"""Online store round trips on SQLite and on the real PostgreSQL (own schema, dropped after)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from polars.testing import assert_frame_equal
+
+from features.errors import InputError
+from features.online import SqlOnlineStore, open_online_store
+from features.settings import Settings
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+pytestmark = pytest.mark.integration
+
+
+def _vectors(n: int, seed: int = 0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "person_id": [f"P{i:07d}" for i in range(n)],
+            "cases_total": pl.Series([(i * 7 + seed) % 5 for i in range(n)], dtype=pl.Int32),
+            "share": [None if i % 3 == 0 else i / (n + 1) + seed for i in range(n)],
+            "label": ["a" if i % 2 else None for i in range(n)],
+        },
+        schema={
+            "person_id": pl.String(),
+            "cases_total": pl.Int32(),
+            "share": pl.Float64(),
+            "label": pl.String(),
+        },
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def online(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlOnlineStore]:
+    if request.param == "sqlite":
+        store = SqlOnlineStore(f"sqlite:///{tmp_path / 'online.sqlite'}")
+        yield store
+        store.dispose()
+        return
+    schema = f"riskcast_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    store = SqlOnlineStore(POSTGRES, schema=schema)
+    try:
+        yield store
+    finally:
+        store.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_round_trip(online: SqlOnlineStore) -> None:
+    frame = _vectors(1000)
+    done = online.materialize(frame, date(2025, 6, 30), "abc123")
+    assert done.rows == 1000
+    wanted = ["P0000999", "nobody", "P0000000", "P0000003", "P0000999"]
+    got = online.get_vectors(wanted)
+    assert got["person_id"].to_list() == ["P0000999", "P0000000", "P0000003"]
+    assert set(got["as_of"]) == {date(2025, 6, 30)}
+    assert set(got["spec_hash"]) == {"abc123"}
+    expected = pl.DataFrame({"person_id": got["person_id"]}).join(
+        frame, on="person_id", how="left", maintain_order="left"
+    )
+    assert_frame_equal(got.select(expected.columns), expected)
+
+
+def test_materialize_replaces_the_previous_vectors(online: SqlOnlineStore) -> None:
+    online.materialize(_vectors(50), date(2025, 5, 31), "old")
+    online.materialize(
+        _vectors(20, seed=1).with_columns(pl.lit(1.5).alias("extra")), date(2025, 6, 30), "new"
+    )
+    current = online.current()
+    assert current is not None
+    assert (current.as_of, current.spec_hash, current.rows) == (date(2025, 6, 30), "new", 20)
+    got = online.get_vectors([f"P{i:07d}" for i in range(50)])
+    assert got.height == 20  # P0000020.. belonged only to the old materialisation
+    assert set(got["spec_hash"]) == {"new"}
+    assert got["extra"].to_list() == [1.5] * 20
+
+
+def test_failed_materialization_keeps_the_previous_one(online: SqlOnlineStore) -> None:
+    online.materialize(_vectors(10), date(2025, 5, 31), "old")
+    duplicated = pl.concat([_vectors(3), _vectors(3)])
+    with pytest.raises(InputError, match="not unique"):
+        online.materialize(duplicated, date(2025, 6, 30), "bad")
+    assert online.get_vectors(["P0000009"])["spec_hash"].to_list() == ["old"]
+
+
+def test_many_ids_in_one_query(online: SqlOnlineStore) -> None:
+    online.materialize(_vectors(40_000), date(2025, 6, 30), "abc")
+    ids = [f"P{i:07d}" for i in range(0, 40_000, 1)]
+    statements: list[str] = []
+    sa.event.listen(online.engine, "before_cursor_execute", _record(statements))
+    got = online.get_vectors(ids)
+    assert got.height == 40_000
+    assert sum("feature_vectors" in s for s in statements) == 1
+
+
+def test_empty_and_unmaterialized(online: SqlOnlineStore) -> None:
+    assert online.current() is None
+    assert online.get_vectors(["P1"]).height == 0
+    online.materialize(_vectors(0), date(2025, 6, 30), "abc")
+    assert online.get_vectors(["P1"]).height == 0
+
+
+def test_default_store_is_sqlite_under_home(tmp_path: Path) -> None:
+    store = open_online_store(Settings(home=tmp_path / "home", database_url=None))
+    store.materialize(_vectors(5), date(2025, 6, 30), "abc")
+    store.dispose()
+    assert (tmp_path / "home" / "riskcast.sqlite").is_file()
+
+
+def _record(statements: list[str]):
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    return listener
