@@ -175,16 +175,17 @@ class Compiler:
                 named(f"count(*) FILTER (WHERE {recent})", "r"),
                 named(f"count(*) FILTER (WHERE {earlier})", "b"),
             ]
-            final = (
-                f"COALESCE({p('r')}, 0) * {365.0 / w!r} - COALESCE({p('b')}, 0) * {365.0 / (b - w)!r}"
-            )
+            rate_r = f"COALESCE({p('r')}, 0) * {365.0 / w!r}"
+            final = f"{rate_r} - COALESCE({p('b')}, 0) * {365.0 / (b - w)!r}"
             return parts, final
         if agg in {Aggregation.STATE_AT, Aggregation.NO_STATE_AT, Aggregation.STATE_DAYS}:
             assert f.end_column is not None
             start, end = _days(table, date_col), _days(table, f.end_column)
             open_end = f"{_q(f.end_column)} IS NULL" if f.open_end else "FALSE"
             covers = self.mask(
-                f.filters, table, [f"{start} <= {t}", f"({open_end} OR COALESCE({end} >= {t}, FALSE))"]
+                f.filters,
+                table,
+                [f"{start} <= {t}", f"({open_end} OR COALESCE({end} >= {t}, FALSE))"],
             )
             if agg is Aggregation.STATE_DAYS:
                 part = [named(f"max({t} - {start}) FILTER (WHERE {covers})", "days")]

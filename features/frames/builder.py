@@ -164,9 +164,12 @@ def table_partials(
             out[name] = None
             continue
         table = TABLES[name]
-        aggs = [e for c in compiled for e in c.partials] + extra.get(name, [])
-        rows = visible_rows(versions, table, dates, entity)
-        out[name] = rows.group_by(entity.key, entity.clock).agg(aggs)
+        keys = [entity.key, entity.clock]
+        pop_rows, pop_aggs = extra.get(name, ([], []))
+        row_exprs = [e for c in compiled for e in c.rows] + pop_rows
+        aggs = [e for c in compiled for e in c.partials] + pop_aggs
+        rows = visible_rows(versions, table, dates, entity).select(*keys, *row_exprs)
+        out[name] = rows.group_by(keys).agg(aggs)
     return out
 
 
@@ -220,15 +223,17 @@ def entities_known(
     return rows.select(entity.key, entity.clock, *own.column_names[1:])
 
 
-def _population_partials(entity: EntitySpec, population: Population) -> dict[str, list[pl.Expr]]:
-    """Extra aggregations a population needs, computed in the same table passes."""
+def _population_partials(
+    entity: EntitySpec, population: Population
+) -> dict[str, tuple[list[pl.Expr], list[pl.Expr]]]:
+    """Extra (row columns, aggregations) a population needs, computed in the same passes."""
     if entity.kind is not EntityKind.PERSON or population is Population.ALL:
         return {}
     if population is Population.WITH_RECORD:
-        return {"criminal_cases": [pl.len().alias(POP_CASES)]}
+        return {"criminal_cases": ([], [pl.len().alias(POP_CASES)])}
     released = date_days(TABLES["releases"], "released_at")
-    last = pl.when(released <= clock_days(entity.clock)).then(released).max()
-    return {"releases": [last.alias(POP_RELEASE)]}
+    last = pl.when(released <= clock_days(entity.clock)).then(released).alias(POP_RELEASE)
+    return {"releases": ([last], [pl.col(POP_RELEASE).max()])}
 
 
 def _restrict(

@@ -26,9 +26,16 @@ _FLOAT = pl.Float64()
 
 @dataclass(frozen=True)
 class Compiled:
-    """A table feature as Polars expressions: partial aggregations and the final value."""
+    """A table feature as Polars expressions.
+
+    ``rows`` are element-wise columns computed on the visible rows (named like the partials);
+    ``partials`` reduce them in the table's ``group_by`` with plain reductions only (sum, min,
+    max, mean, any, n_unique, max_by), which the streaming engine runs natively; ``final``
+    turns partials into the feature on the joined frame.
+    """
 
     name: str
+    rows: tuple[pl.Expr, ...]
     partials: tuple[pl.Expr, ...]
     final: pl.Expr
 
@@ -152,54 +159,49 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
     window = window_expr(table, date_col, feature.window_days, feature.window_offset_days, clock)
     mask = _and(base, window)
 
-    def p(part: str) -> pl.Expr:
-        return pl.col(partial_name(name, part))
+    rows: list[pl.Expr] = []
+    partials: list[pl.Expr] = []
+
+    def part(label: str, row: pl.Expr, reduce: str) -> pl.Expr:
+        """Register a row column and its reduction; returns the partial's column."""
+        col = partial_name(name, label)
+        rows.append(row.alias(col))
+        c = pl.col(col)
+        reduced = c.drop_nulls().n_unique() if reduce == "n_unique" else getattr(c, reduce)()
+        partials.append(reduced.alias(col))
+        return c
 
     def when(value: pl.Expr) -> pl.Expr:
         return value if mask is None else pl.when(mask).then(value)
 
-    partials: list[pl.Expr]
+    matched = pl.lit(True) if mask is None else mask
     final: pl.Expr
     if agg is Aggregation.COUNT:
-        count = pl.len() if mask is None else mask.sum()
-        partials = [count.alias(partial_name(name, "n"))]
-        final = p("n").fill_null(0)
+        final = part("n", matched, "sum").fill_null(0)
     elif agg is Aggregation.ANY:
-        anything = pl.len() > 0 if mask is None else mask.any()
-        partials = [anything.alias(partial_name(name, "any"))]
-        final = p("any").fill_null(False)
+        final = part("any", matched, "any").fill_null(False)
     elif agg is Aggregation.COUNT_DISTINCT:
-        distinct = when(value_expr(feature, table)).drop_nulls().n_unique()
-        partials = [distinct.alias(partial_name(name, "n"))]
-        final = p("n").fill_null(0)
+        final = part("n", when(value_expr(feature, table)), "n_unique").fill_null(0)
     elif agg is Aggregation.SUM:
-        total = when(value_expr(feature, table).cast(pl.Float64)).sum()
-        partials = [total.alias(partial_name(name, "sum"))]
-        final = p("sum").fill_null(0.0)
+        total = part("sum", when(value_expr(feature, table).cast(pl.Float64)), "sum")
+        final = total.fill_null(0.0)
     elif agg in {Aggregation.MIN, Aggregation.MAX, Aggregation.MEAN}:
-        value = when(value_expr(feature, table))
-        reduced = {
-            Aggregation.MIN: value.min(),
-            Aggregation.MAX: value.max(),
-            Aggregation.MEAN: value.mean(),
-        }[agg]
-        partials = [reduced.alias(partial_name(name, "v"))]
-        final = p("v")
+        final = part("v", when(value_expr(feature, table)), str(agg))
     elif agg is Aggregation.LAST:
         value = value_expr(feature, table)
-        key = when(pl.struct(d.alias("d"), value.alias("v")))
-        partials = [when(value).max_by(key).alias(partial_name(name, "v"))]
-        final = p("v")
+        v_col, k_col = partial_name(name, "v"), partial_name(name, "k")
+        rows += [
+            when(value).alias(v_col),
+            when(pl.struct(d.alias("d"), value.alias("v"))).alias(k_col),
+        ]
+        partials.append(pl.col(v_col).max_by(k_col).alias(v_col))  # ties: the largest value
+        final = pl.col(v_col)
     elif agg is Aggregation.SHARE:
         condition = mask_expr(feature.condition, table, clock)
         assert condition is not None
-        hit = condition if mask is None else mask & condition
-        denominator = pl.len() if mask is None else mask.sum()
-        partials = [
-            hit.sum().alias(partial_name(name, "num")),
-            denominator.alias(partial_name(name, "den")),
-        ]
-        final = pl.when(p("den") > 0).then(p("num") / p("den"))
+        num = part("num", matched & condition, "sum")
+        den = part("den", matched, "sum")
+        final = pl.when(den > 0).then(num / den)
     elif agg in {
         Aggregation.DAYS_SINCE_LAST,
         Aggregation.DAYS_SINCE_FIRST,
@@ -207,14 +209,13 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
         Aggregation.AGE_AT_FIRST,
     }:
         first = agg in {Aggregation.DAYS_SINCE_FIRST, Aggregation.AGE_AT_FIRST}
-        reduced = when(d).min() if first else when(d).max()
-        partials = [reduced.alias(partial_name(name, "d"))]
+        day = part("d", when(d), "min" if first else "max")
         if agg is Aggregation.MONTHS_SINCE_LAST:
-            final = completed_months(p("d"), t)
+            final = completed_months(day, t)
         elif agg is Aggregation.AGE_AT_FIRST:
-            final = completed_years(pl.col(BIRTH_DATE).cast(pl.Int32), p("d"))
+            final = completed_years(pl.col(BIRTH_DATE).cast(pl.Int32), day)
         else:
-            final = t - p("d")
+            final = t - day
     elif agg is Aggregation.TREND:
         assert feature.window_days is not None and feature.baseline_days is not None
         recent_w, base_w = feature.window_days, feature.baseline_days
@@ -223,32 +224,29 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
         assert recent is not None and earlier is not None
         if feature.column is not None:
             value = value_expr(feature, table).cast(pl.Float64)
-            partials = [
-                pl.when(recent).then(value).mean().alias(partial_name(name, "r")),
-                pl.when(earlier).then(value).mean().alias(partial_name(name, "b")),
-            ]
-            final = p("r") - p("b")
+            r = part("r", pl.when(recent).then(value), "mean")
+            b = part("b", pl.when(earlier).then(value), "mean")
+            final = r - b
         else:
-            partials = [
-                recent.sum().alias(partial_name(name, "r")),
-                earlier.sum().alias(partial_name(name, "b")),
-            ]
-            rate_r = p("r").fill_null(0) * (DAYS_PER_YEAR / recent_w)
-            rate_b = p("b").fill_null(0) * (DAYS_PER_YEAR / (base_w - recent_w))
-            final = rate_r - rate_b
+            r = part("r", recent, "sum").fill_null(0)
+            b = part("b", earlier, "sum").fill_null(0)
+            final = r * (DAYS_PER_YEAR / recent_w) - b * (DAYS_PER_YEAR / (base_w - recent_w))
     elif agg in {Aggregation.STATE_AT, Aggregation.NO_STATE_AT, Aggregation.STATE_DAYS}:
         covers = spell_covers(feature, table, clock)
         if agg is Aggregation.STATE_DAYS:
-            partials = [pl.when(covers).then(t - d).max().alias(partial_name(name, "days"))]
-            final = p("days").fill_null(0)
+            final = part("days", pl.when(covers).then(t - d), "max").fill_null(0)
         else:
-            partials = [covers.any().alias(partial_name(name, "any"))]
-            final = p("any").fill_null(False)
+            final = part("any", covers, "any").fill_null(False)
             if agg is Aggregation.NO_STATE_AT:
                 final = final.not_()
     else:  # AGE_AT and VALUE read the population frame, not a table pass
         raise ValueError(f"{name}: aggregation {agg} is not computed from a table pass")
-    return Compiled(name=name, partials=tuple(partials), final=final.cast(dtype).alias(name))
+    return Compiled(
+        name=name,
+        rows=tuple(rows),
+        partials=tuple(partials),
+        final=final.cast(dtype).alias(name),
+    )
 
 
 def spell_covers(feature: FeatureDef, table: Table, clock: str = AS_OF) -> pl.Expr:

@@ -204,23 +204,24 @@ def _ingest_verified(
     persons: pl.LazyFrame | None = (
         pl.scan_parquet(root / base.tables["persons"]) if "persons" in base.tables else None
     )
+    known: pl.LazyFrame | None = None  # persons accepted so far, computed when first needed
     for name, path in verified.files.items():
         t = TABLES[name]
         task = display.add_task(f"{name} ({manifest.tables[name].rows:,} rows)", total=3)
         read: ReadTable = scan_table(t, path)
-        needs_persons = t.has_person and name != "persons" and persons is not None
-        known = known_persons(persons) if needs_persons and persons is not None else None
+        if known is None and persons is not None and t.has_person and name != "persons":
+            known = known_persons(persons).collect().lazy()  # once per delivery
         result: TableOutcome = validate_table(read, t, ctx, known)
         display.advance(task)
 
         previous = pl.scan_parquet(root / base.tables[name]) if name in base.tables else None
         versions = merge_versions(
             previous,
-            result.accepted.lazy(),
+            result.accepted,
             t,
             extract_id=manifest.extract_id,
             extracted_at=manifest.extracted_at,
-            quarantined_keys=result.quarantined_keys.lazy(),
+            quarantined_keys=result.quarantined_keys,
         )
         tables[name] = writer.table_path(name, manifest.extract_id)
         writer.write_parquet(versions, tables[name])

@@ -129,6 +129,18 @@ def coerce(lf: pl.LazyFrame, table: Table, schema: dict[str, pl.DataType]) -> Re
     return ReadTable(frame, {c.name: schema[c.name] for c in table.columns})
 
 
+def coercion_can_fail(col: Column, source: pl.DataType) -> bool:
+    """Whether a delivered value of type ``source`` may not coerce (i.e. become a null)."""
+    if source == pl.Null:
+        return False
+    if col.type in (ColumnType.STR, ColumnType.ENUM):
+        return False  # anything non-nested casts to text
+    if col.type is ColumnType.TS:
+        return not isinstance(source, pl.Datetime)
+    identity = {ColumnType.DATE: pl.Date, ColumnType.INT: pl.Int64, ColumnType.BOOL: pl.Boolean}
+    return source != identity.get(col.type, pl.Null)  # floats: non-finite values fail
+
+
 def _typed(col: Column, source: pl.DataType) -> pl.Expr:
     x = pl.col(col.name)
     if source == pl.Null:

@@ -30,7 +30,7 @@ from features.contract import (
     Table,
     rules_for,
 )
-from features.ingest.reader import ROW, ReadTable, as_text, coerce
+from features.ingest.reader import ROW, ReadTable, as_text, coerce, coercion_can_fail
 from features.store.offline import VALID_TO
 
 DUPLICATE = "_duplicate"
@@ -90,13 +90,54 @@ def known_persons(persons: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _duplicate_key(t: Table) -> pl.Expr:
+def _duplicate_key(t: Table, raw_types: Mapping[str, pl.DataType]) -> pl.Expr:
     parts: list[pl.Expr] = [pl.col(c) for c in t.column_names]
     for c in t.column_names:
+        if not coercion_can_fail(t.column(c), raw_types[c]):
+            continue  # the typed value is the delivered value
         raw = pl.col(RAW_PREFIX + c)
         # Raw value matters only where coercion failed; elsewhere the typed value decides.
         parts.append(pl.when(pl.col(c).is_null()).then(raw).alias(RAW_PREFIX + c))
     return pl.struct(parts)
+
+
+def _repeated(hashes: pl.Series) -> pl.Series:
+    """Hash values occurring more than once (a sort is much cheaper than a hash table here)."""
+    ordered = hashes.drop_nulls().sort()
+    return ordered.filter(ordered == ordered.shift(1)).unique()
+
+
+def flag_duplicates(
+    frame: pl.DataFrame, t: Table, raw_types: Mapping[str, pl.DataType]
+) -> pl.DataFrame:
+    """Add ``_duplicate``: true on every exact copy of an earlier row (the first one is kept).
+
+    Only rows whose 64-bit row hash repeats are compared exactly: that keeps memory and time
+    low on tens of millions of rows, while a hash collision can never drop a distinct row.
+    """
+    key = _duplicate_key(t, raw_types)
+    hashes = frame.select(key.hash(seed=1)).to_series()
+    repeated = _repeated(hashes)
+    if repeated.is_empty():
+        return frame.with_columns(pl.lit(False).alias(DUPLICATE))
+    candidates = frame.filter(hashes.is_in(repeated.implode()))
+    copies = candidates.filter(~key.is_first_distinct()).get_column(ROW)
+    return frame.with_columns(pl.col(ROW).is_in(copies.implode()).alias(DUPLICATE))
+
+
+def flag_conflicts(frame: pl.DataFrame, t: Table) -> pl.DataFrame:
+    """Add ``UNIQUE_CONFLICT``: two or more kept (non-duplicate) rows share a usable id."""
+    if t.id_column is None:
+        return frame
+    key = pl.col(t.id_column)
+    usable = key.is_not_null() & (key.str.strip_chars() != "") & ~pl.col(DUPLICATE)
+    hashes = frame.select(pl.when(usable).then(key.hash(seed=2))).to_series()
+    repeated = _repeated(hashes)
+    if repeated.is_empty():
+        return frame.with_columns(pl.lit(False).alias(UNIQUE_CONFLICT))
+    candidates = frame.filter(hashes.is_in(repeated.implode()))
+    conflicting = candidates.filter(pl.len().over(t.id_column) > 1).get_column(ROW)
+    return frame.with_columns(pl.col(ROW).is_in(conflicting.implode()).alias(UNIQUE_CONFLICT))
 
 
 def _mask(r: Rule) -> str:
@@ -107,14 +148,8 @@ def classify(
     read: ReadTable, t: Table, ctx: RuleContext, persons: pl.LazyFrame | None
 ) -> pl.DataFrame:
     """Materialise the table once with a duplicate flag and one boolean column per rule."""
-    lf = read.frame.with_columns(~_duplicate_key(t).is_first_distinct().alias(DUPLICATE))
+    lf = flag_conflicts(flag_duplicates(read.frame.collect(), t, read.raw_types), t).lazy()
     kept = ~pl.col(DUPLICATE)
-    if t.id_column is not None:
-        key = pl.col(t.id_column)
-        usable = key.is_not_null() & (key.str.strip_chars() != "")
-        lf = lf.with_columns(
-            (usable & (kept.cast(pl.UInt32).sum().over(t.id_column) > 1)).alias(UNIQUE_CONFLICT)
-        )
     if t.has_person and t.name != "persons":
         if persons is None:
             known = pl.LazyFrame(
@@ -147,21 +182,30 @@ def outcome(classified: pl.DataFrame, read: ReadTable, t: Table) -> TableOutcome
         *[pl.col(_mask(r)).sum().alias(r.id) for r in rules],
     ).row(0, named=True)
     rule_counts = {r.id: int(counts[r.id]) for r in rules if counts[r.id]}
-    quarantined = classified.filter(pl.col(QUARANTINED))
     rule_ids = pl.concat_list(
         [pl.when(pl.col(_mask(r))).then(pl.lit(r.id)) for r in rules]
     ).list.drop_nulls()
     messages = pl.concat_list(
         [pl.when(pl.col(_mask(r))).then(pl.lit(r.message)) for r in rules]
     ).list.drop_nulls()
-    quarantine = quarantined.select(
-        pl.col(ROW),
-        *[as_text(pl.col(RAW_PREFIX + c), read.raw_types[c]).alias(c) for c in t.column_names],
-        rule_ids.alias(RULES_COLUMN),
-        messages.alias(MESSAGES_COLUMN),
-    )
-    accepted = classified.filter(~pl.col(QUARANTINED) & ~pl.col(DUPLICATE)).select(
-        ROW, *t.column_names
+    # Lazy, so that each output reads only its own columns (selection before filtering).
+    frame = classified.lazy()
+    quarantined = frame.filter(pl.col(QUARANTINED))
+    quarantine, keys, accepted, duplicates = pl.collect_all(
+        [
+            quarantined.select(
+                pl.col(ROW),
+                *[
+                    as_text(pl.col(RAW_PREFIX + c), read.raw_types[c]).alias(c)
+                    for c in t.column_names
+                ],
+                rule_ids.alias(RULES_COLUMN),
+                messages.alias(MESSAGES_COLUMN),
+            ),
+            quarantined.select(list(t.version_key)).unique(maintain_order=True),
+            frame.filter(~pl.col(QUARANTINED) & ~pl.col(DUPLICATE)).select(ROW, *t.column_names),
+            frame.filter(pl.col(DUPLICATE)).select(ROW),
+        ]
     )
     result = TableOutcome(
         table=t.name,
@@ -170,8 +214,8 @@ def outcome(classified: pl.DataFrame, read: ReadTable, t: Table) -> TableOutcome
         rule_counts=rule_counts,
         accepted=accepted,
         quarantine=quarantine,
-        quarantined_keys=quarantined.select(list(t.version_key)).unique(maintain_order=True),
-        duplicate_rows=classified.filter(pl.col(DUPLICATE)).get_column(ROW),
+        quarantined_keys=keys,
+        duplicate_rows=duplicates.get_column(ROW),
     )
     result.check_conservation()
     return result

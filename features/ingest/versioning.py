@@ -33,8 +33,9 @@ import polars as pl
 from features.contract import Table
 from features.store.offline import FIRST_EXTRACT, ROW_HASH, VALID_FROM, VALID_TO, VERSION_COLUMNS
 
-_CLOSE = "_close"
-_SEEN = "_seen"
+_POS = "_pos"
+_KEY_HASH = "_key_hash"
+_CURRENT = "_current"
 
 
 def row_hash(t: Table) -> pl.Expr:
@@ -42,11 +43,28 @@ def row_hash(t: Table) -> pl.Expr:
     return pl.struct([pl.col(c) for c in t.column_names]).hash(seed=0).alias(ROW_HASH)
 
 
+def key_hash(t: Table) -> pl.Expr:
+    """Hash of the version key; joins on (key hash, row hash) are fast u64 joins.
+
+    Two different rows are mistaken for one only if both 64-bit hashes collide (about 2^-128
+    per pair, as the row hash covers the key too).
+    """
+    return pl.struct([pl.col(c) for c in t.version_key]).hash(seed=3).alias(_KEY_HASH)
+
+
+def _is_in_sorted(values: pl.Series, pool: pl.Series) -> pl.Series:
+    """Membership by binary search in a sorted pool: cheaper than a hash set of tens of millions."""
+    if pool.is_empty():
+        return pl.Series(values.name, [False] * values.len(), dtype=pl.Boolean)
+    at = pool.search_sorted(values, side="left").clip(0, pool.len() - 1)
+    return pool.gather(at) == values
+
+
 def stored_columns(t: Table) -> list[str]:
     return [*t.column_names, *VERSION_COLUMNS]
 
 
-def first_versions(accepted: pl.LazyFrame, t: Table, extract_id: str) -> pl.LazyFrame:
+def first_versions(accepted: pl.DataFrame, t: Table, extract_id: str) -> pl.DataFrame:
     """The versions a table's first delivery creates: every row new, nothing closed."""
     return accepted.select(
         *[pl.col(c).cast(t.schema[c]) for c in t.column_names],
@@ -59,55 +77,62 @@ def first_versions(accepted: pl.LazyFrame, t: Table, extract_id: str) -> pl.Lazy
 
 def merge_versions(
     previous: pl.LazyFrame | None,
-    accepted: pl.LazyFrame,
+    accepted: pl.DataFrame,
     t: Table,
     *,
     extract_id: str,
     extracted_at: datetime,
-    quarantined_keys: pl.LazyFrame | None = None,
+    quarantined_keys: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
-    """All versions of ``t`` after this delivery (see the module docstring for the rules)."""
+    """All versions of ``t`` after this delivery (see the module docstring for the rules).
+
+    Only hashes of the earlier versions are held in memory; their rows stream from
+    ``previous`` to the output.
+    """
     new = first_versions(accepted, t, extract_id)
     if previous is None:
-        return new
-    key = list(t.version_key)
-    key_hash = [*key, ROW_HASH]
+        return new.lazy()
     at = pl.lit(extracted_at, dtype=VERSION_COLUMNS[VALID_TO])
+    ids = [_KEY_HASH, ROW_HASH]
 
     # Recompute hashes of stored versions so that a change of hash function (e.g. a polars
     # upgrade) can never make unchanged rows look corrected.
     old = previous.select(stored_columns(t)).with_columns(row_hash(t))
-    current = old.filter(pl.col(VALID_TO).is_null()).select(key_hash)
-    delivered = new.select(key_hash)
-
-    vanished = current.join(delivered, on=key_hash, how="anti", nulls_equal=True)
-    if quarantined_keys is not None:
-        vanished = vanished.join(
-            quarantined_keys.select(key).unique(), on=key, how="anti", nulls_equal=True
+    old_ids = (
+        old.with_row_index(_POS)
+        .select(
+            _POS,
+            key_hash(t),
+            pl.col(ROW_HASH),
+            pl.col(VALID_TO).is_null().alias(_CURRENT),
         )
-    closing = vanished.unique(key_hash).with_columns(pl.lit(True).alias(_CLOSE))
+        .collect()
+    )
+    current = old_ids.filter(pl.col(_CURRENT)).select(_POS, *ids)
+    new_ids = new.with_row_index(_POS).select(_POS, key_hash(t), ROW_HASH)
+
+    vanished = current.join(new_ids.select(ids), on=ids, how="anti")
+    if quarantined_keys is not None and quarantined_keys.height:
+        protected = quarantined_keys.select(key_hash(t)).unique()
+        vanished = vanished.join(protected, on=_KEY_HASH, how="anti")
+    closing = vanished.get_column(_POS).sort()
     old_out = (
-        old.join(closing, on=key_hash, how="left", nulls_equal=True, maintain_order="left")
+        old.with_row_index(_POS)
         .with_columns(
-            pl.when(pl.col(_CLOSE) & pl.col(VALID_TO).is_null())
+            pl.when(pl.col(VALID_TO).is_null() & pl.col(_POS).is_in(closing.implode()))
             .then(at)
             .otherwise(pl.col(VALID_TO))
             .alias(VALID_TO)
         )
-        .drop(_CLOSE)
-    )
-
-    seen = old.select(key).unique().with_columns(pl.lit(True).alias(_SEEN))
-    new_out = (
-        new.join(current, on=key_hash, how="anti", nulls_equal=True, maintain_order="left")
-        .join(seen, on=key, how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(
-            pl.when(pl.col(_SEEN))
-            .then(at)
-            .otherwise(pl.lit(None, dtype=VERSION_COLUMNS[VALID_FROM]))
-            .alias(VALID_FROM)
-        )
-        .drop(_SEEN)
         .select(stored_columns(t))
     )
-    return pl.concat([old_out.select(stored_columns(t)), new_out], how="vertical")
+
+    fresh = new_ids.join(current.select(ids), on=ids, how="anti").sort(_POS)
+    seen = _is_in_sorted(fresh.get_column(_KEY_HASH), old_ids.get_column(_KEY_HASH).sort())
+    new_out = new[fresh.get_column(_POS)].with_columns(
+        pl.when(seen)
+        .then(at)
+        .otherwise(pl.lit(None, dtype=VERSION_COLUMNS[VALID_FROM]))
+        .alias(VALID_FROM)
+    )
+    return pl.concat([old_out, new_out.lazy()], how="vertical")

@@ -91,9 +91,10 @@ def simulate_careers(
         status = smult[paths.codes[:, m].astype(np.int64)]
         rf = _release_factor(view, t0, t1, jc.post_release_boost, jc.post_release_tau_days)
         core = cc.monthly_rate * u * age_factor(age, cc.min_age, cc.age_peak, cc.age_spread) * status
-        excite = w_violent * gamma * excitation
+        capped = np.minimum(excitation, ac.excitation_cap)
+        excite = w_violent * gamma * capped
         lam = core * rf * (1.0 + excite)
-        violent_share = w_violent * (1.0 + gamma * excitation) / (1.0 + excite)
+        violent_share = w_violent * (1.0 + gamma * capped) / (1.0 + excite)
 
         counts = rng_crime.poisson(lam)
         offences, decision = draw_crimes(
@@ -122,7 +123,7 @@ def simulate_careers(
 
         admin_age = age_factor(age, ac.min_age, ac.age_peak, ac.age_spread)
         lam_general = ac.monthly_rate * u_admin * admin_age * status * rf
-        lam_general = lam_general * (1.0 + ac.self_excitation * excitation)
+        lam_general = lam_general * (1.0 + ac.self_excitation * capped)
         lam_traffic = ac.traffic_monthly_rate * u_traffic * (age >= 18)
         admin = draw_admin(
             rng_admin,
@@ -151,7 +152,7 @@ def simulate_careers(
                     known, t0, t1, jc.post_release_boost, jc.post_release_tau_days
                 )
             free = w.total(lo, hi) - w.total(np.maximum(lo, known.cs), np.minimum(hi, known.ce - 1))
-            weight = dw.total + gamma * excitation * dw.violent
+            weight = dw.total + gamma * capped * dw.violent
             future[w.as_of] += core * rf_known * weight * free / days
         for w in windows:
             if t0 <= w.as_of < t1:

@@ -39,7 +39,10 @@ def _check_keys(name: str, given: dict[str, Any], allowed: tuple[str, ...]) -> N
 class PropensityConfig(_Model):
     """log u = intercept + effects + sigma * z: the latent, person-level rate multiplier."""
 
-    sigma: float = Field(1.25, gt=0)
+    sigma: float = Field(0.8, gt=0)
+    z_clip: float = Field(2.5, gt=0, description="z is truncated: no unboundedly prolific persons")
+    persistent_share: float = Field(0.04, ge=0, le=1, description="life-course-persistent group")
+    persistent_shift: float = Field(5.0, description="added to log u in the persistent group")
     male: float = 1.1
     rural: float = -0.25
     education: dict[str, float] = {
@@ -158,10 +161,10 @@ class DetectionBias(_Model):
 
 
 class CrimeConfig(_Model):
-    monthly_rate: float = Field(0.00075, gt=0, description="c0: offences per month at u=1, peak")
+    monthly_rate: float = Field(8e-5, gt=0, description="c0: offences per month at u=1, peak")
     min_age: int = 14
     age_peak: float = Field(20.0, description="age-crime curve: log-normal bump in (age - 13)")
-    age_spread: float = 0.9
+    age_spread: float = 1.3
     status_multiplier: dict[str, float] = {
         "employed": 0.75,
         "unemployed": 1.5,
@@ -230,7 +233,7 @@ class JusticeConfig(_Model):
     probation_share_non_custodial: float = 0.35
     post_release_boost: float = Field(3.0, description="A: hazard x (1 + A exp(-t/tau))")
     post_release_tau_days: float = 240.0
-    initial_custody_scale: float = Field(0.01, description="P(in custody at start) = min(.3, s*u)")
+    initial_custody_scale: float = Field(3e-4, description="P(in custody at start) = min(.1, s*u)")
 
     @model_validator(mode="after")
     def _keys(self) -> JusticeConfig:
@@ -242,7 +245,7 @@ class JusticeConfig(_Model):
 class AdminConfig(_Model):
     monthly_rate: float = Field(0.0045, description="non-traffic offences per month at u=1")
     traffic_monthly_rate: float = 0.0035
-    propensity_exponent: float = 0.8
+    propensity_exponent: float = 0.5
     min_age: int = 16
     age_peak: float = 25.0
     age_spread: float = 1.1
@@ -256,7 +259,8 @@ class AdminConfig(_Model):
     }
     escalating: list[str] = ["public_order", "alcohol", "domestic"]
     excitation_tau_months: float = 3.0
-    self_excitation: float = 0.5
+    excitation_cap: float = Field(3.0, gt=0, description="E is capped: the process stays stable")
+    self_excitation: float = 0.3
     expunge_share: float = Field(0.05, description="share of records later expunged")
 
     @model_validator(mode="after")

@@ -127,7 +127,7 @@ class Custody:
     ) -> Custody:
         n = pop.n
         age = (start_day - pop.birth_day) / 365.25
-        p = np.where((age >= 18) & (age < 65), np.minimum(0.3, cfg.justice.initial_custody_scale * pop.u), 0.0)
+        p = np.where((age >= 18) & (age < 65), np.minimum(0.1, cfg.justice.initial_custody_scale * pop.u), 0.0)
         inside = rng.random(n) < p
         cs = start_day - rng.integers(30, 3 * 365, n)
         ce = start_day + rng.integers(1, 5 * 365, n)

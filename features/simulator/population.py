@@ -104,7 +104,8 @@ def draw_population(
         + pp.rural * ~urban
         + edu_eff[education]
         + reg_eff[region]
-        + pp.sigma * rng.standard_normal(n)
+        + pp.sigma * np.clip(rng.standard_normal(n), -pp.z_clip, pp.z_clip)
+        + pp.persistent_shift * (rng.random(n) < pp.persistent_share)
     )
 
     bias = np.ones(n)
