@@ -13,7 +13,6 @@ Targets: 5M persons as of one date in <= 90 s, peak RSS <= 8 GB, faster than Duc
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import resource
@@ -29,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import polars as pl
 
-from features.frames.builder import build_features
+from features.frames.builder import collect_features
 from features.frames.definitions import FeatureSpec, load_spec
 from features.store.offline import OfflineStore
 
@@ -61,32 +60,36 @@ def hwm_gb() -> float | None:
 
 
 # ---- preparing the store ---------------------------------------------------------------------
-def simulate(delivery: Path, persons: int, seed: int) -> str:
-    """Write a delivery with the project's simulator if present, else the synthetic one."""
-    try:
-        from features import simulator
+SIM_START = date(2016, 1, 1)
+SIM_EXTRACTED = date(2025, 12, 31)
 
-        run: Any = simulator.simulate  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
+
+def simulate(delivery: Path, persons: int, seed: int, synthetic: bool = False) -> str:
+    """Write a delivery with the project's simulator, or the fast synthetic one if asked (or
+    if the simulator is not importable)."""
+    try:
+        if synthetic:
+            raise ImportError("synthetic requested")
+        from features.simulator import simulate as run
+    except ImportError:
         from experiments.synthetic_registers import write_synthetic_delivery
 
         write_synthetic_delivery(delivery, persons, seed)
-        return "experiments.synthetic_registers (features.simulator.simulate not available)"
-    params = inspect.signature(run).parameters
-    kwargs: dict[str, Any] = {}
-    for name, value in (("persons", persons), ("n_persons", persons), ("seed", seed)):
-        if name in params:
-            kwargs[name] = value
-    for name in ("out", "folder", "delivery", "path", "out_dir"):
-        if name in params:
-            kwargs[name] = delivery
-    result = run(**kwargs)
-    if not (delivery / "manifest.json").exists() and isinstance(result, Path | str):
-        Path(result).rename(delivery)  # a simulator returning its own folder
-    return "features.simulator.simulate"
+        return "experiments.synthetic_registers"
+    run(
+        out=delivery,
+        persons=persons,
+        seed=seed,
+        start=SIM_START,
+        extracted_at=SIM_EXTRACTED,
+        overwrite=True,
+    )
+    return f"features.simulator.simulate (start {SIM_START}, extracted {SIM_EXTRACTED})"
 
 
-def prepare(work: Path, persons: int, seed: int, reuse: bool) -> dict[str, Any]:
+def prepare(
+    work: Path, persons: int, seed: int, reuse: bool, synthetic: bool = False
+) -> dict[str, Any]:
     from features.ingest import ingest_delivery
 
     home, delivery = work / "home", work / "delivery"
@@ -96,7 +99,7 @@ def prepare(work: Path, persons: int, seed: int, reuse: bool) -> dict[str, Any]:
         return facts
     if not (delivery / "manifest.json").exists():
         started = time.perf_counter()
-        facts["simulator"] = simulate(delivery, persons, seed)
+        facts["simulator"] = simulate(delivery, persons, seed, synthetic)
         facts["simulate_s"] = round(time.perf_counter() - started, 2)
         print(f"simulated {persons:,} persons in {facts['simulate_s']} s ({facts['simulator']})")
         sys.stdout.flush()
@@ -112,7 +115,7 @@ def prepare(work: Path, persons: int, seed: int, reuse: bool) -> dict[str, Any]:
 # ---- the two engines (child processes) -------------------------------------------------------
 def run_polars(home: Path, spec: FeatureSpec, as_of: date, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    frame = build_features(OfflineStore(home), spec, [as_of], "all").collect(engine="streaming")
+    frame = collect_features(OfflineStore(home), spec, [as_of], "all")
     seconds = time.perf_counter() - started
     frame.write_parquet(out)
     return {
@@ -212,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-duckdb", action="store_true")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="fast synthetic registers, not the simulator"
+    )
     parser.add_argument("--phase", choices=["prepare", "polars", "duckdb"], help=argparse.SUPPRESS)
     parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -219,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     work: Path = (args.reuse or args.work or REPO / "var" / "bench" / str(args.persons)).resolve()
 
     if args.phase == "prepare":  # child: simulate and ingest, facts on the last line
-        print(json.dumps(prepare(work, args.persons, args.seed, reuse=not args.fresh)))
+        facts = prepare(work, args.persons, args.seed, not args.fresh, args.synthetic)
+        print(json.dumps(facts))
         return 0
     if args.phase:  # child: one engine, result as JSON on the last line of stdout
         run = run_polars if args.phase == "polars" else run_duckdb
@@ -230,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     prepare_cmd = [*child("prepare", work, args.config, args.as_of), "--persons", str(args.persons)]
     prepare_cmd += ["--seed", str(args.seed)] + ([] if args.reuse else ["--fresh"])
+    prepare_cmd += ["--synthetic"] if args.synthetic else []
     facts = run_child(prepare_cmd, echo=True)
     facts["as_of"] = args.as_of.isoformat()
     facts["parent_peak_rss_gb"] = round(peak_rss_gb(), 3)

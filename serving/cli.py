@@ -34,21 +34,10 @@ def main() -> None:
     """Entry point: errors riskcast raises on purpose become one clear line and an exit code."""
     app = build_app()
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors print their message and exit 2
     except RiskcastError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -72,7 +72,10 @@ def label_cases(
         events = events.filter(pl.col("category").is_in(definition.categories))
     hits = (
         events.join(windows, how="cross")
-        .filter((pl.col("registered_at") >= pl.col("_start")) & (pl.col("registered_at") < pl.col("_end")))
+        .filter(
+            (pl.col("registered_at") >= pl.col("_start"))
+            & (pl.col("registered_at") < pl.col("_end"))
+        )
         .select("person_id", "as_of")
         .unique()
         .with_columns(pl.lit(True).alias("label"))

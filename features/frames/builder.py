@@ -3,9 +3,10 @@
 The plan is one pass per source table: the table's rows visible at each as-of date (each row
 as it was known then, via `features.store.offline.visible_as_of`) are stacked with their as-of,
 and every feature of that table is computed in a single ``group_by(entity, as_of)``. The
-partial results are left-joined to the population, so a delivered table where an entity has no
-row gives the aggregation's empty value (0 for counts), while a table never delivered gives
-null. Everything stays lazy; the caller collects (streaming engine) or sinks.
+features are finished on that small aggregate and left-joined to the population, so a delivered
+table where an entity has no row gives the aggregation's empty value (0 for counts), while a
+table never delivered gives null. `build_features` returns the lazy plan; `collect_features`
+runs it in two stages (table passes streaming and together, joins in memory), which is faster.
 
 Written for an entity kind: the entity key and the clock column are parameters
 (`EntitySpec`), so map cells per week can be added without rewriting the pass.
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 import polars as pl
 
@@ -33,13 +35,7 @@ from features.frames.compile import (
     entity_feature,
     output_dtype,
 )
-from features.frames.definitions import (
-    AS_OF,
-    Aggregation,
-    EntityKind,
-    FeatureDef,
-    FeatureSpec,
-)
+from features.frames.definitions import AS_OF, EntityKind, FeatureSpec
 from features.store.offline import FIRST_EXTRACT, VALID_FROM, OfflineStore, visible_as_of
 
 POP_CASES = "__pop_cases"
@@ -84,16 +80,81 @@ def build_features(
     """Features of ``spec`` for every entity of ``population`` at each date in ``as_of``.
 
     Columns: the entity key, the clock (``as_of``), then the features in spec order. Only the
-    store's committed state is read; row order is unspecified (sort if you need it).
+    store's committed state is read; row order is unspecified (sort if you need it). For large
+    frames prefer `collect_features`, which runs the same plan in two stages.
     """
-    deliveries = {d.extract_id: d.extracted_at for d in store.state().deliveries}
-    first = store.state().deliveries[0].extract_id if deliveries else None
-    return build_frame(
-        store.scan, spec, as_of, population, delivered_at=deliveries, first_extract=first
-    )
+    plan = plan_frame(store.scan, spec, as_of, population, **_deliveries(store))
+    return plan.assemble(plan.base, plan.tables)
 
 
-def build_frame(
+def collect_features(
+    store: OfflineStore,
+    spec: FeatureSpec,
+    as_of: Sequence[date],
+    population: str | Population = Population.ALL,
+) -> pl.DataFrame:
+    """`build_features`, collected: the table passes run together on the streaming engine,
+    then the (small) aggregates are joined to the entities on the in-memory engine, whose
+    joins use both cores where the streaming engine's chain of wide joins does not."""
+    plan = plan_frame(store.scan, spec, as_of, population, **_deliveries(store))
+    delivered = [name for name, frame in plan.tables.items() if frame is not None]
+    lazy = [plan.base, *(plan.tables[name] for name in delivered)]
+    frames = pl.collect_all([f for f in lazy if f is not None], engine="streaming")
+    tables: dict[str, pl.LazyFrame | None] = dict.fromkeys(plan.tables)
+    tables.update({name: f.lazy() for name, f in zip(delivered, frames[1:], strict=True)})
+    return plan.assemble(frames[0].lazy(), tables).collect(engine="in-memory")
+
+
+def _deliveries(store: OfflineStore) -> dict[str, Any]:
+    state = store.state()
+    return {
+        "delivered_at": {d.extract_id: d.extracted_at for d in state.deliveries},
+        "first_extract": state.deliveries[0].extract_id if state.deliveries else None,
+    }
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """The lazy pieces of a feature frame and how they are put together (pure)."""
+
+    spec: FeatureSpec
+    entity: EntitySpec
+    population: Population
+    compiled: dict[str, dict[str, Compiled]]
+    base: pl.LazyFrame
+    """Entities known at each date, with their own attributes."""
+    tables: dict[str, pl.LazyFrame | None]
+    """Per source table: one row per (entity, date) with rows; None if never delivered."""
+
+    def assemble(self, base: pl.LazyFrame, tables: dict[str, pl.LazyFrame | None]) -> pl.LazyFrame:
+        """Restrict to the population, join the table aggregates, finish every feature."""
+        entity, spec = self.entity, self.spec
+        keys = [entity.key, entity.clock]
+        frame = _restrict(base, tables, self.population, spec, entity)
+        for part in tables.values():
+            if part is not None:
+                frame = frame.join(part, on=keys, how="left")
+        finals: list[pl.Expr] = []
+        for feature in spec.features:
+            if feature.is_derived:
+                continue
+            if feature.source == entity.own_table:
+                finals.append(entity_feature(feature, entity.clock))
+                continue
+            if tables.get(feature.source) is None:  # never delivered: missing, not zero
+                finals.append(pl.lit(None, dtype=output_dtype(feature)).alias(feature.name))
+                continue
+            c = self.compiled[feature.source][feature.name]
+            value = c.final if c.late else pl.col(c.name)
+            finals.append(value if c.empty is None else value.fill_null(c.empty).alias(c.name))
+        frame = frame.with_columns(finals)
+        for f in spec.features:  # in spec order: a derived feature may read an earlier one
+            if f.is_derived:
+                frame = frame.with_columns(derived_feature(f))
+        return frame.select(keys + spec.names)
+
+
+def plan_frame(
     read: TableReader,
     spec: FeatureSpec,
     as_of: Sequence[date],
@@ -101,8 +162,8 @@ def build_frame(
     *,
     delivered_at: dict[str, datetime] | None = None,
     first_extract: str | None = None,
-) -> pl.LazyFrame:
-    """`build_features` on any table reader (pure: the reader is the only input)."""
+) -> FramePlan:
+    """Plan a feature frame on any table reader (pure: the reader is the only input)."""
     dates = sorted(set(as_of))
     if not dates:
         raise InputError("as_of: give at least one date")
@@ -115,61 +176,57 @@ def build_frame(
     entity = ENTITIES.get(spec.entity)
     if entity is None:
         raise InputError(f"entity {spec.entity} is not supported yet (only person)")
+    compiled = compile_spec(spec, entity)
+    return FramePlan(
+        spec=spec,
+        entity=entity,
+        population=pop,
+        compiled=compiled,
+        base=entities_known(read, entity, dates, delivered_at or {}, first_extract),
+        tables=table_partials(read, compiled, dates, entity, pop),
+    )
 
-    partials = table_partials(read, spec, dates, entity, pop)
-    frame = entities_known(read, entity, dates, delivered_at or {}, first_extract)
-    frame = _restrict(frame, partials, pop, spec, entity)
-    keys = [entity.key, entity.clock]
-    for part in partials.values():
-        if part is not None:
-            frame = frame.join(part, on=keys, how="left")
-    finals: list[pl.Expr] = []
+
+def compile_spec(spec: FeatureSpec, entity: EntitySpec) -> dict[str, dict[str, Compiled]]:
+    """Table features compiled, grouped by source table (spec order within a table)."""
+    by_table: dict[str, dict[str, Compiled]] = {}
     for feature in spec.features:
-        if feature.is_derived:
+        if feature.is_derived or feature.source == entity.own_table:
             continue
-        if feature.source == entity.own_table:
-            finals.append(entity_feature(feature, entity.clock))
-        elif partials.get(feature.source) is None:
-            finals.append(pl.lit(None, dtype=output_dtype(feature)).alias(feature.name))
-        else:
-            finals.append(compile_table_feature(feature, entity.clock).final)
-    frame = frame.with_columns(finals)
-    derived = [derived_feature(f) for f in spec.features if f.is_derived]
-    for expr in derived:  # in spec order: a derived feature may read an earlier derived one
-        frame = frame.with_columns(expr)
-    return frame.select(keys + spec.names)
+        compiled = compile_table_feature(feature, entity.clock)
+        by_table.setdefault(feature.source, {})[feature.name] = compiled
+    return by_table
 
 
 def table_partials(
     read: TableReader,
-    spec: FeatureSpec,
+    compiled: dict[str, dict[str, Compiled]],
     dates: list[date],
     entity: EntitySpec,
     population: Population = Population.ALL,
 ) -> dict[str, pl.LazyFrame | None]:
-    """One aggregated frame per source table (None when the table was never delivered)."""
-    by_table: dict[str, list[Compiled]] = {}
-    for feature in spec.features:
-        if feature.is_derived or feature.source == entity.own_table:
-            continue
-        by_table.setdefault(feature.source, []).append(compile_table_feature(feature, entity.clock))
+    """One frame per source table: an entity's finished features of that table (and the
+    partials of features finished after the join); None when the table was never delivered."""
     extra = _population_partials(entity, population)
-    for name in extra:
-        by_table.setdefault(name, [])
+    tables = list(compiled) + [name for name in extra if name not in compiled]
+    keys = [entity.key, entity.clock]
     out: dict[str, pl.LazyFrame | None] = {}
-    for name, compiled in by_table.items():
+    for name in tables:
         try:
             versions = read(name)
         except NotFoundError:
             out[name] = None
             continue
-        table = TABLES[name]
-        keys = [entity.key, entity.clock]
+        features = list(compiled.get(name, {}).values())
         pop_rows, pop_aggs = extra.get(name, ([], []))
-        row_exprs = [e for c in compiled for e in c.rows] + pop_rows
-        aggs = [e for c in compiled for e in c.partials] + pop_aggs
-        rows = visible_rows(versions, table, dates, entity).select(*keys, *row_exprs)
-        out[name] = rows.group_by(keys).agg(aggs)
+        row_exprs = [e for c in features for e in c.rows] + pop_rows
+        aggs = [e for c in features for e in c.partials] + pop_aggs
+        rows = visible_rows(versions, TABLES[name], dates, entity).select(*keys, *row_exprs)
+        early = [c.final for c in features if not c.late]
+        kept = [c.name for c in features if not c.late]
+        kept += [str(e.meta.output_name()) for c in features if c.late for e in c.partials]
+        kept += [str(e.meta.output_name()) for e in pop_aggs]
+        out[name] = rows.group_by(keys).agg(aggs).with_columns(early).select(*keys, *kept)
     return out
 
 
@@ -269,14 +326,15 @@ def feature_dtypes(spec: FeatureSpec) -> dict[str, pl.DataType]:
 
 __all__ = [
     "ENTITIES",
-    "Aggregation",
     "EntitySpec",
-    "FeatureDef",
+    "FramePlan",
     "Population",
     "build_features",
-    "build_frame",
+    "collect_features",
+    "compile_spec",
     "entities_known",
     "feature_dtypes",
+    "plan_frame",
     "table_partials",
     "visible_rows",
 ]

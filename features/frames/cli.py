@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.frames.builder import Population, build_features
+from features.frames.builder import Population, collect_features
 from features.frames.definitions import FeatureSpec, load_spec
 from features.settings import get_settings
 from features.store.offline import OfflineStore
@@ -50,14 +50,14 @@ def build(
     store = OfflineStore(get_settings().home)
     dates = sorted({d.date() for d in as_of})
     started = time.perf_counter()
-    frame = build_features(store, spec, dates, population).sort("as_of", "person_id")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with console.status(f"building {len(spec.features)} features as of {_dates(dates)} ..."):
-        frame.sink_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, out)
+        frame = collect_features(store, spec, dates, population).sort("as_of", "person_id")
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, out)  # atomic: a crash leaves the previous file intact
     seconds = time.perf_counter() - started
-    summary = pl.scan_parquet(out).group_by("as_of").len().sort("as_of").collect()
+    summary = frame.group_by("as_of").len().sort("as_of")
     _print_summary(console, spec, summary, population, out, seconds)
 
 
@@ -74,11 +74,8 @@ def materialize(
     day = as_of.date()
     started = time.perf_counter()
     with console.status(f"building features as of {day} ..."):
-        frame = (
-            build_features(OfflineStore(settings.home), spec, [day], Population.ALL)
-            .select("person_id", *spec.model_inputs())
-            .collect(engine="streaming")
-        )
+        frame = collect_features(OfflineStore(settings.home), spec, [day], Population.ALL)
+        frame = frame.select("person_id", *spec.model_inputs())
     online = open_online_store(settings)
     with console.status(f"writing {frame.height:,} vectors ..."):
         done = online.materialize(frame, day, spec.spec_hash())

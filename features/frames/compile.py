@@ -38,6 +38,10 @@ class Compiled:
     rows: tuple[pl.Expr, ...]
     partials: tuple[pl.Expr, ...]
     final: pl.Expr
+    empty: int | float | None
+    """The value for an entity without rows in a delivered table (filled after the join)."""
+    late: bool = False
+    """The final reads the entity frame (birth date): computed after the join, not before."""
 
 
 def partial_name(feature: str, part: str) -> str:
@@ -62,12 +66,20 @@ def clock_days(clock: str = AS_OF) -> pl.Expr:
 def filter_expr(flt: Filter, table: Table, clock: str = AS_OF) -> pl.Expr:
     """One declarative filter as a boolean that is never null (null never matches a value)."""
     col = pl.col(flt.column)
-    if flt.in_ is not None:
-        return col.is_in(_typed(flt.in_, table, flt.column)).fill_null(False)
-    if flt.not_in is not None:
-        return col.is_in(_typed(flt.not_in, table, flt.column)).not_().fill_null(False)
+    nullable = table.column(flt.column).nullable
+
+    def never_null(expr: pl.Expr) -> pl.Expr:
+        return expr.fill_null(False) if nullable else expr
+
+    values = flt.in_ if flt.in_ is not None else flt.not_in
+    if values is not None:
+        if len(values) == 1:  # one value: a plain comparison is cheaper than a set lookup
+            hit = col == pl.lit(values[0], dtype=table.column(flt.column).dtype)
+        else:
+            hit = col.is_in(_typed(values, table, flt.column))
+        return never_null(hit if flt.in_ is not None else hit.not_())
     if flt.equals is not None:
-        return (col == pl.lit(flt.equals)).fill_null(False)
+        return never_null(col == pl.lit(flt.equals, dtype=table.column(flt.column).dtype))
     if flt.is_null is not None:
         return col.is_null() if flt.is_null else col.is_not_null()
     assert flt.compare is not None and flt.to is not None  # validated
@@ -147,7 +159,11 @@ def output_dtype(feature: FeatureDef) -> pl.DataType:
 
 
 def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
-    """Partials for the source table's group_by and the final expression on the joined frame."""
+    """Row columns and partials for the source table's pass, and the feature's final value.
+
+    The final is computed on the aggregated table (one row per entity that has rows) before
+    the join, so only finished features are joined; entities without rows get ``empty``.
+    """
     table = TABLES[feature.source]
     agg = feature.aggregation
     name = feature.name
@@ -246,7 +262,22 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
         rows=tuple(rows),
         partials=tuple(partials),
         final=final.cast(dtype).alias(name),
+        empty=EMPTY.get(agg) if agg is not Aggregation.TREND or feature.column is None else None,
+        late=agg is Aggregation.AGE_AT_FIRST,
     )
+
+
+EMPTY: dict[Aggregation | None, int | float] = {
+    Aggregation.COUNT: 0,
+    Aggregation.COUNT_DISTINCT: 0,
+    Aggregation.ANY: 0,
+    Aggregation.SUM: 0.0,
+    Aggregation.TREND: 0.0,  # count trends only; mean trends stay null
+    Aggregation.STATE_AT: 0,
+    Aggregation.NO_STATE_AT: 1,
+    Aggregation.STATE_DAYS: 0,
+}
+"""Empty values of aggregations whose value without rows is not null."""
 
 
 def spell_covers(feature: FeatureDef, table: Table, clock: str = AS_OF) -> pl.Expr:

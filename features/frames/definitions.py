@@ -165,6 +165,16 @@ _NEEDS_COLUMN = {
 }
 _SPELL = {Aggregation.STATE_AT, Aggregation.NO_STATE_AT, Aggregation.STATE_DAYS}
 _NO_WINDOW = _SPELL | {Aggregation.AGE_AT, Aggregation.VALUE}
+_MAPPABLE = {Aggregation.MIN, Aggregation.MAX, Aggregation.MEAN, Aggregation.SUM}
+_MAPPABLE |= {Aggregation.LAST, Aggregation.TREND, Aggregation.VALUE}
+_NUMERIC = {Aggregation.SUM, Aggregation.MEAN, Aggregation.TREND}
+_PYTHON_TYPES: dict[ColumnType, tuple[type, ...]] = {
+    ColumnType.BOOL: (bool,),
+    ColumnType.INT: (int,),
+    ColumnType.FLOAT: (int, float),
+    ColumnType.STR: (str,),
+    ColumnType.ENUM: (str,),
+}
 
 
 class FeatureDef(BaseModel):
@@ -228,15 +238,7 @@ class FeatureDef(BaseModel):
             raise ValueError("window_offset_days needs window_days")
         if self.end_column is not None and agg not in _SPELL:
             raise ValueError("end_column is only for state_at, no_state_at and state_days")
-        if self.value_map is not None and agg not in {
-            Aggregation.MIN,
-            Aggregation.MAX,
-            Aggregation.MEAN,
-            Aggregation.SUM,
-            Aggregation.LAST,
-            Aggregation.TREND,
-            Aggregation.VALUE,
-        }:
+        if self.value_map is not None and agg not in _MAPPABLE:
             raise ValueError(f"value_map does not apply to aggregation {agg}")
         self._check_columns()
         return self
@@ -270,6 +272,14 @@ class FeatureDef(BaseModel):
                     if col not in names:
                         raise ValueError(f"{where}[{i}]: {self.source} has no column {col!r}")
                 column = table.column(flt.column)
+                kinds = _PYTHON_TYPES.get(column.type, ())
+                wrong = [
+                    v
+                    for v in flt.values()
+                    if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds)
+                ]
+                if wrong:
+                    raise ValueError(f"{where}[{i}]: {wrong!r} are not {column.type} values")
                 if column.values:
                     bad = [v for v in flt.values() if v not in column.values]
                     if bad:
@@ -288,7 +298,17 @@ class FeatureDef(BaseModel):
                 f"({ENTITY_TABLES[self.entity]}), and that table supports only them"
             )
         if self.aggregation in own:
+            if self.filters:
+                raise ValueError(f"aggregation {self.aggregation} takes no filters")
             return
+        numeric = (ColumnType.INT, ColumnType.FLOAT, ColumnType.BOOL)
+        if (
+            self.aggregation in _NUMERIC
+            and self.column is not None
+            and self.value_map is None
+            and table.column(self.column).type not in numeric
+        ):
+            raise ValueError(f"aggregation {self.aggregation} needs a numeric column or value_map")
         date_col = self.date_column or table.event_time
         if date_col is None:
             raise ValueError(f"{self.source} has no event time; give date_column")

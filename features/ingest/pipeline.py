@@ -212,6 +212,10 @@ def _ingest_verified(
         if known is None and persons is not None and t.has_person and name != "persons":
             known = known_persons(persons).collect().lazy()  # once per delivery
         result: TableOutcome = validate_table(read, t, ctx, known)
+        if result.rows_in != manifest.tables[name].rows:  # verified above: a reader bug
+            raise AssertionError(
+                f"{name}: read {result.rows_in} rows, manifest has {manifest.tables[name].rows}"
+            )
         display.advance(task)
 
         previous = pl.scan_parquet(root / base.tables[name]) if name in base.tables else None

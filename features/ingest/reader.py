@@ -4,7 +4,8 @@ The result keeps, next to each typed column ``c``, a column ``RAW_PREFIX + c`` s
 controls can tell a missing value from one that does not parse, and so that the quarantine can
 show what was delivered:
 
-- the raw column is the delivered column unchanged (CSV: text; Parquet: its physical type);
+- the raw column is the delivered column unchanged (CSV: text; Parquet: its physical type, but
+  always text for str and enum columns, e.g. ids delivered as integers);
   a value that cannot be coerced becomes null in the typed column while its raw value is not
   null, which is what the ``_type`` control reports;
 - raw values are turned into text only for the few quarantined rows (`as_text`): casting tens
@@ -40,6 +41,7 @@ ROW = "_row"
 FileFormat = Literal["parquet", "csv"]
 UTC_US = pl.Datetime("us", "UTC")
 TS_TEXT_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+_TEXT_TYPES = (ColumnType.STR, ColumnType.ENUM)  # raw is always text: key rules use str ops
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,13 @@ def scan_table(table: Table, path: Path) -> ReadTable:
 
 def coerce(lf: pl.LazyFrame, table: Table, schema: dict[str, pl.DataType]) -> ReadTable:
     """Pure: typed contract columns, raw columns and ``_row`` from delivered columns."""
-    raw = [pl.col(c.name).alias(RAW_PREFIX + c.name) for c in table.columns]
+    raw_types = {
+        c.name: pl.String() if c.type in _TEXT_TYPES else schema[c.name] for c in table.columns
+    }
+    raw = [pl.col(c.name).cast(raw_types[c.name]).alias(RAW_PREFIX + c.name) for c in table.columns]
     typed = [_typed(c, schema[c.name]).alias(c.name) for c in table.columns]
     frame = lf.with_row_index(ROW, offset=1).select(pl.col(ROW).cast(pl.Int64), *raw, *typed)
-    return ReadTable(frame, {c.name: schema[c.name] for c in table.columns})
+    return ReadTable(frame, raw_types)
 
 
 def coercion_can_fail(col: Column, source: pl.DataType) -> bool:

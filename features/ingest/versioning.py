@@ -52,14 +52,6 @@ def key_hash(t: Table) -> pl.Expr:
     return pl.struct([pl.col(c) for c in t.version_key]).hash(seed=3).alias(_KEY_HASH)
 
 
-def _is_in_sorted(values: pl.Series, pool: pl.Series) -> pl.Series:
-    """Membership by binary search in a sorted pool: cheaper than a hash set of tens of millions."""
-    if pool.is_empty():
-        return pl.Series(values.name, [False] * values.len(), dtype=pl.Boolean)
-    at = pool.search_sorted(values, side="left").clip(0, pool.len() - 1)
-    return pool.gather(at) == values
-
-
 def stored_columns(t: Table) -> list[str]:
     return [*t.column_names, *VERSION_COLUMNS]
 
@@ -128,7 +120,7 @@ def merge_versions(
     )
 
     fresh = new_ids.join(current.select(ids), on=ids, how="anti").sort(_POS)
-    seen = _is_in_sorted(fresh.get_column(_KEY_HASH), old_ids.get_column(_KEY_HASH).sort())
+    seen = fresh.get_column(_KEY_HASH).is_in(old_ids.get_column(_KEY_HASH).implode())
     new_out = new[fresh.get_column(_POS)].with_columns(
         pl.when(seen)
         .then(at)

@@ -3,6 +3,7 @@ disorder offences whose recent history escalates into violence."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -45,7 +46,7 @@ U_DAY, U_CAT, U_ART, U_DET, U_SANC, U_FINE, U_LAG, U_SEC, U_EXP, U_EXPDAY = rang
 N_U = 10
 
 
-def _cdf_table(rows: dict[str, tuple[float, ...]]) -> np.ndarray:
+def _cdf_table(rows: Mapping[str, tuple[float, ...]]) -> np.ndarray:
     t = np.array([rows[c] for c in ADMIN_CATEGORY], dtype=np.float64)
     return np.cumsum(t / t.sum(axis=1, keepdims=True), axis=1)
 
@@ -55,11 +56,11 @@ _SANC_CDF = _cdf_table(_SANCTION)
 
 
 def _article_cdf() -> tuple[np.ndarray, np.ndarray]:
-    width = max(int((ADMIN_ARTICLE_CATEGORY == c).sum()) for c in range(len(ADMIN_CATEGORY)))
+    width = int(np.bincount(ADMIN_ARTICLE_CATEGORY).max())
     index = np.zeros((len(ADMIN_CATEGORY), width), dtype=np.int64)
     cdf = np.ones((len(ADMIN_CATEGORY), width))
     for c in range(len(ADMIN_CATEGORY)):
-        members = np.flatnonzero(ADMIN_ARTICLE_CATEGORY == c)
+        members = np.flatnonzero(c == ADMIN_ARTICLE_CATEGORY)
         w = np.array([ADMIN_ARTICLES[i].weight for i in members])
         index[c, : len(members)] = members
         index[c, len(members) :] = members[-1]
@@ -91,12 +92,12 @@ class AdminOffences:
 
 
 def _pick(cdf_rows: np.ndarray, u: np.ndarray) -> np.ndarray:
-    return np.minimum((cdf_rows < u[:, None]).sum(axis=1), cdf_rows.shape[1] - 1)
+    return np.asarray(np.minimum((cdf_rows < u[:, None]).sum(axis=1), cdf_rows.shape[1] - 1))
 
 
 def _geometric(u: np.ndarray, mean: float) -> np.ndarray:
     q = 1.0 / (1.0 + mean)
-    return np.floor(np.log1p(-u) / np.log1p(-q)).astype(np.int64)
+    return np.asarray(np.floor(np.log1p(-u) / np.log1p(-q)), dtype=np.int64)
 
 
 def draw_admin(
@@ -140,7 +141,11 @@ def draw_admin(
     lag = np.where(
         detected_by == _CAMERA,
         _geometric(u[:, U_LAG], 2.0),
-        np.where(detected_by == _OFFICER, (u[:, U_LAG] < 0.2).astype(np.int64), _geometric(u[:, U_LAG], 5.0)),
+        np.where(
+            detected_by == _OFFICER,
+            (u[:, U_LAG] < 0.2).astype(np.int64),
+            _geometric(u[:, U_LAG], 5.0),
+        ),
     )
     reg_us = (day + lag) * DAY_US + (u[:, U_SEC] * 86_400).astype(np.int64) * SECOND_US
     expunged = u[:, U_EXP] < ac.expunge_share

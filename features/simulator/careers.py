@@ -90,7 +90,9 @@ def simulate_careers(
         age = completed_years(pop.by, pop.bm, pop.bd, y, mo, d)
         status = smult[paths.codes[:, m].astype(np.int64)]
         rf = _release_factor(view, t0, t1, jc.post_release_boost, jc.post_release_tau_days)
-        core = cc.monthly_rate * u * age_factor(age, cc.min_age, cc.age_peak, cc.age_spread) * status
+        core = (
+            cc.monthly_rate * u * age_factor(age, cc.min_age, cc.age_peak, cc.age_spread) * status
+        )
         capped = np.minimum(excitation, ac.excitation_cap)
         excite = w_violent * gamma * capped
         lam = core * rf * (1.0 + excite)

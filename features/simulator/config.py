@@ -39,10 +39,10 @@ def _check_keys(name: str, given: dict[str, Any], allowed: tuple[str, ...]) -> N
 class PropensityConfig(_Model):
     """log u = intercept + effects + sigma * z: the latent, person-level rate multiplier."""
 
-    sigma: float = Field(0.8, gt=0)
+    sigma: float = Field(0.6, gt=0)
     z_clip: float = Field(2.5, gt=0, description="z is truncated: no unboundedly prolific persons")
-    persistent_share: float = Field(0.04, ge=0, le=1, description="life-course-persistent group")
-    persistent_shift: float = Field(5.0, description="added to log u in the persistent group")
+    persistent_share: float = Field(0.03, ge=0, le=1, description="life-course-persistent group")
+    persistent_shift: float = Field(5.5, description="added to log u in the persistent group")
     male: float = 1.1
     rural: float = -0.25
     education: dict[str, float] = {
@@ -67,7 +67,7 @@ class PopulationConfig(_Model):
     male_share: float = Field(0.49, ge=0, le=1)
     min_age: int = Field(12, ge=0, description="youngest age at extraction")
     max_age: int = Field(85, ge=20, le=110)
-    age_decline: float = Field(0.012, ge=0, description="yearly decline of the age pyramid")
+    age_decline: float = Field(0.02, ge=0, description="yearly decline of the age pyramid")
     education_shares: dict[str, float] = {
         "none": 0.03,
         "primary": 0.09,
@@ -161,10 +161,10 @@ class DetectionBias(_Model):
 
 
 class CrimeConfig(_Model):
-    monthly_rate: float = Field(8e-5, gt=0, description="c0: offences per month at u=1, peak")
+    monthly_rate: float = Field(1.5e-4, gt=0, description="c0: offences per month at u=1, peak")
     min_age: int = 14
-    age_peak: float = Field(20.0, description="age-crime curve: log-normal bump in (age - 13)")
-    age_spread: float = 1.3
+    age_peak: float = Field(21.0, description="age-crime curve: log-normal bump in (age - 13)")
+    age_spread: float = 1.4
     status_multiplier: dict[str, float] = {
         "employed": 0.75,
         "unemployed": 1.5,
@@ -243,7 +243,7 @@ class JusticeConfig(_Model):
 
 
 class AdminConfig(_Model):
-    monthly_rate: float = Field(0.0045, description="non-traffic offences per month at u=1")
+    monthly_rate: float = Field(0.002, description="non-traffic offences per month at u=1")
     traffic_monthly_rate: float = 0.0035
     propensity_exponent: float = 0.5
     min_age: int = 16
@@ -294,8 +294,8 @@ class PlacesConfig(_Model):
     incidents_per_1k_year: float = 45.0
     appeals_per_1k_year: float = 25.0
     lead_weeks: int = Field(3, ge=0, description="appeals lead incidents by this many weeks")
-    latent_phi: float = 0.92
-    latent_sigma: float = 0.22
+    latent_phi: float = 0.8
+    latent_sigma: float = 0.4
     latent_effect: float = 1.0
     near_repeat_mean: float = Field(0.25, ge=0, lt=1)
     near_repeat_km: float = 0.2

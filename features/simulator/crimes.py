@@ -26,7 +26,9 @@ from features.simulator.population import Population
 from features.simulator.timebase import DAY_US, SECOND_US, LagDistribution
 
 # Uniform columns per offence.
-U_DAY, U_CAT, U_ART, U_DET, U_LAG, U_CO, U_STREET, U_DIST, U_ERR, U_ERRCAT, U_DOUBLE, U_SEC = range(12)
+U_DAY, U_CAT, U_ART, U_DET, U_LAG, U_CO, U_STREET, U_DIST, U_ERR, U_ERRCAT, U_DOUBLE, U_SEC = range(
+    12
+)
 N_U = 12
 # Normal columns per offence (after the justice ones).
 Z_FIX, Z_DOUBLE = N_NORMAL, N_NORMAL + 1
@@ -69,7 +71,10 @@ class Offences:
 
 _ARTICLE_INDEX, _ARTICLE_CDF = article_cdf_by_category()
 _REGION_DISTRICTS = np.array(
-    [[i for i, d in enumerate(DISTRICTS) if d.region == r] for r in sorted({d.region for d in DISTRICTS})]
+    [
+        [i for i, d in enumerate(DISTRICTS) if d.region == r]
+        for r in sorted({d.region for d in DISTRICTS})
+    ]
 )
 
 
@@ -156,7 +161,9 @@ def draw_crimes(
     street = u[:, U_STREET] < ARTICLE_STREET[article]
     # One case in five happens in another district of the home region.
     x = u[:, U_DIST] * 5
-    other = _REGION_DISTRICTS[pop.region[person], ((x % 1.0) * _REGION_DISTRICTS.shape[1]).astype(np.int64)]
+    other = _REGION_DISTRICTS[
+        pop.region[person], ((x % 1.0) * _REGION_DISTRICTS.shape[1]).astype(np.int64)
+    ]
     district = np.where(x < 1.0, other, pop.district[person])
 
     cc = cfg.corrections
@@ -164,9 +171,11 @@ def draw_crimes(
     alt = (category + 1 + (u[:, U_ERRCAT] * (len(w) - 1)).astype(np.int64)) % len(w)
     fix_day = reg_day + 1 + (cc.fix_median_days * np.exp(0.8 * z[:, Z_FIX])).astype(np.int64)
     double = u[:, U_DOUBLE] < cc.double_entry_share
-    delete = reg_day + 1 + (
-        cc.double_entry_delete_median_days * np.exp(0.8 * z[:, Z_DOUBLE])
-    ).astype(np.int64)
+    delete = (
+        reg_day
+        + 1
+        + (cc.double_entry_delete_median_days * np.exp(0.8 * z[:, Z_DOUBLE])).astype(np.int64)
+    )
     return Offences(
         person=person,
         day=day,

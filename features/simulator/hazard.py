@@ -40,14 +40,16 @@ def status_multiplier(cfg: SimulatorConfig) -> np.ndarray:
 
 def category_weights(cfg: SimulatorConfig) -> np.ndarray:
     w = np.array([cfg.crime.category_weights.get(c, 0.0) for c in CRIME_CATEGORY])
-    return w / w.sum()
+    return np.asarray(w / w.sum())
 
 
 def detect_prob(article: np.ndarray, bias: np.ndarray, cfg: SimulatorConfig) -> np.ndarray:
     """P(an offence is ever detected and registered): the article's rate, times the person's
     measurement-bias factor for low-gravity articles only (capped)."""
-    biased = np.isin(ARTICLE_GRAVITY[article], [GRAVITY.index(g) for g in cfg.crime.biased_gravities])
-    return np.minimum(ARTICLE_DETECT[article] * np.where(biased, bias, 1.0), MAX_DETECT)
+    biased = np.isin(
+        ARTICLE_GRAVITY[article], [GRAVITY.index(g) for g in cfg.crime.biased_gravities]
+    )
+    return np.asarray(np.minimum(ARTICLE_DETECT[article] * np.where(biased, bias, 1.0), MAX_DETECT))
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def detection_weights(bias: np.ndarray, cfg: SimulatorConfig) -> DetectionWeight
     violent = np.zeros(len(values))
     for vi, b in enumerate(values):
         for ci in range(len(CRIME_CATEGORY)):
-            members = np.flatnonzero(ARTICLE_CATEGORY == ci)
+            members = np.flatnonzero(ci == ARTICLE_CATEGORY)
             weights = np.array([ARTICLES[i].weight for i in members])
             d = detect_prob(members, np.full(len(members), b), cfg)
             dbar = float((weights * d).sum() / weights.sum())
@@ -110,4 +112,4 @@ def pending_probability(
     a = window.as_of - offence_day
     f_a = lag.F(a)
     f_b = lag.F(window.last - offence_day)
-    return detect * (f_b - f_a) / np.maximum(1.0 - detect * f_a, 1e-12)
+    return np.asarray(detect * (f_b - f_a) / np.maximum(1.0 - detect * f_a, 1e-12))

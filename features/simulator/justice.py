@@ -101,7 +101,7 @@ class CustodyView:
     prev_release: np.ndarray
 
     def in_custody(self, person: np.ndarray, days: np.ndarray) -> np.ndarray:
-        return (self.cs[person] <= days) & (days < self.ce[person])
+        return np.asarray((self.cs[person] <= days) & (days < self.ce[person]))
 
     def last_release(self, before: int) -> np.ndarray:
         """The latest release day earlier than `before` (NO_DAY when none)."""
@@ -127,7 +127,11 @@ class Custody:
     ) -> Custody:
         n = pop.n
         age = (start_day - pop.birth_day) / 365.25
-        p = np.where((age >= 18) & (age < 65), np.minimum(0.1, cfg.justice.initial_custody_scale * pop.u), 0.0)
+        p = np.where(
+            (age >= 18) & (age < 65),
+            np.minimum(0.1, cfg.justice.initial_custody_scale * pop.u),
+            0.0,
+        )
         inside = rng.random(n) < p
         cs = start_day - rng.integers(30, 3 * 365, n)
         ce = start_day + rng.integers(1, 5 * 365, n)
@@ -177,7 +181,9 @@ class Custody:
         person = batch["person"]
         first = np.ones(len(person), dtype=bool)
         first[1:] = person[1:] != person[:-1]
-        rank = np.arange(len(person)) - np.maximum.accumulate(np.where(first, np.arange(len(person)), 0))
+        rank = np.arange(len(person)) - np.maximum.accumulate(
+            np.where(first, np.arange(len(person)), 0)
+        )
         for r in range(int(rank.max()) + 1):
             self._apply({k: v[rank == r] for k, v in batch.items()})
 

@@ -46,7 +46,7 @@ class Population:
 
     @property
     def u(self) -> np.ndarray:
-        return np.exp(self.log_u)
+        return np.asarray(np.exp(self.log_u))
 
 
 def _choice(rng: np.random.Generator, n: int, weights: np.ndarray) -> np.ndarray:
@@ -111,7 +111,9 @@ def draw_population(
     bias = np.ones(n)
     for b in cfg.crime.detection_bias:
         if b.region in REGION_CODES and b.ethnicity in eth_codes:
-            hit = (region == REGION_CODES.index(b.region)) & (ethnicity == eth_codes.index(b.ethnicity))
+            hit = (region == REGION_CODES.index(b.region)) & (
+                ethnicity == eth_codes.index(b.ethnicity)
+            )
             bias[hit] *= b.factor
 
     missing = {col: rng.random(n) < share for col, share in pc.missing.items()}

@@ -49,14 +49,14 @@ class StatusPaths:
 
     def at_days(self, person: np.ndarray, days: np.ndarray, grid: MonthGrid) -> np.ndarray:
         k = np.clip(grid.month_of(days), 0, self.codes.shape[1] - 1)
-        return self.codes[person, k].astype(np.int64)
+        return np.asarray(self.codes[person, k], dtype=np.int64)
 
 
 def _pick(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
     """One category per row of `weights` (rows need not be normalised)."""
     cdf = np.cumsum(weights, axis=1)
     u = rng.random(len(weights)) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=1), weights.shape[1] - 1)
+    return np.asarray(np.minimum((cdf < u[:, None]).sum(axis=1), weights.shape[1] - 1))
 
 
 def _destinations(cfg: SimulatorConfig, src: np.ndarray, log_u: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ def _destinations(cfg: SimulatorConfig, src: np.ndarray, log_u: np.ndarray) -> n
     tilt = np.exp(sc.propensity_on_risky * log_u)
     for r in RISKY:
         w[:, r] *= tilt
-    return w
+    return np.asarray(w)
 
 
 def simulate_status(
@@ -132,11 +132,10 @@ class Spells:
     recorded_us: np.ndarray
     next_recorded_us: np.ndarray  # when the register learns that the spell ended
 
-    def frame(self, pop: Population, extraction_day: int) -> pl.DataFrame:
-        """Spells known at the end of `extraction_day`, ends shown only once recorded."""
-        limit = (extraction_day + 1) * DAY_US
-        known = self.recorded_us < limit
-        ended = self.next_recorded_us < limit
+    def frame(self, pop: Population, extracted_us: int) -> pl.DataFrame:
+        """Spells recorded by the extraction; an end is shown once the next spell is recorded."""
+        known = self.recorded_us <= extracted_us
+        ended = self.next_recorded_us <= extracted_us
         idx = np.flatnonzero(known)
         frame = pl.DataFrame(
             [

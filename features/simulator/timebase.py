@@ -55,7 +55,7 @@ def completed_years(
 def birthday(by: np.ndarray, bm: np.ndarray, bd: np.ndarray, years: int) -> np.ndarray:
     """Day number of the `years`-th birthday (29 February falls on 1 March in other years)."""
     month = (by + years - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (bm - 1)
-    return (month.astype("datetime64[D]") + (bd - 1)).astype(np.int64)
+    return np.asarray((month.astype("datetime64[D]") + (bd - 1)).astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class MonthGrid:
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:
     erf = np.vectorize(math.erf, otypes=[np.float64])
-    return 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
+    return np.asarray(0.5 * (1.0 + erf(x / math.sqrt(2.0))))
 
 
 @dataclass(frozen=True)

@@ -293,12 +293,16 @@ def spec() -> FeatureSpec:
     return load_spec(REPO / "configs" / "features.yaml")
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> OfflineStore:
-    root = tmp_path_factory.mktemp("golden")
+def make_golden_store(root: Path) -> OfflineStore:
+    """Ingest the golden delivery into a store under ``root``."""
     report = ingest_delivery(write_delivery(root / "d1", delivery_tables()), root / "home")
     assert all(t.quarantined == 0 for t in report.tables.values()), report
     return OfflineStore(root / "home")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> OfflineStore:
+    return make_golden_store(tmp_path_factory.mktemp("golden"))
 
 
 @pytest.fixture(scope="module")

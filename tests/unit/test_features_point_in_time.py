@@ -270,15 +270,19 @@ def _second_delivery() -> dict[str, pl.DataFrame]:
     }
 
 
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[OfflineStore, OfflineStore]:
-    root = tmp_path_factory.mktemp("corrections")
+def make_correction_stores(root: Path) -> tuple[OfflineStore, OfflineStore]:
+    """A store with the first delivery only, and one with both (corrections, deletion)."""
     first = write_delivery(root / "d1", _first_delivery(), extract_id="d1", extracted_at=D1_AT)
     second = write_delivery(root / "d2", _second_delivery(), extract_id="d2", extracted_at=D2_AT)
     ingest_delivery(first, root / "only-first")
     ingest_delivery(first, root / "both")
     ingest_delivery(second, root / "both")
     return OfflineStore(root / "only-first"), OfflineStore(root / "both")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[OfflineStore, OfflineStore]:
+    return make_correction_stores(tmp_path_factory.mktemp("corrections"))
 
 
 BEFORE = [date(2025, 1, 31), date(2025, 3, 31), date(2025, 6, 29)]

@@ -146,6 +146,14 @@ def _first(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
             r"`to` is required with `compare`",
         ),
         ({"name": "Cases Total"}, r"features\[0\] \(Cases Total\)\.name"),
+        (
+            {"filters": [{"column": "street", "equals": "yes"}]},
+            r"filters\[0\]: \['yes'\] are not bool values",
+        ),
+        ({"aggregation": "mean", "column": "article"}, r"needs a numeric column or value_map"),
+        ({"window_days": 365, "window_offset_days": -1}, r"window_offset_days"),
+        ({"aggregation": "state_at"}, r"needs end_column"),
+        ({"aggregation": "value", "column": "category"}, r"read the entity's own table"),
     ],
 )
 def test_config_errors_name_the_field(

@@ -104,3 +104,15 @@ def test_csv_text_is_parsed_per_contract(tmp_path: Path) -> None:
     assert out.accepted["registered_at"][0] == first["registered_at"]
     assert out.rule_counts.get("criminal_cases.street_type") == 1
     assert "criminal_cases.registered_at_type" not in out.rule_counts
+
+
+def test_ids_delivered_as_integers_and_all_null_columns_are_read() -> None:
+    frame = valid_tables(3, seed=4)["persons"].with_columns(
+        person_id=pl.Series([101, 102, None]), district=pl.lit(None)
+    )
+    assert frame.schema["district"] == pl.Null
+    t = TABLES["persons"]
+    out = validate_table(coerce(frame.lazy(), t, dict(frame.schema)), t, CTX)
+    assert out.accepted["person_id"].to_list() == ["101", "102"]
+    assert out.accepted["district"].to_list() == [None, None]
+    assert out.rule_counts == {"persons.person_id_required": 1}

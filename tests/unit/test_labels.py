@@ -63,7 +63,9 @@ def test_window_is_end_of_day_exclusive_start_inclusive_end() -> None:
 
 def test_unknown_category_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "labels.yaml"
-    path.write_text("labels:\n  x:\n    description: d\n    horizon_days: 30\n    categories: [arson]\n")
+    path.write_text(
+        "labels:\n  x:\n    description: d\n    horizon_days: 30\n    categories: [arson]\n"
+    )
     with pytest.raises(ConfigError, match="arson"):
         load_label_config(path)
 
