@@ -216,12 +216,16 @@ class StoreWriter:
 
     def commit(self, new_state: StoreState) -> None:
         _atomic_write_text(self.store.state_path, json.dumps(new_state.to_json(), indent=2))
-        self._collect_garbage(new_state)
+        # Files of the state just replaced stay one generation longer, so a reader that loaded
+        # the previous state.json a moment before this commit can still finish its scan.
+        self._collect_garbage(new_state, self.base)
 
-    def _collect_garbage(self, state: StoreState) -> None:
-        referenced = set(state.tables.values())
-        referenced.update(p for q in state.quarantine.values() for p in q.values())
-        referenced.update(d.report for d in state.deliveries)
+    def _collect_garbage(self, *keep: StoreState) -> None:
+        referenced: set[str] = set()
+        for state in keep:
+            referenced.update(state.tables.values())
+            referenced.update(p for q in state.quarantine.values() for p in q.values())
+            referenced.update(d.report for d in state.deliveries)
         for sub in ("tables", "quarantine", "reports"):
             folder = self.store.root / sub
             if not folder.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -30,7 +31,7 @@ def test_eight_tables_in_contract_order() -> None:
 
 def test_every_column_of_the_contract_document_is_in_the_schema() -> None:
     """Parse the markdown tables of the contract and compare with the code."""
-    text = open(CONTRACT_DOC, encoding="utf-8").read()
+    text = Path(CONTRACT_DOC).read_text(encoding="utf-8")
     sections = re.split(r"^### ", text, flags=re.MULTILINE)[1:]
     seen = 0
     for section in sections:
