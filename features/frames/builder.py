@@ -83,7 +83,8 @@ def build_features(
     store's committed state is read; row order is unspecified (sort if you need it). For large
     frames prefer `collect_features`, which runs the same plan in two stages.
     """
-    plan = plan_frame(store.scan, spec, as_of, population, **_deliveries(store))
+    read, deliveries = _snapshot(store)
+    plan = plan_frame(read, spec, as_of, population, **deliveries)
     return plan.assemble(plan.base, plan.tables)
 
 
@@ -96,7 +97,8 @@ def collect_features(
     """`build_features`, collected: the table passes run together on the streaming engine,
     then the (small) aggregates are joined to the entities on the in-memory engine, whose
     joins use both cores where the streaming engine's chain of wide joins does not."""
-    plan = plan_frame(store.scan, spec, as_of, population, **_deliveries(store))
+    read, deliveries = _snapshot(store)
+    plan = plan_frame(read, spec, as_of, population, **deliveries)
     delivered = [name for name, frame in plan.tables.items() if frame is not None]
     lazy = [plan.base, *(plan.tables[name] for name in delivered)]
     frames = pl.collect_all([f for f in lazy if f is not None], engine="streaming")
@@ -105,12 +107,22 @@ def collect_features(
     return plan.assemble(frames[0].lazy(), tables).collect(engine="in-memory")
 
 
-def _deliveries(store: OfflineStore) -> dict[str, Any]:
+def _snapshot(store: OfflineStore) -> tuple[TableReader, dict[str, Any]]:
+    """A reader of one committed state (read once), so a frame never mixes two states when an
+    ingest commits while it is planned; the store keeps the previous generation's files."""
     state = store.state()
-    return {
+
+    def read(name: str) -> pl.LazyFrame:
+        rel = state.tables.get(TABLES[name].name)
+        if rel is None:
+            raise NotFoundError(f"table {name!r} has not been delivered to the store")
+        return pl.scan_parquet(store.root / rel)
+
+    deliveries = {
         "delivered_at": {d.extract_id: d.extracted_at for d in state.deliveries},
         "first_extract": state.deliveries[0].extract_id if state.deliveries else None,
     }
+    return read, deliveries
 
 
 @dataclass(frozen=True)
@@ -218,10 +230,14 @@ def table_partials(
             out[name] = None
             continue
         features = list(compiled.get(name, {}).values())
-        pop_rows, pop_aggs = extra.get(name, ([], []))
+        pop_rows, pop_aggs, pop_relevant = extra.get(name, ([], [], None))
         row_exprs = [e for c in features for e in c.rows] + pop_rows
         aggs = [e for c in features for e in c.partials] + pop_aggs
-        rows = visible_rows(versions, TABLES[name], dates, entity).select(*keys, *row_exprs)
+        rows = visible_rows(versions, TABLES[name], dates, entity)
+        relevant = [c.relevant for c in features] + ([pop_relevant] if pop_rows or pop_aggs else [])
+        if relevant and all(r is not None for r in relevant):
+            rows = rows.filter(pl.any_horizontal(relevant))
+        rows = rows.select(*keys, *row_exprs)
         early = [c.final for c in features if not c.late]
         kept = [c.name for c in features if not c.late]
         kept += [str(e.meta.output_name()) for c in features if c.late for e in c.partials]
@@ -282,15 +298,17 @@ def entities_known(
 
 def _population_partials(
     entity: EntitySpec, population: Population
-) -> dict[str, tuple[list[pl.Expr], list[pl.Expr]]]:
-    """Extra (row columns, aggregations) a population needs, computed in the same passes."""
+) -> dict[str, tuple[list[pl.Expr], list[pl.Expr], pl.Expr | None]]:
+    """Extra (row columns, aggregations, relevant rows) a population needs, computed in the
+    same table passes."""
     if entity.kind is not EntityKind.PERSON or population is Population.ALL:
         return {}
     if population is Population.WITH_RECORD:
-        return {"criminal_cases": ([], [pl.len().alias(POP_CASES)])}
+        return {"criminal_cases": ([], [pl.len().alias(POP_CASES)], None)}
     released = date_days(TABLES["releases"], "released_at")
-    last = pl.when(released <= clock_days(entity.clock)).then(released).alias(POP_RELEASE)
-    return {"releases": ([last], [pl.col(POP_RELEASE).max()])}
+    known = released <= clock_days(entity.clock)
+    last = pl.when(known).then(released).alias(POP_RELEASE)
+    return {"releases": ([last], [pl.col(POP_RELEASE).max()], known)}
 
 
 def _restrict(

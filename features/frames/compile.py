@@ -42,6 +42,9 @@ class Compiled:
     """The value for an entity without rows in a delivered table (filled after the join)."""
     late: bool = False
     """The final reads the entity frame (birth date): computed after the join, not before."""
+    relevant: pl.Expr | None = None
+    """Rows that can change the feature (None: every row); rows relevant to no feature of a
+    table are dropped before its group_by, which leaves every value unchanged."""
 
 
 def partial_name(feature: str, part: str) -> str:
@@ -191,6 +194,7 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
         return value if mask is None else pl.when(mask).then(value)
 
     matched = pl.lit(True) if mask is None else mask
+    relevant = mask
     final: pl.Expr
     if agg is Aggregation.COUNT:
         final = part("n", matched, "sum").fill_null(0)
@@ -238,6 +242,7 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
         recent = _and(base, window_expr(table, date_col, recent_w, 0, clock))
         earlier = _and(base, window_expr(table, date_col, base_w - recent_w, recent_w, clock))
         assert recent is not None and earlier is not None
+        relevant = recent | earlier
         if feature.column is not None:
             value = value_expr(feature, table).cast(pl.Float64)
             r = part("r", pl.when(recent).then(value), "mean")
@@ -249,6 +254,7 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
             final = r * (DAYS_PER_YEAR / recent_w) - b * (DAYS_PER_YEAR / (base_w - recent_w))
     elif agg in {Aggregation.STATE_AT, Aggregation.NO_STATE_AT, Aggregation.STATE_DAYS}:
         covers = spell_covers(feature, table, clock)
+        relevant = covers
         if agg is Aggregation.STATE_DAYS:
             final = part("days", pl.when(covers).then(t - d), "max").fill_null(0)
         else:
@@ -264,6 +270,7 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
         final=final.cast(dtype).alias(name),
         empty=EMPTY.get(agg) if agg is not Aggregation.TREND or feature.column is None else None,
         late=agg is Aggregation.AGE_AT_FIRST,
+        relevant=relevant,
     )
 
 

@@ -22,6 +22,7 @@ from features.contract.schema import (
     SENTENCE,
     TABLES,
 )
+from features.simulator import keyed
 from features.simulator.admin import AdminOffences
 from features.simulator.careers import Careers
 from features.simulator.codes import (
@@ -32,7 +33,7 @@ from features.simulator.codes import (
     REGION_CODES,
 )
 from features.simulator.crimes import Offences
-from features.simulator.ids import make_ids
+from features.simulator.ids import CHUNK_SPACE, DOUBLE_ENTRY, make_ids
 from features.simulator.justice import (
     ACQUITTED,
     CONVICTED,
@@ -45,16 +46,19 @@ from features.simulator.justice import (
 from features.simulator.population import Population
 from features.simulator.timebase import DAY_US, SECOND_US, date_series, ts_series
 
-DOUBLE_ENTRY = 2 * 10**10  # record counters of erroneous double entries start here
-
 
 @dataclass(frozen=True)
 class Offsets:
-    """Where this chunk's counters start in the global id spaces."""
+    """Where a chunk's counters start in the id spaces (see `ids`)."""
 
     offence: int
     admin: int
     obligation: int
+
+    @classmethod
+    def of_chunk(cls, chunk: int) -> Offsets:
+        base = chunk * CHUNK_SPACE
+        return cls(base, base, base)
 
 
 def _strings(values: tuple[str, ...], index: np.ndarray, name: str) -> pl.Series:
@@ -155,8 +159,12 @@ class Releases:
     recorded_us: np.ndarray
 
 
-def build_releases(rng: np.random.Generator, careers: Careers, last_day: int) -> Releases:
-    """Releases from custody and starts of community sentences, one row per natural key."""
+def build_releases(seed: int, careers: Careers, pop: Population, last_day: int) -> Releases:
+    """Releases from custody and starts of community sentences, one row per natural key.
+
+    Rows are put in a canonical order and their random numbers keyed by the row, so a
+    release is the same however long the simulation runs.
+    """
     r = careers.releases
     off = careers.offences
     sentence_prison = np.where(
@@ -184,20 +192,23 @@ def build_releases(rng: np.random.Generator, careers: Careers, last_day: int) ->
     supervised = np.concatenate(
         [supervised_prison, start + np.round(months * MONTH_DAYS).astype(np.int64)]
     )
-    lag = np.floor(np.log1p(-rng.random(len(person))) / np.log(2.0 / 3.0)).astype(np.int64)
-    recorded = (released + lag) * DAY_US + rng.integers(0, 86_400, len(person)) * SECOND_US
+    order = np.lexsort((supervised, months_all, sentence, released, person))
+    person, released, sentence = person[order], released[order], sentence[order]
+    months_all, supervised = months_all[order], supervised[order]
     # Concurrent sentences starting the same day are one release (the natural key is unique).
-    key = np.stack([person, released, sentence])
-    _, first = np.unique(key, axis=1, return_index=True)
-    keep = np.sort(first)
-    return Releases(
-        person[keep],
-        released[keep],
-        sentence[keep],
-        months_all[keep],
-        supervised[keep],
-        recorded[keep],
+    first = np.ones(len(person), dtype=bool)
+    first[1:] = (
+        (person[1:] != person[:-1])
+        | (released[1:] != released[:-1])
+        | (sentence[1:] != sentence[:-1])
     )
+    person, released, sentence = person[first], released[first], sentence[first]
+    months_all, supervised = months_all[first], supervised[first]
+    key = (pop.counter[person], released, sentence)
+    lag = np.floor(np.log1p(-keyed.uniform(seed, 31, *key)) / np.log(2.0 / 3.0)).astype(np.int64)
+    second = (keyed.uniform(seed, 32, *key) * 86_400).astype(np.int64)
+    recorded = (released + lag) * DAY_US + second * SECOND_US
+    return Releases(person, released, sentence, months_all, supervised, recorded)
 
 
 def releases_frame(rel: Releases, pop: Population, extracted_us: int) -> pl.DataFrame:

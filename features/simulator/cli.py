@@ -12,7 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from features.simulator.config import SimulatorConfig, load_config
-from features.simulator.run import SimulationResult, check_arguments, extraction_time, simulate
+from features.simulator.run import (
+    SimulationResult,
+    check_arguments,
+    check_output,
+    extraction_time,
+    second_folder,
+    simulate,
+)
 
 DATE_FORMATS = ["%Y-%m-%d"]
 HELP = (
@@ -37,18 +44,24 @@ def simulate_command(
     persons: int = typer.Option(..., "--persons", min=1, help="Number of persons."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed: the same seed gives the same bytes."),
     start: datetime = typer.Option(
-        "2016-01-01", "--start", formats=DATE_FORMATS, help="First day simulated."
+        "2016-01-01",
+        "--start",
+        formats=DATE_FORMATS,
+        metavar="DATE",
+        help="First day simulated.",
     ),
     extracted_at: datetime = typer.Option(
         "2025-12-31",
         "--extracted-at",
         formats=DATE_FORMATS,
+        metavar="DATE",
         help="Extraction date; the delivery is extracted at 23:59:59Z of that day.",
     ),
     as_of: list[datetime] = typer.Option(
         [],
         "--as-of",
         formats=DATE_FORMATS,
+        metavar="DATE",
         help="As-of date for p_true and labels (repeatable; default: horizon before extraction). "
         "Its window must end by the extraction date.",
     ),
@@ -65,6 +78,7 @@ def simulate_command(
         None,
         "--second-delivery-at",
         formats=DATE_FORMATS,
+        metavar="DATE",
         help="Also write a later full delivery extracted on this date (with corrections, drops).",
     ),
     second_out: Path | None = typer.Option(
@@ -82,6 +96,7 @@ def simulate_command(
     first = extraction_time(extracted_at.date())
     second = extraction_time(second_delivery_at.date()) if second_delivery_at else None
     as_of_dates = [d.date() for d in as_of]
+    check_output(out, (second_out or second_folder(out)) if second else None, overwrite)
     check_arguments(
         persons,
         seed,

@@ -26,9 +26,8 @@ from features.simulator.population import Population
 from features.simulator.timebase import DAY_US, SECOND_US, LagDistribution
 
 # Uniform columns per offence.
-U_DAY, U_CAT, U_ART, U_DET, U_LAG, U_CO, U_STREET, U_DIST, U_ERR, U_ERRCAT, U_DOUBLE, U_SEC = range(
-    12
-)
+U_DAY, U_CAT, U_ART, U_DET, U_LAG, U_CO = range(6)
+U_STREET, U_DIST, U_ERR, U_ERRCAT, U_DOUBLE, U_SEC = range(6, 12)
 N_U = 12
 # Normal columns per offence (after the justice ones).
 Z_FIX, Z_DOUBLE = N_NORMAL, N_NORMAL + 1

@@ -7,8 +7,13 @@ import numpy as np
 import polars as pl
 
 SPACE = 10**11
-# Counters at or above this offset are reserved for rows fabricated by the corrupter.
-FABRICATED = 5 * 10**10
+# Counter layout: rows of persons-chunk `c` use c * CHUNK_SPACE + i (so a chunk's ids do not
+# depend on how many rows other chunks have), erroneous double entries DOUBLE_ENTRY + the
+# genuine row's counter, rows fabricated by the corrupter FABRICATED + a running count.
+CHUNK_SPACE = 10**8
+MAX_CHUNKS = 400
+DOUBLE_ENTRY = 4 * 10**10
+FABRICATED = 9 * 10**10
 _MULTIPLIER = {
     "P": 48_271_836_913,
     "CR": 31_415_926_537,

@@ -13,8 +13,10 @@ import numpy as np
 import polars as pl
 
 from features.contract.schema import CRIME_CATEGORY, OBLIGATION_KIND, STATUS, TABLES
+from features.simulator import keyed
 from features.simulator.admin import AdminOffences
 from features.simulator.careers import Careers
+from features.simulator.cases import Offsets
 from features.simulator.codes import MCI_KZT
 from features.simulator.config import SimulatorConfig
 from features.simulator.ids import make_ids
@@ -46,104 +48,174 @@ def _money(x: np.ndarray) -> np.ndarray:
     return np.asarray(np.round(np.maximum(x, 100.0), 2))
 
 
+ADMIN_FINE, CRIMINAL_FINE, DAMAGES, ALIMONY, OTHER = (
+    OBLIGATION_KIND.index(k) for k in ("admin_fine", "criminal_fine", "damages", "alimony", "other")
+)
+
+
+def _poisson(u: np.ndarray, rate: np.ndarray, most: int = 8) -> np.ndarray:
+    """Poisson counts by inversion of uniforms `u` (small rates)."""
+    count = np.zeros(u.shape, dtype=np.int64)
+    term = np.exp(-rate)
+    cdf = term.copy()
+    for c in range(1, most + 1):
+        more = u > cdf
+        count += more
+        term = term * rate / c
+        cdf = cdf + term
+    return count
+
+
+def _episodes(
+    seed: int, stream: int, pop: Population, rate: np.ndarray, first: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Episodes per (person, year of simulation): person index, key, imposed day."""
+    year = np.arange(rate.shape[1])
+    counts = _poisson(keyed.uniform(seed, stream, pop.counter[:, None], year[None, :]), rate)
+    person, y = np.nonzero(counts)
+    reps = counts[person, y]
+    person, y = np.repeat(person, reps), np.repeat(y, reps)
+    k = np.arange(len(person)) - np.repeat(np.cumsum(reps) - reps, reps)
+    key = y * 100 + k
+    day = keyed.uniform(seed, stream + 1, pop.counter[person], key)
+    return person, key, first + 365 * y + (day * 365).astype(np.int64)
+
+
 def build_obligations(
-    rng: np.random.Generator,
+    seed: int,
     pop: Population,
     careers: Careers,
     paths: StatusPaths,
     grid: MonthGrid,
     cfg: SimulatorConfig,
+    offsets: Offsets,
 ) -> Obligations:
+    """All obligations imposed by the end of the simulation, in (imposed, source) order.
+
+    Random numbers are keyed by each obligation's source (admin record, case, or the
+    person-year of an episode), so an obligation is the same however long the simulation
+    runs, and the order puts later ones after earlier ones.
+    """
     oc = cfg.obligations
     first, last = grid.first_day, grid.last_day
     adm: AdminOffences = careers.admin
-    fined = np.flatnonzero(~np.isnan(adm.fine))
     off = careers.offences
+    fined = np.flatnonzero(~np.isnan(adm.fine))
+    case_key = offsets.offence + np.arange(len(off.person), dtype=np.int64)
     convicted = off.detected & (off.reg_day <= last) & (off.kind == CONVICTED)
     crim_fine = np.flatnonzero(convicted & (off.non_custodial == NC_FINE))
     harm = np.isin(
         off.category, [CRIME_CATEGORY.index("violent"), CRIME_CATEGORY.index("property")]
     )
-    damages = np.flatnonzero(convicted & harm & (rng.random(len(off.person)) < 0.35))
+    damages = np.flatnonzero(convicted & harm & (keyed.uniform(seed, 41, case_key) < 0.35))
 
-    # Alimony: men aged 22-55 during the period; other debts: any adult.
-    years = (last - first) / 365.25
-    age_mid = (first + last) / 2 / 365.25 - pop.birth_day / 365.25
-    eligible_m = pop.male & (age_mid >= 22) & (age_mid <= 55)
-    n_alimony = rng.poisson(oc.alimony_yearly * years * eligible_m * np.sqrt(pop.u))
-    n_other = rng.poisson(oc.other_yearly * years * (age_mid >= 20))
-    ali_person = np.repeat(np.arange(pop.n), n_alimony)
-    oth_person = np.repeat(np.arange(pop.n), n_other)
+    years = (last - first) // 365 + 1
+    mid = first + 365 * np.arange(years) + 182
+    age = (mid[None, :] - pop.birth_day[:, None]) / 365.25
+    alimony_rate = np.where(
+        pop.male[:, None] & (age >= 22) & (age <= 55),
+        oc.alimony_yearly * np.sqrt(pop.u)[:, None],
+        0.0,
+    )
+    other_rate = np.where(age >= 20, oc.other_yearly, 0.0)
+    ali_person, ali_key, ali_day = _episodes(seed, 42, pop, alimony_rate, first)
+    oth_person, oth_key, oth_day = _episodes(seed, 44, pop, other_rate, first)
 
+    def full(kind: int, n: int) -> np.ndarray:
+        return np.full(n, kind, dtype=np.int64)
+
+    kind = np.concatenate(
+        [
+            full(ADMIN_FINE, len(fined)),
+            full(CRIMINAL_FINE, len(crim_fine)),
+            full(DAMAGES, len(damages)),
+            full(ALIMONY, len(ali_person)),
+            full(OTHER, len(oth_person)),
+        ]
+    )
     person = np.concatenate(
         [adm.person[fined], off.person[crim_fine], off.person[damages], ali_person, oth_person]
     )
-    kind = np.concatenate(
+    source = np.concatenate(
         [
-            np.full(len(fined), OBLIGATION_KIND.index("admin_fine")),
-            np.full(len(crim_fine), OBLIGATION_KIND.index("criminal_fine")),
-            np.full(len(damages), OBLIGATION_KIND.index("damages")),
-            np.full(len(ali_person), OBLIGATION_KIND.index("alimony")),
-            np.full(len(oth_person), OBLIGATION_KIND.index("other")),
+            offsets.admin + fined,
+            case_key[crim_fine],
+            case_key[damages],
+            pop.counter[ali_person],
+            pop.counter[oth_person],
         ]
     )
-    k_ali, k_oth = len(ali_person), len(oth_person)
+    sub = np.concatenate(
+        [np.zeros(len(fined) + len(crim_fine) + len(damages), dtype=np.int64), ali_key, oth_key]
+    )
     imposed = np.concatenate(
         [
             adm.reg_us[fined] // DAY_US,
             off.final_day[crim_fine],
             off.final_day[damages],
-            first + (rng.random(k_ali) * (last - first)).astype(np.int64),
-            first + (rng.random(k_oth) * (last - first)).astype(np.int64),
+            ali_day,
+            oth_day,
         ]
     )
-    amount = _money(
-        np.concatenate(
-            [
-                adm.fine[fined],
-                MCI_KZT * rng.integers(50, 1000, len(crim_fine)),
-                300_000 * np.exp(0.9 * rng.standard_normal(len(damages))),
-                250_000 * np.exp(0.6 * rng.standard_normal(k_ali)),
-                80_000 * np.exp(0.8 * rng.standard_normal(k_oth)),
-            ]
-        )
+    keep = imposed <= last
+    order = np.lexsort((sub[keep], source[keep], kind[keep], imposed[keep]))
+    pick = np.flatnonzero(keep)[order]
+    kind, person, source, sub, imposed = (
+        kind[pick],
+        person[pick],
+        source[pick],
+        sub[pick],
+        imposed[pick],
     )
-    due_days = np.array([60, 30, 90, 30, 90])[kind]
-    due = imposed + due_days
-    n = len(person)
+    key = (kind, source, sub)
+
+    def u(stream: int) -> np.ndarray:
+        return keyed.uniform(seed, stream, *key)
+
+    z = keyed.normal(seed, 60, *key)
+    base = 80_000 * np.exp(0.8 * z)  # other debts
+    m = kind == ADMIN_FINE
+    base[m] = adm.fine[source[m] - offsets.admin]
+    m = kind == CRIMINAL_FINE
+    base[m] = MCI_KZT * (50 + np.floor(u(61)[m] * 950))
+    m = kind == DAMAGES
+    base[m] = 300_000 * np.exp(0.9 * z[m])
+    m = kind == ALIMONY
+    base[m] = 250_000 * np.exp(0.6 * z[m])
+    amount = _money(base)
+    due = imposed + np.array([60, 30, 90, 30, 90])[kind]
 
     status = paths.at_days(person, np.clip(imposed, first, last), grid)
     shift = np.array([oc.pay_status.get(s, 0.0) for s in STATUS] + [0.0])[status]
     logit = oc.pay_intercept - oc.pay_propensity * pop.log_u[person] + shift
-    on_time = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
-    route = rng.random(n)
+    on_time = u(51) < 1.0 / (1.0 + np.exp(-logit))
+    route = u(52)
     span = np.maximum(due - imposed, 1)
-    pay_on_time = imposed + (rng.random(n) * (span + 1)).astype(np.int64)
-    pay_late = due + 1 + rng.exponential(150.0, n).astype(np.int64)
-    partial_day = imposed + 10 + (rng.random(n) * 200).astype(np.int64)
-    partial_then_full = partial_day + 1 + rng.exponential(300.0, n).astype(np.int64)
+    pay_on_time = imposed + (u(53) * (span + 1)).astype(np.int64)
+    pay_late = due + 1 + (-150.0 * np.log1p(-u(54))).astype(np.int64)
+    partial_day = imposed + 10 + (u(55) * 200).astype(np.int64)
+    partial_then_full = partial_day + 1 + (-300.0 * np.log1p(-u(56))).astype(np.int64)
     late = ~on_time & (route < 0.45)
     partial = ~on_time & (route >= 0.45) & (route < 0.8)
     full_day = np.where(on_time, pay_on_time, np.where(late, pay_late, NEVER))
-    full_day = np.where(partial & (rng.random(n) < 0.3), partial_then_full, full_day)
-    partial_amount = np.round(amount * (0.1 + 0.8 * rng.random(n)), 2)
+    full_day = np.where(partial & (u(57) < 0.3), partial_then_full, full_day)
+    partial_amount = np.round(amount * (0.1 + 0.8 * u(58)), 2)
     partial_amount = np.minimum(partial_amount, np.round(amount - 0.01, 2))
-    lag = rng.exponential(5.0, n).astype(np.int64)
-    recorded = (imposed + lag) * DAY_US + rng.integers(0, 86_400, n) * SECOND_US
-    annul = rng.random(n) < oc.annul_share
-    annul_day = np.where(annul, imposed + 30 + (rng.random(n) * 700).astype(np.int64), NEVER)
-    keep = imposed <= last
+    lag = (-5.0 * np.log1p(-u(59))).astype(np.int64)
+    recorded = (imposed + lag) * DAY_US + (u(62) * 86_400).astype(np.int64) * SECOND_US
+    annul = u(63) < oc.annul_share
+    annul_day = np.where(annul, imposed + 30 + (u(64) * 700).astype(np.int64), NEVER)
     return Obligations(
-        person[keep],
-        kind[keep],
-        imposed[keep],
-        due[keep],
-        amount[keep],
-        np.where(partial, partial_amount, 0.0)[keep],
-        np.where(partial, partial_day, NEVER)[keep],
-        full_day[keep],
-        recorded[keep],
-        annul_day[keep],
+        person,
+        kind,
+        imposed,
+        due,
+        amount,
+        np.where(partial, partial_amount, 0.0),
+        np.where(partial, partial_day, NEVER),
+        full_day,
+        recorded,
+        annul_day,
     )
 
 

@@ -52,6 +52,9 @@ class PlaceWorld:
         return out
 
 
+BLOCK_DAYS = 365  # incidents and appeals are generated in fixed blocks from the start day
+
+
 def build_world(
     rng: np.random.Generator,
     cfg: PlacesConfig,
@@ -59,20 +62,22 @@ def build_world(
     first_day: int,
     last_day: int,
 ) -> PlaceWorld:
-    weeks = (last_day - first_day) // 7 + cfg.lead_weeks + 2
+    """Hotspots, then the latent levels week by week (so a longer run only adds weeks)."""
     nd = len(DISTRICTS)
-    x = np.zeros((len(THEMES), nd, weeks))
-    sd0 = cfg.latent_sigma / np.sqrt(1 - cfg.latent_phi**2)
-    x[:, :, 0] = sd0 * rng.standard_normal((len(THEMES), nd))
-    eps = rng.standard_normal((len(THEMES), nd, weeks))
-    for w in range(1, weeks):
-        x[:, :, w] = cfg.latent_phi * x[:, :, w - 1] + cfg.latent_sigma * eps[:, :, w]
-    x = x - sd0**2 / 2  # E[exp(x)] = 1: the latent level redistributes, not inflates
     k = cfg.hotspots_per_district
     spread = np.where(_URBAN, 0.012, 0.03)[:, None]
     hot_lat = _DISTRICT_LAT[:, None] + spread * rng.standard_normal((nd, k))
     hot_lon = _DISTRICT_LON[:, None] + 1.4 * spread * rng.standard_normal((nd, k))
     hot_w = rng.dirichlet(np.ones(k), nd)
+    blocks = (last_day - first_day) // BLOCK_DAYS + 1
+    weeks = (blocks * BLOCK_DAYS) // 7 + cfg.lead_weeks + 2
+    x = np.zeros((len(THEMES), nd, weeks))
+    sd0 = cfg.latent_sigma / np.sqrt(1 - cfg.latent_phi**2)
+    x[:, :, 0] = sd0 * rng.standard_normal((len(THEMES), nd))
+    for w in range(1, weeks):
+        eps = rng.standard_normal((len(THEMES), nd))
+        x[:, :, w] = cfg.latent_phi * x[:, :, w - 1] + cfg.latent_sigma * eps
+    x = x - sd0**2 / 2  # E[exp(x)] = 1: the latent level redistributes, not inflates
     share = np.array([d.share * region_shares.get(REGION_CODES[d.region], 0.0) for d in DISTRICTS])
     weight = share * np.where(_URBAN, 1.6, 0.4)
     return PlaceWorld(
@@ -158,8 +163,7 @@ def incident_blocks(
     counter = 0
     day = world.first_day
     while day <= last_day:
-        end = min(last_day, day + 364)
-        days = np.arange(day, end + 1)
+        days = np.arange(day, day + BLOCK_DAYS)
         mult = _season(days, cfg.seasonal_amplitude) * _weekday(days, cfg.weekend_factor)
         ev_day, ev_d, ev_t = _daily_counts(rng, world, days, rate0, themes, cfg.lead_weeks)
         ok = rng.random(len(ev_day)) < mult[ev_day - day] / mult.max()
@@ -197,9 +201,7 @@ def incident_blocks(
             )
             parts.append(gen)
         occ, dist, ctype, la, lo = (np.concatenate([p[i] for p in parts]) for i in range(5))
-        inside = occ < (last_day + 1) * DAY_US
-        occ, dist, ctype, la, lo = occ[inside], dist[inside], ctype[inside], la[inside], lo[inside]
-        m = len(occ)
+        m = len(occ)  # every event of the block draws its numbers, then later ones are cut
         lag_s = 5400 * np.exp(1.2 * rng.standard_normal(m))
         late = rng.random(m) < 0.05
         lag_s = lag_s + late * rng.exponential(3 * 86400, m)
@@ -214,20 +216,21 @@ def incident_blocks(
         )
         drop = rng.random(m) < cfg.drop_share
         drop_day = np.where(drop, reg_day + 30 + (rng.random(m) * 370).astype(np.int64), NEVER)
+        inside = occ < (last_day + 1) * DAY_US
         yield Incidents(
-            np.arange(counter, counter + m, dtype=np.int64),
-            occ,
-            reg,
-            dist,
-            np.clip(la, -90, 90),
-            np.clip(lo, -180, 180),
-            ctype,
-            np.where(reclass, other, ctype),
-            fix,
-            drop_day,
+            np.arange(counter, counter + m, dtype=np.int64)[inside],
+            occ[inside],
+            reg[inside],
+            dist[inside],
+            np.clip(la, -90, 90)[inside],
+            np.clip(lo, -180, 180)[inside],
+            ctype[inside],
+            np.where(reclass, other, ctype)[inside],
+            fix[inside],
+            drop_day[inside],
         )
         counter += m
-        day = end + 1
+        day += BLOCK_DAYS
 
 
 @dataclass
@@ -277,8 +280,7 @@ def appeal_blocks(
     counter = 0
     day = world.first_day
     while day <= last_day:
-        end = min(last_day, day + 364)
-        days = np.arange(day, end + 1)
+        days = np.arange(day, day + BLOCK_DAYS)
         ev_day, ev_d, ev_c = _daily_counts(rng, world, days, rate0, themes, 0)
         ok = rng.random(len(ev_day)) < _weekday(ev_day, 0.5)  # fewer appeals at weekends
         ev_day, ev_d, ev_c = ev_day[ok], ev_d[ok], ev_c[ok]
@@ -291,14 +293,16 @@ def appeal_blocks(
         )
         drop = rng.random(m) < cfg.drop_share
         drop_day = np.where(drop, ev_day + 10 + (rng.random(m) * 190).astype(np.int64), NEVER)
+        missing = rng.random(m) < 0.02
+        inside = ev_day <= last_day
         yield Appeals(
-            np.arange(counter, counter + m, dtype=np.int64),
-            submitted,
-            ev_d,
-            rng.random(m) < 0.02,
-            ev_c,
-            text,
-            drop_day,
+            np.arange(counter, counter + m, dtype=np.int64)[inside],
+            submitted[inside],
+            ev_d[inside],
+            missing[inside],
+            ev_c[inside],
+            text[inside],
+            drop_day[inside],
         )
         counter += m
-        day = end + 1
+        day += BLOCK_DAYS

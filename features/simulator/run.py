@@ -34,6 +34,7 @@ from features.simulator.cases import (
 from features.simulator.config import SimulatorConfig
 from features.simulator.corrupt import Context, Ledger, corrupt
 from features.simulator.hazard import Window
+from features.simulator.ids import CHUNK_SPACE, MAX_CHUNKS
 from features.simulator.obligations import build_obligations, obligations_frame
 from features.simulator.places import appeal_blocks, build_world, incident_blocks
 from features.simulator.population import draw_population, persons_frame
@@ -126,6 +127,13 @@ def check_arguments(
         raise InputError(f"seed must be >= 0, got {seed}")
     if chunk_size < 1:
         raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
+    if persons > MAX_CHUNKS * chunk_size:
+        raise InputError(
+            f"{persons} persons need more than {MAX_CHUNKS} chunks: use a chunk_size of at least "
+            f"{-(-persons // MAX_CHUNKS)}"
+        )
+    if chunk_size > CHUNK_SPACE // 20:
+        raise InputError(f"chunk_size must be at most {CHUNK_SPACE // 20}, got {chunk_size}")
     if not 0.0 <= corrupt_rate <= 0.5:
         raise InputError(f"corrupt_rate must be within 0..0.5, got {corrupt_rate}")
     if horizon_days < 1:
@@ -148,9 +156,20 @@ def check_arguments(
             )
 
 
-def _prepare(target: Path, overwrite: bool) -> Path:
-    if target.exists() and any(target.iterdir()) and not overwrite:
+def check_output(out: Path, second_out: Path | None, overwrite: bool) -> None:
+    """Refuse to replace existing output unless asked to (delivery, truth, second delivery)."""
+    for target in (out, truth_folder(out), second_out):
+        if target is not None:
+            _refuse_existing(target, overwrite)
+
+
+def _refuse_existing(target: Path, overwrite: bool) -> None:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise InputError(f"{target} exists and is not empty (use overwrite to replace it)")
+
+
+def _prepare(target: Path, overwrite: bool) -> Path:
+    _refuse_existing(target, overwrite)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -162,6 +181,115 @@ def _commit(tmp: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
+
+
+@dataclass
+class _Run:
+    """One simulation in progress: validated plan, open writers, running counters."""
+
+    cfg: SimulatorConfig
+    persons: int
+    seed: int
+    start_day: int
+    first: _Extraction
+    second: _Extraction | None
+    horizon_days: int
+    corrupt_rate: float
+    chunk_size: int
+    tmps: list[Path]
+    grid: MonthGrid
+    lag: LagDistribution
+    windows: list[Window]
+    ledger: Ledger
+    deliveries: list[DeliveryWriter]
+    truth: dict[str, FrameWriter] = field(default_factory=dict)
+    fabricated: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def extractions(self) -> list[_Extraction]:
+        return [self.first] + ([self.second] if self.second else [])
+
+    def write_truth(self, name: str, frame: pl.DataFrame) -> None:
+        if name not in self.truth:
+            schema = frame.head(0).to_arrow().schema
+            self.truth[name] = FrameWriter(self.tmps[1] / f"{name}.parquet", schema)
+        self.truth[name].write(frame)
+
+    def write_tables(self, views: list[dict[str, pl.DataFrame]], ctx: Context) -> None:
+        """The first delivery (with injected rows), the second one and what changed."""
+        for name, frame in views[0].items():
+            self.deliveries[0].write(
+                name, corrupt(name, frame, self.corrupt_rate, ctx, self.ledger)
+            )
+        if len(views) > 1:
+            for name, frame in views[1].items():
+                self.deliveries[1].write(name, frame)
+                self.write_truth("changes", changes(name, views[0][name], frame))
+
+    def persons_chunk(self, ci: int) -> None:
+        """Simulate and write persons [ci * chunk_size, ...)."""
+        offsets = Offsets.of_chunk(ci)
+        cfg, grid = self.cfg, self.grid
+        lo = ci * self.chunk_size
+        n = min(self.chunk_size, self.persons - lo)
+        seeds = np.random.SeedSequence(self.seed, spawn_key=(1, ci)).spawn(9)
+        rngs = [np.random.default_rng(s) for s in seeds]
+        pop = draw_population(rngs[0], cfg, lo, n, self.first.day, self.start_day)
+        paths = simulate_status(rngs[1], pop, cfg, grid)
+        spells = extract_spells(self.seed, paths, pop, cfg, grid)
+        careers = simulate_careers(
+            (rngs[3], rngs[4], rngs[5]), pop, paths, cfg, grid, self.windows, self.lag
+        )
+        releases = build_releases(self.seed, careers, pop, grid.last_day)
+        obligations = build_obligations(self.seed, pop, careers, paths, grid, cfg, offsets)
+        views = [
+            {
+                "persons": persons_frame(pop, cfg, ex.day),
+                "social_status": spells.frame(pop, ex.us),
+                "criminal_cases": criminal_frame(careers.offences, pop, offsets, ex.us, ex.day),
+                "admin_offences": admin_frame(careers.admin, pop, offsets, ex.us, ex.day),
+                "obligations": obligations_frame(
+                    obligations, pop, offsets.obligation, ex.us, ex.day
+                ),
+                "releases": releases_frame(releases, pop, ex.us),
+            }
+            for ex in self.extractions
+        ]
+        probs = probabilities(careers, self.windows, self.lag, n)
+        cases = views[0]["criminal_cases"]
+        self.write_truth(
+            "labels", labels_frame(pop, careers, self.windows, self.horizon_days, probs, cases)
+        )
+        self.write_truth("persons", latent_persons_frame(pop, careers, cfg))
+        self.write_truth("offences", offences_frame(pop, careers, offsets))
+        self.write_tables(
+            views, Context(self.first.at, views[0]["persons"], rngs[8], self.fabricated)
+        )
+
+    def places(self, progress: Progress | None) -> None:
+        """Incidents and appeals, a year at a time."""
+        seeds = np.random.SeedSequence(self.seed, spawn_key=(2,)).spawn(4)
+        rngs = [np.random.default_rng(s) for s in seeds]
+        pc, last = self.cfg.places, self.grid.last_day
+        world = build_world(rngs[0], pc, self.cfg.population.region_shares, self.start_day, last)
+        years = (last - self.start_day) // 365 + 1
+        blocks = zip(
+            incident_blocks(rngs[1], world, pc, self.persons, last),
+            appeal_blocks(rngs[2], world, pc, self.persons, last),
+            strict=True,
+        )
+        ctx = Context(self.first.at, pl.DataFrame(), rngs[3], self.fabricated)
+        for yi, (incidents, appeals) in enumerate(blocks):
+            views: list[dict[str, pl.DataFrame]] = [
+                {
+                    "incidents": incidents.frame(ex.us, ex.day),
+                    "appeals": appeals.frame(ex.us, ex.day),
+                }
+                for ex in self.extractions
+            ]
+            self.write_tables(views, ctx)
+            if progress:
+                progress("places", yi + 1, years)
 
 
 def simulate(
@@ -185,18 +313,16 @@ def simulate(
     `second_out` (default `<out>_2/`).
 
     `as_of`: dates for which p_true and labels are written (default: `horizon_days` before
-    extraction); each window must end by `extracted_at`. `corrupt_rate`: share of rows per
-    table injected as invalid (the ledger is `expected-ingest.json` in the truth folder).
-    The same arguments always give byte-identical files.
+    extraction); each window must end by `extracted_at` (else InputError). `corrupt_rate`:
+    share of rows per table added as invalid rows (the ledger is `expected-ingest.json` in
+    the truth folder). The same arguments always give byte-identical files.
     """
     t_start = clock.perf_counter()
     cfg = config or SimulatorConfig()
     first = _extraction(extraction_time(extracted_at), seed)
-    second = (
-        _extraction(extraction_time(second_delivery_at), seed)
-        if second_delivery_at is not None
-        else None
-    )
+    second = None
+    if second_delivery_at is not None:
+        second = _extraction(extraction_time(second_delivery_at), seed)
     as_of = sorted(set(as_of)) or [first.at.date() - timedelta(days=horizon_days)]
     check_arguments(
         persons,
@@ -216,135 +342,74 @@ def simulate(
     if len({p.resolve() for p in targets}) != len(targets):
         raise InputError("the delivery, truth and second-delivery folders must differ")
     tmps = [_prepare(p, overwrite) for p in targets]
-
-    start_day = day_of(start)
-    last_day = (second or first).day
-    grid = MonthGrid.covering(start_day, last_day)
-    lag = LagDistribution.from_config(cfg.crime.lag)
-    windows = [Window.build(day_of(d), horizon_days, lag) for d in as_of]
-    ledger = Ledger(first.extract_id)
-    fabricated: dict[str, int] = {}
-    writers = [DeliveryWriter(tmps[0])] + ([DeliveryWriter(tmps[2])] if second else [])
-    truth_writers: dict[str, FrameWriter] = {}
-
-    def write_truth(name: str, frame: pl.DataFrame) -> None:
-        if name not in truth_writers:
-            schema = frame.head(0).to_arrow().schema
-            truth_writers[name] = FrameWriter(tmps[1] / f"{name}.parquet", schema)
-        truth_writers[name].write(frame)
-
-    if second:
-        write_truth("changes", pl.DataFrame(schema=CHANGES_SCHEMA))
-
-    extractions = [first] + ([second] if second else [])
-    n_chunks = (persons + chunk_size - 1) // chunk_size
-    offsets = Offsets(0, 0, 0)
-    for ci in range(n_chunks):
-        lo = ci * chunk_size
-        n = min(chunk_size, persons - lo)
-        rngs = [
-            np.random.default_rng(s)
-            for s in np.random.SeedSequence(seed, spawn_key=(1, ci)).spawn(9)
-        ]
-        pop = draw_population(rngs[0], cfg, lo, n, first.day, start_day)
-        paths = simulate_status(rngs[1], pop, cfg, grid)
-        spells = extract_spells(rngs[2], paths, pop, cfg, grid)
-        careers = simulate_careers((rngs[3], rngs[4], rngs[5]), pop, paths, cfg, grid, windows, lag)
-        releases = build_releases(rngs[6], careers, last_day)
-        obligations = build_obligations(rngs[7], pop, careers, paths, grid, cfg)
-        views = []
-        for ex in extractions:
-            views.append(
-                {
-                    "persons": persons_frame(pop, cfg, ex.day),
-                    "social_status": spells.frame(pop, ex.us),
-                    "criminal_cases": criminal_frame(careers.offences, pop, offsets, ex.us, ex.day),
-                    "admin_offences": admin_frame(careers.admin, pop, offsets, ex.us, ex.day),
-                    "obligations": obligations_frame(
-                        obligations, pop, offsets.obligation, ex.us, ex.day
-                    ),
-                    "releases": releases_frame(releases, pop, ex.us),
-                }
-            )
-        probs = probabilities(careers, windows, lag, n)
-        write_truth(
-            "labels",
-            labels_frame(pop, careers, windows, horizon_days, probs, views[0]["criminal_cases"]),
+    try:
+        start_day = day_of(start)
+        grid = MonthGrid.covering(start_day, (second or first).day)
+        lag = LagDistribution.from_config(cfg.crime.lag)
+        run = _Run(
+            cfg=cfg,
+            persons=persons,
+            seed=seed,
+            start_day=start_day,
+            first=first,
+            second=second,
+            horizon_days=horizon_days,
+            corrupt_rate=corrupt_rate,
+            chunk_size=chunk_size,
+            tmps=tmps,
+            grid=grid,
+            lag=lag,
+            windows=[Window.build(day_of(d), horizon_days, lag) for d in as_of],
+            ledger=Ledger(first.extract_id),
+            deliveries=[DeliveryWriter(t) for t in [tmps[0], *tmps[2:]]],
         )
-        write_truth("persons", latent_persons_frame(pop, careers, cfg))
-        write_truth("offences", offences_frame(pop, careers, offsets))
-        ctx = Context(first.at, views[0]["persons"], rngs[8], fabricated)
-        for name, frame in views[0].items():
-            writers[0].write(name, corrupt(name, frame, corrupt_rate, ctx, ledger))
         if second:
-            for name, frame in views[1].items():
-                writers[1].write(name, frame)
-                write_truth("changes", changes(name, views[0][name], frame))
-        offsets = Offsets(
-            offsets.offence + len(careers.offences.person),
-            offsets.admin + len(careers.admin.person),
-            offsets.obligation + obligations.n,
-        )
-        if progress:
-            progress("persons", ci + 1, n_chunks)
+            run.write_truth("changes", pl.DataFrame(schema=CHANGES_SCHEMA))
+        n_chunks = (persons + chunk_size - 1) // chunk_size
+        for ci in range(n_chunks):
+            run.persons_chunk(ci)
+            if progress:
+                progress("persons", ci + 1, n_chunks)
+        run.places(progress)
 
-    place_rngs = [
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(2,)).spawn(4)
-    ]
-    world = build_world(
-        place_rngs[0], cfg.places, cfg.population.region_shares, start_day, last_day
-    )
-    years = (last_day - start_day) // 365 + 1
-    blocks = zip(
-        incident_blocks(place_rngs[1], world, cfg.places, persons, last_day),
-        appeal_blocks(place_rngs[2], world, cfg.places, persons, last_day),
-        strict=True,
-    )
-    ctx = Context(first.at, pl.DataFrame(), place_rngs[3], fabricated)
-    for yi, (incidents, appeals) in enumerate(blocks):
-        for name, block in (("incidents", incidents), ("appeals", appeals)):
-            f1 = block.frame(first.us, first.day)
-            writers[0].write(name, corrupt(name, f1, corrupt_rate, ctx, ledger))
-            if second:
-                f2 = block.frame(second.us, second.day)
-                writers[1].write(name, f2)
-                write_truth("changes", changes(name, f1, f2))
-        if progress:
-            progress("places", yi + 1, years)
-
-    rows = writers[0].close()
-    write_manifest(tmps[0], build_manifest(tmps[0], first.extract_id, first.at, rows))
-    second_rows = None
-    if second:
-        second_rows = writers[1].close()
-        write_manifest(tmps[2], build_manifest(tmps[2], second.extract_id, second.at, second_rows))
-    truth_rows = {name: w.close() for name, w in truth_writers.items()}
-    (tmps[1] / "expected-ingest.json").write_text(ledger.to_json(), encoding="utf-8")
-    params = {
-        "persons": persons,
-        "seed": seed,
-        "start": start.isoformat(),
-        "extracted_at": first.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "extract_id": first.extract_id,
-        "second_delivery_at": second.at.strftime("%Y-%m-%dT%H:%M:%SZ") if second else None,
-        "as_of": [d.isoformat() for d in as_of],
-        "horizon_days": horizon_days,
-        "corrupt_rate": corrupt_rate,
-        "chunk_size": chunk_size,
-        "config": cfg.model_dump(mode="json"),
-    }
-    (tmps[1] / "simulation.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
+        rows = run.deliveries[0].close()
+        write_manifest(tmps[0], build_manifest(tmps[0], first.extract_id, first.at, rows))
+        second_rows = None
+        if second:
+            second_rows = run.deliveries[1].close()
+            manifest = build_manifest(tmps[2], second.extract_id, second.at, second_rows)
+            write_manifest(tmps[2], manifest)
+        truth_rows = {name: w.close() for name, w in run.truth.items()}
+        (tmps[1] / "expected-ingest.json").write_text(run.ledger.to_json(), encoding="utf-8")
+        params = {
+            "persons": persons,
+            "seed": seed,
+            "start": start.isoformat(),
+            "extracted_at": first.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "extract_id": first.extract_id,
+            "second_delivery_at": second.at.strftime("%Y-%m-%dT%H:%M:%SZ") if second else None,
+            "as_of": [d.isoformat() for d in as_of],
+            "horizon_days": horizon_days,
+            "corrupt_rate": corrupt_rate,
+            "chunk_size": chunk_size,
+            "config": cfg.model_dump(mode="json"),
+        }
+        text = json.dumps(params, indent=2) + "\n"
+        (tmps[1] / "simulation.json").write_text(text, encoding="utf-8")
+    except BaseException:
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     for tmp, target in zip(tmps, targets, strict=True):
         _commit(tmp, target)
-    files = {p.stem: p for p in truth_dir.iterdir()}
     return SimulationResult(
         delivery=out,
         truth=truth_dir,
         extract_id=first.extract_id,
         extracted_at=first.at,
         rows={t: rows[t] for t in TABLE_ORDER},
-        truth_files=files,
-        ledger=ledger.to_dict(),
+        truth_files={p.stem: p for p in sorted(truth_dir.iterdir())},
+        ledger=run.ledger.to_dict(),
         seconds=clock.perf_counter() - t_start,
         second_delivery=second_dir if second else None,
         second_extract_id=second.extract_id if second else None,

@@ -14,11 +14,13 @@ import numpy as np
 import polars as pl
 
 from features.contract.schema import STATUS, TABLES
+from features.simulator import keyed
 from features.simulator.config import SimulatorConfig
 from features.simulator.population import Population
 from features.simulator.timebase import (
     DAY_US,
     NEVER,
+    SECOND_US,
     MonthGrid,
     birthday,
     completed_years,
@@ -150,15 +152,19 @@ class Spells:
 
 
 def extract_spells(
-    rng: np.random.Generator,
+    seed: int,
     paths: StatusPaths,
     pop: Population,
     cfg: SimulatorConfig,
     grid: MonthGrid,
 ) -> Spells:
-    """Runs of equal status become spells; persons outside social registers get none."""
+    """Runs of equal status become spells; persons outside social registers get none.
+
+    Random numbers are keyed by (person, month) so that a spell is the same however long
+    the simulation runs.
+    """
     codes = paths.codes
-    covered = rng.random(pop.n) < cfg.status.coverage
+    covered = keyed.uniform(seed, 11, pop.counter) < cfg.status.coverage
     first = codes[:, 0] != NONE
     change = (codes[:, 1:] != codes[:, :-1]) & (codes[:, 1:] != NONE)
     pi0 = np.flatnonzero(first)
@@ -173,15 +179,17 @@ def extract_spells(
     sixteen = birthday(pop.by, pop.bm, pop.bd, cfg.status.min_age)
     prev = np.where(month > 0, codes[person, np.maximum(month - 1, 0)], NONE)
     lengths = np.diff(grid.starts)
+    key = (pop.counter[person], month)
     trans = grid.starts[np.maximum(month - 1, 0)] + (
-        rng.random(len(person)) * lengths[np.maximum(month - 1, 0)]
+        keyed.uniform(seed, 12, *key) * lengths[np.maximum(month - 1, 0)]
     ).astype(np.int64)
-    back = grid.starts[0] - rng.integers(0, 8 * 365, len(person))
+    back = grid.starts[0] - (keyed.uniform(seed, 13, *key) * 8 * 365).astype(np.int64)
     valid_from = np.where(month == 0, back, np.where(prev == NONE, sixteen[person], trans))
     valid_from = np.maximum(valid_from, sixteen[person])
 
-    lag = rng.exponential(cfg.status.record_lag_mean_days, len(person)).astype(np.int64)
-    recorded = (valid_from + lag) * DAY_US + rng.integers(0, 86_400, len(person)) * 1_000_000
+    lag = keyed.exponential(seed, 14, cfg.status.record_lag_mean_days, *key).astype(np.int64)
+    second = (keyed.uniform(seed, 15, *key) * 86_400).astype(np.int64)
+    recorded = (valid_from + lag) * DAY_US + second * SECOND_US
     same_next = np.zeros(len(person), dtype=bool)
     same_next[:-1] = person[1:] == person[:-1]
     valid_to = np.full(len(person), NEVER, dtype=np.int64)

@@ -1,0 +1,151 @@
+"""`make demo`: the main job end to end on the embedded defaults, through the real CLI.
+
+Simulates a delivery (with a few injected bad rows so the ingest report shows the quarantine),
+ingests it, builds point-in-time features, materializes the online store, reads a few vectors
+back, and prints a short summary. Everything lives under ``$RISKCAST_HOME/demo`` (default
+``./var/demo``), which is reset at the start so the demo can be rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from features.online.store import open_online_store
+from features.settings import Settings
+
+console = Console()
+
+
+def run(step: str, *args: str, env: dict[str, str]) -> float:
+    """Run one riskcast command as a user would, echoing it; fail loudly if it fails."""
+    command = [str(Path(sys.executable).parent / "riskcast"), *args]
+    console.rule(f"[bold]{step}")
+    console.print("$ riskcast " + " ".join(args), style="dim")
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, check=False)
+    if result.returncode != 0:
+        console.print(f"[red]step '{step}' failed with exit code {result.returncode}")
+        sys.exit(result.returncode)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    options = parser.parse_args()
+
+    base = Path(os.environ.get("RISKCAST_HOME", "var")).resolve()
+    home = base / "demo"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    env = {**os.environ, "RISKCAST_HOME": str(home)}
+    env.pop("RISKCAST_DATABASE_URL", None)  # the embedded default: SQLite under home
+    delivery = home / "deliveries" / "2025-12"
+    features_file = home / "features" / "with_record-2024-12-31.parquet"
+    report_file = home / "ingest-report.json"
+
+    timings = {
+        "simulate": run(
+            "1. simulate national registers",
+            "simulate",
+            "--out",
+            str(delivery),
+            "--persons",
+            str(options.persons),
+            "--seed",
+            str(options.seed),
+            "--start",
+            "2016-01-01",
+            "--extracted-at",
+            "2025-12-31",
+            "--as-of",
+            "2024-12-31",
+            "--corrupt-rate",
+            "0.005",
+            env=env,
+        ),
+        "ingest": run(
+            "2. ingest the delivery",
+            "ingest",
+            str(delivery),
+            "--report-json",
+            str(report_file),
+            env=env,
+        ),
+        "features build": run(
+            "3. point-in-time features as of 2024-12-31 (persons with a record)",
+            "features",
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--population",
+            "with_record",
+            "--out",
+            str(features_file),
+            env=env,
+        ),
+        "materialize": run(
+            "4. materialize the latest vectors into the online store",
+            "features",
+            "materialize",
+            "--as-of",
+            "2025-12-31",
+            env=env,
+        ),
+    }
+    summarize(home, delivery, features_file, report_file, timings)
+
+
+def summarize(
+    home: Path, delivery: Path, features_file: Path, report_file: Path, timings: dict[str, float]
+) -> None:
+    console.rule("[bold]summary")
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    totals = {
+        k: sum(t[k] for t in report["tables"].values())
+        for k in ("rows_in", "accepted", "quarantined", "duplicates_dropped")
+    }
+    console.print(
+        f"ingest [bold]{report['extract_id']}[/]: {totals['rows_in']:,} rows in, "
+        f"{totals['accepted']:,} accepted, {totals['quarantined']:,} quarantined, "
+        f"{totals['duplicates_dropped']:,} exact duplicates dropped"
+    )
+    frame = pl.read_parquet(features_file)
+    truth = pl.read_parquet(delivery.parent / f"{delivery.name}_truth" / "labels.parquet")
+    joined = frame.select("person_id", "as_of").join(truth, on=["person_id", "as_of"])
+    console.print(
+        f"features: {frame.height:,} persons with a record as of 2024-12-31, "
+        f"{frame.width - 2} columns; their true 12-month registered re-offence rate "
+        f"(simulator truth) is {joined['label'].mean():.1%}, mean p_true {joined['p_true'].mean():.1%}"
+    )
+    store = open_online_store(Settings(home=home, database_url=None))
+    sample = frame["person_id"].head(3).to_list()
+    vectors = store.get_vectors(sample)
+    console.print(f"online store: {store.current()}")
+    table = Table(title="three vectors read back from the online store (first columns)")
+    shown = vectors.columns[:8]
+    for column in shown:
+        table.add_column(column)
+    for row in vectors.select(shown).iter_rows():
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+    for step, seconds in timings.items():
+        console.print(f"  {step:<15} {seconds:6.1f} s")
+    console.print(f"everything is under {home}")
+
+
+if __name__ == "__main__":
+    main()
