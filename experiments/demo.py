@@ -134,9 +134,16 @@ def summarize(
     store = open_online_store(Settings(home=home, database_url=None))
     sample = frame["person_id"].head(3).to_list()
     vectors = store.get_vectors(sample)
-    console.print(f"online store: {store.current()}")
+    current = store.current()
+    if current is None:
+        console.print("[red]the online store is empty after materialize")
+        sys.exit(1)
+    console.print(
+        f"online store ({store.where}): {current.rows:,} vectors of {len(current.features)} "
+        f"model inputs as of {current.as_of}, spec {current.spec_hash}"
+    )
     table = Table(title="three vectors read back from the online store (first columns)")
-    shown = vectors.columns[:8]
+    shown = [vectors.columns[0], *vectors.columns[4:10]]
     for column in shown:
         table.add_column(column)
     for row in vectors.select(shown).iter_rows():

@@ -45,6 +45,8 @@ def test_labels_are_the_contract_label_recomputed_from_criminal_cases(
     assert (joined["label"] == joined["label_right"]).all()
     assert (joined["horizon_days"] == joined["horizon_days_right"]).all()
     assert truth["label"].sum() > 100
+    # the delivered label is the latent registration event, nothing lost or added
+    assert (truth["label"] == (truth["registrations_in_window"] > 0)).all()
 
 
 def test_p_true_is_calibrated_and_discriminates(world: SimulationResult) -> None:
