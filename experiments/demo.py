@@ -126,10 +126,12 @@ def summarize(
     frame = pl.read_parquet(features_file)
     truth = pl.read_parquet(delivery.parent / f"{delivery.name}_truth" / "labels.parquet")
     joined = frame.select("person_id", "as_of").join(truth, on=["person_id", "as_of"])
+    label_rate = float(joined["label"].cast(pl.Float64).mean() or 0.0)
+    mean_p_true = float(joined["p_true"].mean() or 0.0)  # type: ignore[arg-type]
     console.print(
         f"features: {frame.height:,} persons with a record as of 2024-12-31, "
         f"{frame.width - 2} columns; their true 12-month registered re-offence rate "
-        f"(simulator truth) is {joined['label'].mean():.1%}, mean p_true {joined['p_true'].mean():.1%}"
+        f"(simulator truth) is {label_rate:.1%}, mean p_true {mean_p_true:.1%}"
     )
     store = open_online_store(Settings(home=home, database_url=None))
     sample = frame["person_id"].head(3).to_list()
