@@ -126,7 +126,7 @@ def summarize(
     frame = pl.read_parquet(features_file)
     truth = pl.read_parquet(delivery.parent / f"{delivery.name}_truth" / "labels.parquet")
     joined = frame.select("person_id", "as_of").join(truth, on=["person_id", "as_of"])
-    label_rate = float(joined["label"].cast(pl.Float64).mean() or 0.0)
+    label_rate = float(joined["label"].cast(pl.Float64).mean() or 0.0)  # type: ignore[arg-type]
     mean_p_true = float(joined["p_true"].mean() or 0.0)  # type: ignore[arg-type]
     console.print(
         f"features: {frame.height:,} persons with a record as of 2024-12-31, "
