@@ -27,6 +27,8 @@ def build_app() -> typer.Typer:
         """riskcast: risk forecasting from national register extracts."""
 
     features_cli.register(app)
+    __import__("training.cli").cli.register(app)  # train
+    __import__("training.tabular_cli").tabular_cli.register(app)  # train-table
     return app
 
 

@@ -108,3 +108,38 @@ def build_labels(
     cases = store.scan("criminal_cases").filter(pl.col(VALID_TO).is_null())
     persons = store.scan("persons").filter(pl.col(VALID_TO).is_null())
     return label_cases(cases, persons, as_of, definition)
+
+
+def unobserved_windows(
+    store: OfflineStore, as_of: list[date], definition: LabelDefinition
+) -> list[str]:
+    """One message per as-of date whose label window ends after the last delivery's
+    ``extracted_at`` (its label would be silently too low); empty when all are observed."""
+    last = store.state().last_delivery
+    if last is None:
+        raise ConfigError("the store is empty: ingest a delivery first")
+    limit = last.extracted_at.replace(microsecond=0) + timedelta(seconds=1)
+    problems = []
+    for day in sorted(as_of):
+        end = day + timedelta(days=definition.horizon_days)
+        if end_of_day(end) > limit:
+            problems.append(
+                f"as_of {day}: the {definition.horizon_days}-day label window ends {end}, after "
+                f"the last delivery's extracted_at {last.extracted_at:%Y-%m-%d}"
+            )
+    return problems
+
+
+def labels_for(
+    store: OfflineStore, keys: pl.LazyFrame, definition: LabelDefinition
+) -> pl.LazyFrame:
+    """Labels for the given (person_id, as_of) rows only (a training set's snapshots), from
+    the store's latest knowledge of criminal cases; refuses windows not fully observed."""
+    dates = keys.select(pl.col("as_of").unique()).collect()["as_of"].to_list()
+    problems = unobserved_windows(store, dates, definition)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    cases = store.scan("criminal_cases").filter(pl.col(VALID_TO).is_null())
+    persons = keys.select("person_id").unique()
+    labels = label_cases(cases, persons, dates, definition)
+    return keys.select("person_id", "as_of").join(labels, on=["person_id", "as_of"], how="left")

@@ -14,7 +14,7 @@ Written for an entity kind: the entity key and the clock column are parameters
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -94,17 +94,38 @@ def collect_features(
     as_of: Sequence[date],
     population: str | Population = Population.ALL,
 ) -> pl.DataFrame:
-    """`build_features`, collected: the table passes run together on the streaming engine,
-    then the (small) aggregates are joined to the entities on the in-memory engine, whose
-    joins use both cores where the streaming engine's chain of wide joins does not."""
+    """`build_features`, collected in stages that use memory and both cores better.
+
+    1. the entities and every table pass run together on the streaming engine;
+    2. each table's aggregate is left-joined to the entity keys alone (in memory, all tables at
+       once, keeping the keys' order) and the results are put side by side: a chain of joins
+       would copy the ever wider frame once per table;
+    3. features are finished on the assembled frame.
+    """
     read, deliveries = _snapshot(store)
     plan = plan_frame(read, spec, as_of, population, **deliveries)
     delivered = [name for name, frame in plan.tables.items() if frame is not None]
     lazy = [plan.base, *(plan.tables[name] for name in delivered)]
     frames = pl.collect_all([f for f in lazy if f is not None], engine="streaming")
-    tables: dict[str, pl.LazyFrame | None] = dict.fromkeys(plan.tables)
-    tables.update({name: f.lazy() for name, f in zip(delivered, frames[1:], strict=True)})
-    return plan.assemble(frames[0].lazy(), tables).collect(engine="in-memory")
+    tables = {name: f.lazy() for name, f in zip(delivered, frames[1:], strict=True)}
+    keys = [plan.entity.key, plan.entity.clock]
+    base = _restrict(frames[0].lazy(), tables, plan.population, spec, plan.entity)
+    base_frame = base.collect(engine="in-memory")
+    aligned = pl.collect_all(
+        [
+            base_frame.lazy()
+            .select(keys)
+            .join(part, on=keys, how="left", maintain_order="left")
+            .drop(keys)
+            .with_columns(plan.empties(name))  # here, so finishing copies nothing
+            for name, part in tables.items()
+        ],
+        engine="in-memory",
+    )
+    del frames, tables  # the aggregates are no longer needed: free them before finishing
+    joined = pl.concat([base_frame, *aligned], how="horizontal")
+    del base_frame, aligned
+    return plan.finish(joined.lazy(), set(delivered)).collect(engine="in-memory")
 
 
 def _snapshot(store: OfflineStore) -> tuple[TableReader, dict[str, Any]]:
@@ -140,12 +161,26 @@ class FramePlan:
 
     def assemble(self, base: pl.LazyFrame, tables: dict[str, pl.LazyFrame | None]) -> pl.LazyFrame:
         """Restrict to the population, join the table aggregates, finish every feature."""
-        entity, spec = self.entity, self.spec
-        keys = [entity.key, entity.clock]
-        frame = _restrict(base, tables, self.population, spec, entity)
+        keys = [self.entity.key, self.entity.clock]
+        frame = _restrict(base, tables, self.population, self.spec, self.entity)
         for part in tables.values():
             if part is not None:
                 frame = frame.join(part, on=keys, how="left")
+        return self.finish(frame, {name for name, part in tables.items() if part is not None})
+
+    def empties(self, table: str) -> list[pl.Expr]:
+        """The empty value of each feature of ``table`` finished before the join, for entities
+        that have no row in it (e.g. 0 for counts; features whose empty is null are absent)."""
+        return [
+            pl.col(c.name).fill_null(c.empty)
+            for c in self.compiled.get(table, {}).values()
+            if c.empty is not None and not c.late
+        ]
+
+    def finish(self, frame: pl.LazyFrame, delivered: set[str]) -> pl.LazyFrame:
+        """Features from the joined frame: empty values for entities without rows in a
+        delivered table, nulls for tables never delivered, then derived features."""
+        entity, spec = self.entity, self.spec
         finals: list[pl.Expr] = []
         for feature in spec.features:
             if feature.is_derived:
@@ -153,17 +188,19 @@ class FramePlan:
             if feature.source == entity.own_table:
                 finals.append(entity_feature(feature, entity.clock))
                 continue
-            if tables.get(feature.source) is None:  # never delivered: missing, not zero
+            if feature.source not in delivered:  # never delivered: missing, not zero
                 finals.append(pl.lit(None, dtype=output_dtype(feature)).alias(feature.name))
                 continue
             c = self.compiled[feature.source][feature.name]
-            value = c.final if c.late else pl.col(c.name)
-            finals.append(value if c.empty is None else value.fill_null(c.empty).alias(c.name))
+            if c.late:
+                value = c.final if c.empty is None else c.final.fill_null(c.empty)
+                finals.append(value.alias(c.name))
+        finals += [e for name in sorted(delivered) for e in self.empties(name)]
         frame = frame.with_columns(finals)
         for f in spec.features:  # in spec order: a derived feature may read an earlier one
             if f.is_derived:
                 frame = frame.with_columns(derived_feature(f))
-        return frame.select(keys + spec.names)
+        return frame.select([entity.key, entity.clock, *spec.names])
 
 
 def plan_frame(
@@ -313,7 +350,7 @@ def _population_partials(
 
 def _restrict(
     frame: pl.LazyFrame,
-    partials: dict[str, pl.LazyFrame | None],
+    partials: Mapping[str, pl.LazyFrame | None],
     population: Population,
     spec: FeatureSpec,
     entity: EntitySpec,

@@ -1,0 +1,92 @@
+"""`riskcast train`: the whole training step with a progress display (see `training.pipeline`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.settings import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` to the root CLI."""
+    app.command("train")(train_command)
+
+
+def train_command(
+    config: Path | None = typer.Option(
+        None, "--config", help="training config; default $RISKCAST_CONFIG_DIR, ./configs, repo"
+    ),
+    trials: int | None = typer.Option(None, "--trials", min=1, help="Optuna trials (total)"),
+    features_config: Path | None = typer.Option(None, "--features-config", help="feature spec"),
+    truth: Path | None = typer.Option(
+        None, "--truth", help="simulator truth folder (oracle metrics); default from config"
+    ),
+) -> None:
+    """Train on the store: out-of-time tuning, calibration, baselines, evaluation; log the run
+    to MLflow and register it as the `challenger` version of the model."""
+    from training.pipeline import train  # heavy imports only when the command runs
+
+    console = Console(stderr=True)
+    home = get_settings().home
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("starting ...", total=1.0)
+
+        def progress(message: str, fraction: float | None) -> None:
+            if fraction is None:
+                bar.update(task, description=message)
+            else:
+                bar.update(task, description=message, completed=fraction)
+
+        result = train(
+            home=home,
+            config=config,
+            features_config=features_config,
+            trials=trials,
+            truth_dir=truth,
+            progress=progress,
+        )
+        bar.update(task, description="done", completed=1.0)
+    out = Console()
+    table = Table(title=f"out-of-time test metrics ({result.rows['test']:,} rows)")
+    for column in ("scorer", "AUC", "PR-AUC", "Brier", "ECE", "top-10%", "mean p", "observed"):
+        table.add_column(column, justify="right" if column != "scorer" else "left")
+    for name, m in result.evaluation.test.items():
+        table.add_row(
+            name,
+            f"{m['auc']:.4f}",
+            f"{m['pr_auc']:.4f}",
+            f"{m['brier']:.4f}",
+            f"{m['ece']:.4f}",
+            f"{m['capture_top_10']:.3f}",
+            f"{m['mean_predicted']:.4f}",
+            f"{m['observed_rate']:.4f}",
+        )
+    out.print(table)
+    for name, diff in result.evaluation.auc_differences.items():
+        out.print(
+            f"AUC(model) - AUC({name}) = {diff['mean']:+.4f}  (paired bootstrap sd "
+            f"{diff['sd']:.4f}, {diff['z']:.1f} sd)"
+        )
+    rows = result.rows
+    out.print(
+        f"rows: tune {rows['tune']:,} / calibrate {rows['calibrate']:,} / test {rows['test']:,} "
+        f"x {result.n_features} features; calibration {result.calibration.get('method')}; "
+        f"{result.seconds:.0f} s"
+    )
+    out.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    out.print(f"run id:        {result.run_id}")
+    out.print(f"model version: {result.model_name} v{result.model_version} (alias challenger)")
+    out.print(f"tracking:      {result.tracking_uri}")
+    out.print(f"look:          {result.ui_command}")

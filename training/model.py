@@ -1,0 +1,273 @@
+"""The model family: LightGBM fitting with monotone constraints, and the registered `RiskModel`.
+
+Public API (also used by ``train-table``):
+
+- `fit_lgbm(X, y, params, monotone, *, seed, num_threads=0, valid=None) -> lightgbm.Booster`:
+  a binary LightGBM on the columns of ``X`` (in that order), monotone constraints per feature
+  name (a name missing from ``monotone`` is unconstrained). ``params`` are LightGBM parameters
+  plus two of ours: ``num_boost_round`` (default 500) and ``early_stopping_rounds`` (default 50,
+  only used with ``valid``). With ``valid`` the booster keeps its best iteration.
+- `RiskModel`: the one object that is registered: booster + calibrator + tier thresholds + the
+  feature metadata. ``predict(frame)`` returns the calibrated ``probability``, the ``tier``,
+  the ``raw_score`` (log-odds before calibration) and one ``contrib_<feature>`` column per
+  feature plus ``contrib_bias`` (TreeSHAP via ``pred_contrib``), which add up to ``raw_score``.
+  ``save(dir)`` / ``RiskModel.load(dir)``; `RiskModelPyfunc` wraps it for MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+from features.errors import InputError
+
+BIAS = "bias"
+CONTRIB_PREFIX = "contrib_"
+KEY_COLUMNS = ("person_id", "as_of")
+"""Passed through to the prediction frame when present (never model inputs)."""
+DEFAULT_ROUNDS = 500
+DEFAULT_EARLY_STOPPING = 50
+_OURS = ("num_boost_round", "early_stopping_rounds")
+
+
+def to_matrix(frame: pl.DataFrame, features: Sequence[str]) -> np.ndarray:
+    """The model's input matrix: ``features`` in that order as float64, nulls as NaN."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise InputError(f"the frame lacks model input(s) {', '.join(missing)}")
+    return (
+        frame.select(pl.col(f).cast(pl.Float64) for f in features)
+        .to_numpy()
+        .astype(np.float64, copy=False)
+    )
+
+
+def lgbm_params(
+    params: Mapping[str, Any],
+    monotone: Mapping[str, int],
+    features: Sequence[str],
+    *,
+    seed: int,
+    num_threads: int = 0,
+) -> dict[str, Any]:
+    """LightGBM parameters for a binary model on ``features``: ours removed, seeds and
+    monotone constraints set (``monotone[name]`` in -1, 0, +1; missing names are 0)."""
+    bad = {k: v for k, v in monotone.items() if v not in (-1, 0, 1)}
+    if bad:
+        raise InputError(f"monotone constraints must be -1, 0 or +1: {bad}")
+    out: dict[str, Any] = {
+        "objective": "binary",
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": num_threads,
+        "feature_pre_filter": False,
+    }
+    out.update({k: v for k, v in params.items() if k not in _OURS})
+    constraints = [int(monotone.get(f, 0)) for f in features]
+    if any(constraints):
+        out["monotone_constraints"] = constraints
+        out.setdefault("monotone_constraints_method", "advanced")
+    return out
+
+
+def fit_lgbm(
+    X: pl.DataFrame,  # noqa: N803 (the API named in the brief)
+    y: np.ndarray,
+    params: dict[str, Any],
+    monotone: dict[str, int],
+    *,
+    seed: int,
+    num_threads: int = 0,
+    valid: tuple[pl.DataFrame, np.ndarray] | None = None,
+) -> lgb.Booster:
+    """Fit a binary LightGBM on every column of ``X``; see the module docstring."""
+    features = list(X.columns)
+    if X.height != len(y):
+        raise InputError(f"X has {X.height} rows but y has {len(y)}")
+    full = lgbm_params(params, monotone, features, seed=seed, num_threads=num_threads)
+    rounds = int(params.get("num_boost_round", DEFAULT_ROUNDS))
+    train = lgb.Dataset(
+        to_matrix(X, features),
+        label=np.asarray(y, dtype=np.float64),
+        feature_name=features,
+        params={"feature_pre_filter": False},
+    )
+    valid_sets: list[lgb.Dataset] = []
+    callbacks: list[Any] = []
+    if valid is not None:
+        vx, vy = valid
+        valid_sets.append(
+            lgb.Dataset(
+                to_matrix(vx, features), label=np.asarray(vy, dtype=np.float64), reference=train
+            )
+        )
+        stop = int(params.get("early_stopping_rounds", DEFAULT_EARLY_STOPPING))
+        callbacks.append(lgb.early_stopping(stop, first_metric_only=True, verbose=False))
+    booster = lgb.train(
+        full, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
+    )
+    return booster
+
+
+class Calibrator(Protocol):
+    """Maps raw probabilities to calibrated ones (see `training.calibration`)."""
+
+    @property
+    def method(self) -> str: ...
+
+    def predict(self, p_raw: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A risk tier: probabilities ``>= min_probability`` (and below the next tier's)."""
+
+    name: str
+    min_probability: float
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What a model input means: shown beside its contribution."""
+
+    name: str
+    domain: str
+    kind: str
+    direction: int
+    description: str
+
+
+def assign_tiers(probability: np.ndarray, tiers: Sequence[Tier]) -> np.ndarray:
+    """The tier name of each probability (tiers sorted by ``min_probability``, first at 0)."""
+    ordered = sorted(tiers, key=lambda t: t.min_probability)
+    cuts = np.array([t.min_probability for t in ordered[1:]], dtype=np.float64)
+    names = np.array([t.name for t in ordered], dtype=object)
+    return np.asarray(names[np.searchsorted(cuts, probability, side="right")])
+
+
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
+
+
+@dataclass
+class RiskModel:
+    """The registered object: booster, calibrator, tiers and feature metadata."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator | None
+    tiers: list[Tier]
+    features: list[FeatureInfo]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = self.booster.feature_name()
+        if names != self.feature_names:
+            raise InputError(f"booster features {names} differ from metadata {self.feature_names}")
+        if not self.tiers:
+            raise InputError("a risk model needs at least one tier")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def contribution_columns(self) -> list[str]:
+        return [CONTRIB_PREFIX + n for n in (*self.feature_names, BIAS)]
+
+    def raw_score(self, frame: pl.DataFrame) -> np.ndarray:
+        """Log-odds of the booster (before calibration)."""
+        out = self.booster.predict(to_matrix(frame, self.feature_names), raw_score=True)
+        return np.asarray(out, dtype=np.float64)
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        """Calibrated probabilities only (cheaper than `predict`)."""
+        return self._calibrate(sigmoid(self.raw_score(frame)))
+
+    def _calibrate(self, p_raw: np.ndarray) -> np.ndarray:
+        if self.calibrator is None:
+            return p_raw
+        return np.clip(np.asarray(self.calibrator.predict(p_raw), dtype=np.float64), 0.0, 1.0)
+
+    def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """probability, tier, raw_score and contributions (+ person_id/as_of when present)."""
+        matrix = to_matrix(frame, self.feature_names)
+        raw = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
+        contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True), dtype=np.float64)
+        probability = self._calibrate(sigmoid(raw))
+        keys = [c for c in KEY_COLUMNS if c in frame.columns]
+        columns: dict[str, Any] = {
+            "probability": probability,
+            "tier": assign_tiers(probability, self.tiers).tolist(),
+            "raw_score": raw,
+        }
+        columns.update(zip(self.contribution_columns, contrib.T, strict=True))
+        return pl.concat([frame.select(keys), pl.DataFrame(columns)], how="horizontal")
+
+    def domain_contributions(self, prediction: pl.DataFrame) -> pl.DataFrame:
+        """Contributions summed by RNR domain (one column per domain, plus bias)."""
+        domains: dict[str, list[str]] = {}
+        for f in self.features:
+            domains.setdefault(f.domain, []).append(CONTRIB_PREFIX + f.name)
+        return prediction.select(
+            *(pl.sum_horizontal(cols).alias(d) for d, cols in domains.items()),
+            pl.col(CONTRIB_PREFIX + BIAS).alias(BIAS),
+        )
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        """Write ``booster.txt``, ``calibrator.pkl`` and ``model.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(directory / "booster.txt"))
+        with (directory / "calibrator.pkl").open("wb") as fh:
+            pickle.dump(self.calibrator, fh)
+        meta = {
+            "format": 1,
+            "tiers": [asdict(t) for t in self.tiers],
+            "features": [asdict(f) for f in self.features],
+            "calibration": getattr(self.calibrator, "method", None),
+            "metadata": self.metadata,
+        }
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, default=str), "utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "model.json").read_text("utf-8"))
+            booster = lgb.Booster(model_file=str(directory / "booster.txt"))
+            with (directory / "calibrator.pkl").open("rb") as fh:
+                calibrator = pickle.load(fh)  # our own artifact, written by `save`
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{directory} is not a saved risk model: {exc}") from exc
+        return cls(
+            booster=booster,
+            calibrator=calibrator,
+            tiers=[Tier(**t) for t in meta["tiers"]],
+            features=[FeatureInfo(**f) for f in meta["features"]],
+            metadata=meta.get("metadata", {}),
+        )
+
+
+ARTIFACT_KEY = "risk_model"
+
+
+def __getattr__(name: str) -> Any:
+    """`RiskModelPyfunc` (the MLflow wrapper) lives in `training.pyfunc`, imported on first use
+    so that importing this module does not import MLflow."""
+    if name == "RiskModelPyfunc":
+        from training.pyfunc import RiskModelPyfunc
+
+        return RiskModelPyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

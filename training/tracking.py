@@ -1,0 +1,226 @@
+"""MLflow tracking and registry (the edge where runs, artifacts and versions are written).
+
+Embedded default: a SQLite backend ``sqlite:///$RISKCAST_HOME/mlflow.db`` with artifacts under
+``$RISKCAST_HOME/mlartifacts``; ``MLFLOW_TRACKING_URI`` overrides (a tracking server, or a
+database URL such as ``postgresql+psycopg://...``). Nothing is set at import time: the URI is
+set for the duration of `tracking_session` and restored afterwards.
+
+A training run is registered as a new version of the model name with the alias ``challenger``;
+this module never touches ``champion`` (the fairness gate moves it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import polars as pl
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+
+
+def tracking_uri(home: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the SQLite file under ``home``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path(home) / 'mlflow.db').resolve()}"
+
+
+def artifact_root(home: Path) -> str:
+    return (Path(home) / "mlartifacts").resolve().as_uri()
+
+
+def ui_command(uri: str, home: Path) -> str:
+    """The command that shows these runs in the MLflow UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri} --default-artifact-root {artifact_root(home)}"
+
+
+@contextlib.contextmanager
+def tracking_session(uri: str) -> Iterator[MlflowClient]:
+    """Point MLflow (tracking and registry) at ``uri`` while the block runs, then restore."""
+    quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", quiet)}
+    os.environ[quiet] = "false"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    finally:  # MLflow keeps the URIs in globals *and* the environment: restore both
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def ensure_experiment(client: MlflowClient, name: str, home: Path, uri: str) -> str:
+    """The experiment's id; created with artifacts under ``home`` unless a server decides."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None if uri.startswith(("http://", "https://")) else artifact_root(home)
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """The code version: ``<sha>`` (``-dirty`` when the tree has changes), or ``unknown``."""
+    cwd = repo or Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+@dataclass
+class RunRecord:
+    """Everything a training run logs (assembled by the pipeline)."""
+
+    run_name: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    datasets: dict[str, tuple[pl.DataFrame, str]]  # context -> (frame, digest)
+    figures: dict[str, Figure]
+    json_artifacts: dict[str, Any]
+    text_artifacts: dict[str, str]
+    model_dir: Path
+    input_example: pl.DataFrame
+    model_name: str
+    dataset_source: str = ""
+    extra_tags_on_version: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Logged:
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    model_version: str
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("lightgbm", "polars", "numpy", "pandas", "scikit-learn", "mlflow", "pyarrow")
+    return [f"{n}=={version(n)}" for n in names]
+
+
+def log_training_run(
+    record: RunRecord, *, home: Path, experiment: str, uri: str | None = None
+) -> Logged:
+    """Log one run (params, tags, metrics, datasets, figures, artifacts, the model), register
+    it as a new version of ``record.model_name`` and give that version the alias challenger."""
+    import mlflow.pyfunc
+    from mlflow.data.polars_dataset import from_polars
+    from mlflow.models import infer_signature
+
+    from training.model import ARTIFACT_KEY, RiskModel
+    from training.pyfunc import RiskModelPyfunc
+
+    uri = uri or tracking_uri(home)
+    with tracking_session(uri) as client:
+        experiment_id = ensure_experiment(client, experiment, home, uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
+            mlflow.set_tags(record.tags)
+            mlflow.log_params({k: _param(v) for k, v in record.params.items()})
+            mlflow.log_dict(record.config, "config/training.json")
+            for context, (frame, digest) in record.datasets.items():
+                dataset = from_polars(
+                    frame.with_columns(pl.col("as_of").cast(pl.Datetime("us"))),
+                    source=record.dataset_source or None,
+                    targets="label",
+                    name=f"{context}-{digest}",
+                    digest=digest,
+                )
+                mlflow.log_input(dataset, context=context)
+            mlflow.log_metrics(record.metrics)
+            for name, fig in record.figures.items():
+                mlflow.log_figure(fig, f"plots/{name}.png")
+            for name, payload in record.json_artifacts.items():
+                mlflow.log_dict(payload, name)
+            for name, text in record.text_artifacts.items():
+                mlflow.log_text(text, name)
+            example = record.input_example.select(pl.all().cast(pl.Float64)).to_pandas()
+            model = RiskModel.load(record.model_dir)
+            signature = infer_signature(example, model.predict(record.input_example).to_pandas())
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=RiskModelPyfunc(),
+                artifacts={ARTIFACT_KEY: str(record.model_dir)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+                registered_model_name=record.model_name,
+            )
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        for key, value in {**record.tags, **record.extra_tags_on_version}.items():
+            client.set_model_version_tag(record.model_name, version, key, value)
+        client.set_registered_model_alias(record.model_name, CHALLENGER, version)
+    return Logged(run_id, experiment_id, info.model_uri, version)
+
+
+def _param(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def load_registered(name: str, version_or_alias: str, *, home: Path, uri: str | None = None) -> Any:
+    """The registered pyfunc model (``version`` number or ``@alias``)."""
+    import mlflow.pyfunc
+
+    uri = uri or tracking_uri(home)
+    ref = version_or_alias if version_or_alias.isdigit() else f"@{version_or_alias.lstrip('@')}"
+    sep = "/" if ref.isdigit() else ""
+    with tracking_session(uri):
+        return mlflow.pyfunc.load_model(f"models:/{name}{sep}{ref}")
+
+
+def download_risk_model(
+    name: str, version_or_alias: str, *, home: Path, uri: str | None = None
+) -> Any:
+    """The registered `RiskModel` itself (not the pyfunc wrapper), e.g. for serving."""
+    from training.model import ARTIFACT_KEY, RiskModel
+
+    uri = uri or tracking_uri(home)
+    with tracking_session(uri) as client:
+        if version_or_alias.isdigit():
+            mv = client.get_model_version(name, version_or_alias)
+        else:
+            mv = client.get_model_version_by_alias(name, version_or_alias.lstrip("@"))
+        target = Path(tempfile.mkdtemp(prefix="riskcast-model-"))
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(target)
+        )
+    return RiskModel.load(Path(local) / "artifacts" / ARTIFACT_KEY)
+
+
+def version_tags(
+    name: str, version: str, *, home: Path, uri: str | None = None
+) -> Mapping[str, str]:
+    uri = uri or tracking_uri(home)
+    with tracking_session(uri) as client:
+        return dict(client.get_model_version(name, version).tags)

@@ -1,0 +1,265 @@
+"""Hyper-parameter search: Optuna TPE with pruning over out-of-time folds.
+
+Public API (also used by ``train-table``):
+
+- `SearchSpace` (pydantic, the ``search`` section of ``configs/training.yaml``): the metric
+  (``log_loss`` minimised or ``auc`` maximised), boosting rounds and early stopping, fixed
+  LightGBM parameters, and one `ParamRange` per tuned parameter.
+- `tune(folds, space, n_trials, *, monotone, seed, storage=None, study_name=None,
+  progress=False) -> TuneResult`. ``folds`` are ``(X_train, y_train, X_valid, y_valid)`` tuples,
+  oldest first (rolling origin); the objective is the mean validation metric over the folds,
+  reported after each fold so a bad trial is pruned (median rule) before it uses every fold.
+  With ``storage`` (an Optuna RDB URL, e.g. ``sqlite:///.../optuna.db``) and ``study_name`` the
+  study persists and a rerun resumes it (only the missing trials run).
+
+`TuneResult.best_params` are ready for `training.model.fit_lgbm`: the fixed and tuned
+parameters plus ``num_boost_round`` = the mean best iteration of the best trial's folds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import lightgbm as lgb
+import numpy as np
+import optuna
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sklearn.metrics import log_loss, roc_auc_score
+
+from training.model import DEFAULT_EARLY_STOPPING, lgbm_params, to_matrix
+
+Metric = Literal["log_loss", "auc"]
+Fold = tuple[pl.DataFrame, np.ndarray, pl.DataFrame, np.ndarray]
+
+
+class ParamRange(BaseModel):
+    """One tuned parameter: a float or int range (optionally log-scaled) or a list of choices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str | int | float | bool] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("categorical takes `choices` only")
+        else:
+            if self.low is None or self.high is None or self.choices is not None:
+                raise ValueError(f"{self.type} takes `low` and `high`")
+            if self.low > self.high or (self.log and self.low <= 0):
+                raise ValueError("need low <= high (and low > 0 with log)")
+        return self
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        if self.type == "categorical":
+            assert self.choices is not None
+            return trial.suggest_categorical(name, self.choices)
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+
+class SearchSpace(BaseModel):
+    """What Optuna searches, and how a trial is scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Metric = "log_loss"
+    num_boost_round: int = Field(default=1000, gt=0, description="upper bound; early stopping")
+    early_stopping_rounds: int = Field(default=DEFAULT_EARLY_STOPPING, gt=0)
+    startup_trials: int = Field(default=8, ge=1, description="random trials before TPE")
+    pruning_warmup_trials: int = Field(default=4, ge=0, description="trials before pruning")
+    fixed: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    params: dict[str, ParamRange] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Self:
+        both = sorted(set(self.fixed) & set(self.params))
+        if both:
+            raise ValueError(f"parameters both fixed and tuned: {', '.join(both)}")
+        return self
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return "minimize" if self.metric == "log_loss" else "maximize"
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.fixed)
+        out.update({name: rng.suggest(trial, name) for name, rng in self.params.items()})
+        return out
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    best_params: dict[str, Any]
+    best_value: float
+    metric: Metric
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def score(metric: Metric, y: np.ndarray, p: np.ndarray) -> float:
+    """The objective's metric (log loss on clipped probabilities, or ROC AUC)."""
+    if metric == "auc":
+        return float(roc_auc_score(y, p))
+    return float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1]))
+
+
+@dataclass
+class _PreparedFold:
+    train: lgb.Dataset
+    valid: lgb.Dataset
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+
+
+def _prepare(folds: Sequence[Fold]) -> tuple[list[str], list[_PreparedFold]]:
+    """Bin each fold once (LightGBM datasets reused by every trial)."""
+    if not folds:
+        raise ValueError("tune needs at least one fold")
+    features = list(folds[0][0].columns)
+    prepared = []
+    for x_train, y_train, x_valid, y_valid in folds:
+        if list(x_train.columns) != features or list(x_valid.columns) != features:
+            raise ValueError("every fold must have the same feature columns in the same order")
+        train = lgb.Dataset(
+            to_matrix(x_train, features),
+            label=np.asarray(y_train, dtype=np.float64),
+            feature_name=features,
+            free_raw_data=False,
+            params={"feature_pre_filter": False},
+        )
+        xv = to_matrix(x_valid, features)
+        yv = np.asarray(y_valid, dtype=np.float64)
+        valid = lgb.Dataset(xv, label=yv, reference=train, free_raw_data=False)
+        prepared.append(_PreparedFold(train, valid, xv, yv))
+    return features, prepared
+
+
+def tune(
+    folds: list[tuple[pl.DataFrame, np.ndarray, pl.DataFrame, np.ndarray]],
+    space: SearchSpace,
+    n_trials: int,
+    *,
+    monotone: dict[str, int],
+    seed: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+    progress: bool = False,
+    num_threads: int = 0,
+    on_trial: Callable[[int, int, float | None], None] | None = None,
+) -> TuneResult:
+    """Search ``space`` for ``n_trials`` (in total, counting trials of a resumed study).
+
+    ``on_trial(done, total, best_value)`` is called after each trial (for progress displays).
+    """
+    features, prepared = _prepare(folds)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        load_if_exists=storage is not None,
+        direction=space.direction,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.startup_trials),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=space.pruning_warmup_trials, n_warmup_steps=0
+        ),
+    )
+    lgb_metric = "binary_logloss" if space.metric == "log_loss" else "auc"
+
+    def objective(trial: optuna.Trial) -> float:
+        sampled = space.sample(trial)
+        params = lgbm_params(sampled, monotone, features, seed=seed, num_threads=num_threads)
+        params["metric"] = lgb_metric
+        values: list[float] = []
+        iterations: list[int] = []
+        for step, fold in enumerate(prepared):
+            booster = lgb.train(
+                params,
+                fold.train,
+                num_boost_round=space.num_boost_round,
+                valid_sets=[fold.valid],
+                callbacks=[lgb.early_stopping(space.early_stopping_rounds, verbose=False)],
+            )
+            p = np.asarray(booster.predict(fold.x_valid, num_iteration=booster.best_iteration))
+            values.append(score(space.metric, fold.y_valid, p))
+            iterations.append(int(booster.best_iteration or space.num_boost_round))
+            trial.report(float(np.mean(values)), step)
+            if step < len(prepared) - 1 and trial.should_prune():
+                raise optuna.TrialPruned()
+        trial.set_user_attr("fold_values", values)
+        trial.set_user_attr("best_iterations", iterations)
+        return float(np.mean(values))
+
+    done = len([t for t in study.trials if t.state.is_finished()])
+    remaining = max(0, n_trials - done)
+    started = time.perf_counter()
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            finished = len([t for t in study.trials if t.state.is_finished()])
+            on_trial(finished, n_trials, _best_or_none(study))
+
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        callbacks=[callback],
+        show_progress_bar=progress,
+        gc_after_trial=False,
+    )
+    best = study.best_trial
+    best_params = {**space.fixed, **best.params}
+    iters = best.user_attrs.get("best_iterations") or [space.num_boost_round]
+    best_params["num_boost_round"] = max(1, round(float(np.mean(iters))))
+    return TuneResult(
+        best_params=best_params,
+        best_value=float(best.value if best.value is not None else np.nan),
+        metric=space.metric,
+        summary=study_summary(study, seconds=time.perf_counter() - started),
+    )
+
+
+def _best_or_none(study: optuna.Study) -> float | None:
+    try:
+        return float(study.best_value)
+    except ValueError:
+        return None
+
+
+def study_summary(study: optuna.Study, *, seconds: float | None = None) -> dict[str, Any]:
+    """A JSON-able summary: counts by state, best trial, and every trial's value and params."""
+    states: dict[str, int] = {}
+    for t in study.trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    best = study.best_trial
+    return {
+        "study_name": study.study_name,
+        "direction": study.direction.name.lower(),
+        "n_trials": len(study.trials),
+        "states": states,
+        "best_trial": best.number,
+        "best_value": best.value,
+        "best_params": best.params,
+        "best_fold_values": best.user_attrs.get("fold_values"),
+        "best_iterations": best.user_attrs.get("best_iterations"),
+        "seconds_this_session": seconds,
+        "trials": [
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "params": t.params,
+                "seconds": t.duration.total_seconds() if t.duration else None,
+            }
+            for t in study.trials
+        ],
+    }
