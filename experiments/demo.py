@@ -2,7 +2,8 @@
 
 Simulates a delivery (with a few injected bad rows so the ingest report shows the quarantine),
 ingests it, builds point-in-time features, materializes the online store, reads a few vectors
-back, and prints a short summary. Everything lives under ``$RISKCAST_HOME/demo`` (default
+back, trains (a few Optuna trials; MLflow run + `challenger` version) and prints a short summary
+with the run's headline metrics. Everything lives under ``$RISKCAST_HOME/demo`` (default
 ``./var/demo``), which is reset at the start so the demo can be rerun.
 """
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--trials", type=int, default=4, help="Optuna trials of the training")
     options = parser.parse_args()
 
     base = Path(os.environ.get("RISKCAST_HOME", "var")).resolve()
@@ -105,8 +107,18 @@ def main() -> None:
             "2025-12-31",
             env=env,
         ),
+        "train": run(
+            "5. train: out-of-time tuning, calibration, baselines, MLflow run + registry",
+            "train",
+            "--trials",
+            str(options.trials),
+            "--truth",
+            str(delivery.parent / f"{delivery.name}_truth"),
+            env=env,
+        ),
     }
     summarize(home, delivery, features_file, report_file, timings)
+    headline(home)
 
 
 def summarize(
@@ -154,6 +166,37 @@ def summarize(
     for step, seconds in timings.items():
         console.print(f"  {step:<15} {seconds:6.1f} s")
     console.print(f"everything is under {home}")
+
+
+def headline(home: Path) -> None:
+    """The challenger's headline out-of-time metrics, read back from MLflow."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("recidivism-risk", "challenger")
+    metrics = client.get_run(str(version.run_id)).data.metrics
+    table = Table(title=f"recidivism-risk v{version.version} (challenger): test snapshot")
+    for column in ("scorer", "AUC", "Brier", "ECE", "top-10% capture", "mean p", "observed"):
+        table.add_column(column)
+    for scorer in ("model", "logistic", "points", "oracle"):
+        if f"test.{scorer}.auc" not in metrics:
+            continue
+        m = {
+            k: metrics[f"test.{scorer}.{k}"]
+            for k in ("auc", "brier", "ece", "capture_top_10", "mean_predicted", "observed_rate")
+        }
+        table.add_row(
+            scorer,
+            f"{m['auc']:.3f}",
+            f"{m['brier']:.4f}",
+            f"{m['ece']:.4f}",
+            f"{m['capture_top_10']:.3f}",
+            f"{m['mean_predicted']:.4f}",
+            f"{m['observed_rate']:.4f}",
+        )
+    console.print(table)
+    console.print(f"run {version.run_id}: mlflow ui --backend-store-uri {uri}")
 
 
 if __name__ == "__main__":

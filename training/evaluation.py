@@ -150,6 +150,18 @@ def decile_gap(y: ArrayLike, p: ArrayLike, bins: int = 10) -> float:
     return float(np.mean([abs(pv[g].mean() - yv[g].mean()) for g in groups]))
 
 
+def _gap_if_calibrated(p: FloatArray, bins: int, draws: int = 200, seed: int = 0) -> float:
+    """Expected decile gap of a perfectly calibrated model with these scores (sampling noise)."""
+    rng = np.random.default_rng(seed)
+    groups = equal_frequency_bins(p, bins)
+    means = np.array([p[g].mean() for g in groups])
+    gaps = np.empty(draws)
+    for i in range(draws):
+        y = rng.uniform(size=p.size) < p
+        gaps[i] = np.mean(np.abs(means - np.array([y[g].mean() for g in groups])))
+    return float(gaps.mean())
+
+
 def calibration_by_group(
     y: ArrayLike, p: ArrayLike, groups: ArrayLike | Sequence[object], bins: int = 10
 ) -> pl.DataFrame:
@@ -157,9 +169,10 @@ def calibration_by_group(
 
     One row per group (sorted by size, largest first): ``group`` (as text), ``n``,
     ``mean_predicted``, ``observed``, ``decile_gap`` (mean absolute gap over ``bins``
-    equal-frequency bins of the group's own scores) and ``calibration_slope``. Small groups
-    get noisy gaps: with m rows per bin the gap of a perfect model is about
-    ``0.8 * sqrt(r(1-r)/m)``, so read ``n`` beside it.
+    equal-frequency bins of the group's own scores), ``gap_if_calibrated`` (the decile gap a
+    perfectly calibrated model would still show on a group of this size: outcomes simulated
+    from the scores themselves, mean of 200 seeded draws) and ``calibration_slope``. Small
+    groups get noisy gaps, so read ``decile_gap`` against ``gap_if_calibrated``.
     """
     yv, pv = _validate(y, p)
     g = np.asarray([str(v) for v in np.asarray(groups, dtype=object).ravel()], dtype=object)
@@ -175,6 +188,7 @@ def calibration_by_group(
                 "mean_predicted": float(pv[mask].mean()),
                 "observed": float(yv[mask].mean()),
                 "decile_gap": decile_gap(yv[mask], pv[mask], bins),
+                "gap_if_calibrated": _gap_if_calibrated(pv[mask], bins),
                 "calibration_slope": calibration_slope(yv[mask], pv[mask]),
             }
         )
@@ -184,6 +198,7 @@ def calibration_by_group(
         "mean_predicted": pl.Float64,
         "observed": pl.Float64,
         "decile_gap": pl.Float64,
+        "gap_if_calibrated": pl.Float64,
         "calibration_slope": pl.Float64,
     }
     frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)

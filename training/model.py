@@ -76,7 +76,7 @@ def lgbm_params(
     constraints = [int(monotone.get(f, 0)) for f in features]
     if any(constraints):
         out["monotone_constraints"] = constraints
-        out.setdefault("monotone_constraints_method", "advanced")
+        out.setdefault("monotone_constraints_method", "intermediate")
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -167,6 +168,14 @@ def config_digest(resolved: ResolvedConfig) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def effective_threads(configured: int, rows: int) -> int:
+    """LightGBM threads: as configured, else one for small sets (OpenMP's spinning threads
+    cost more than they bring on a shared machine), else every core."""
+    if configured > 0:
+        return configured
+    return 1 if rows < 200_000 else (os.cpu_count() or 1)
+
+
 def _round(value: float | None) -> str:
     return "-" if value is None else f"{value:.5f}"
 
@@ -208,6 +217,7 @@ def train(
     check_no_protected(ds.features, spec)
     lap("dataset")
     monotone = monotone_constraints(spec)
+    threads = effective_threads(cfg.num_threads, ds.frame.height)
     folds = []
     for fd in fold_dates:
         tr, va = select_dates(ds.frame, fd.train), select_dates(ds.frame, fd.valid)
@@ -222,7 +232,7 @@ def train(
         seed=cfg.seed,
         storage=f"sqlite:///{(home / 'optuna.db').resolve()}",
         study_name=study,
-        num_threads=cfg.num_threads,
+        num_threads=threads,
         on_trial=lambda done, total, best: progress(
             f"trial {done}/{total}, best {cfg.search.metric} {_round(best)}",
             done / max(total, 1),
@@ -239,7 +249,7 @@ def train(
         tuned.best_params,
         monotone,
         seed=cfg.seed,
-        num_threads=cfg.num_threads,
+        num_threads=threads,
     )
     cal_rows = select_dates(ds.frame, split.calibrate)
     p_cal = sigmoid(np.asarray(booster.predict(ds.x(cal_rows).to_numpy(), raw_score=True)))

@@ -108,4 +108,4 @@ def rolling_origin_folds(tune: list[date], folds: FoldsConfig, gap_days: int) ->
 
 def select_dates(frame: pl.DataFrame, dates: list[date]) -> pl.DataFrame:
     """Rows of ``frame`` whose ``as_of`` is in ``dates``."""
-    return frame.filter(pl.col("as_of").is_in(pl.Series(dates, dtype=pl.Date())))
+    return frame.filter(pl.col("as_of").is_in(pl.Series(dates, dtype=pl.Date()).implode()))

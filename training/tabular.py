@@ -149,10 +149,10 @@ class TableResult:
         """The ``--metrics-json`` document: outer-fold means (and sds), baselines beside."""
         summary = self.summary()
 
-        def block(name: str) -> dict[str, float]:
+        def block(name: str) -> dict[str, float | None]:
             s = summary[name]
             keys = ("auc", "auc_sd", "brier", "brier_sd", "accuracy", "log_loss", "ece", "pr_auc")
-            return {k: s[k] for k in keys}
+            return {k: s[k] if np.isfinite(s[k]) else None for k in keys}  # JSON has no NaN
 
         doc: dict[str, Any] = dict(block(MODEL))
         doc["baselines"] = {n: block(n) for n in self.model_names if n != MODEL}
@@ -276,15 +276,22 @@ def train_table(
     folds: list[FoldResult] = []
     tuning: list[dict[str, Any]] = []
     descriptions: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     for k, (train, test) in enumerate(splits):
         report(f"fold {k + 1}/{options.folds}: tuning")
         p, method, params, value, summary = _fit_fold(table, train, test, k, options, report)
         oof[MODEL][test] = p
         metrics = {MODEL: _metrics(y[test], p)}
         for name, make in factories.items():
-            scorer = make(table)
-            scorer.fit(table.frame[train], y[train])
-            q = np.asarray(scorer.predict_proba(table.frame[test]), dtype=np.float64)
+            if name in failed:
+                continue
+            try:
+                scorer = make(table)
+                scorer.fit(table.frame[train], y[train])
+                q = np.asarray(scorer.predict_proba(table.frame[test]), dtype=np.float64)
+            except InputError as exc:  # a baseline that cannot be fitted is left out, said
+                failed[name] = f"baseline {name!r} left out (fold {k + 1}): {exc}"
+                continue
             oof[name][test] = q
             metrics[name] = _metrics(y[test], q)
             describe = getattr(scorer, "describe", None)
@@ -292,17 +299,22 @@ def train_table(
                 descriptions[name] = describe()  # the first fold's fit, as an illustration
         folds.append(FoldResult(k, train.size, test.size, params, value, method, metrics))
         tuning.append({"fold": k, **{kk: v for kk, v in summary.items() if kk != "trials"}})
+        others = ", ".join(f"{n} {m['auc']:.4f}" for n, m in metrics.items() if n != MODEL)
         report(
-            f"fold {k + 1}/{options.folds}: AUC {metrics[MODEL]['auc']:.4f} "
-            f"(logistic {metrics['logistic']['auc']:.4f}), calibration {method}"
+            f"fold {k + 1}/{options.folds}: AUC {metrics[MODEL]['auc']:.4f} ({others}), "
+            f"calibration {method}"
         )
+    for name in failed:
+        oof.pop(name)
+        for fold in folds:
+            fold.metrics.pop(name, None)
     return TableResult(
         folds=folds,
         oof=oof,
         y=y,
         groups=table.groups,
         features=table.features,
-        notes=table.notes,
+        notes=[*table.notes, *failed.values()],
         descriptions=descriptions,
         tuning=tuning,
     )

@@ -171,6 +171,8 @@ def _require(names: Sequence[str], columns: Sequence[str], what: str) -> None:
 
 def _binary_target(s: pl.Series) -> tuple[NDArray[np.float64], pl.Series]:
     """0/1 outcome and the mask of rows that have one; a clear error otherwise."""
+    if s.dtype.is_float():
+        s = s.fill_nan(None)
     present = s.is_not_null()
     values = s.filter(present)
     if values.len() == 0:
@@ -288,6 +290,14 @@ def prepare_table(
             out = _sanitise(name, taken)
             source[out] = name
             col = s.cast(pl.Float64).alias(out)
+            bad = int((~col.is_finite()).fill_null(False).sum())
+            if bad:
+                notes.append(f"column {name!r}: {bad} infinite or NaN value(s) read as missing")
+                col = (
+                    col.to_frame()
+                    .select(pl.when(pl.col(out).is_finite()).then(pl.col(out)).alias(out))
+                    .to_series()
+                )
             if _is_count(s):
                 counts.append(out)
             inputs.append(col)

@@ -8,6 +8,7 @@ has no single model to register, so it logs metrics, plots and reports only.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -126,16 +127,16 @@ def log_table_run(
             )
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             dataset = table.frame.with_columns(label=result.y)
-            mlflow.log_input(
-                mlflow.data.from_polars(  # type: ignore[attr-defined]
+            with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
+                warnings.simplefilter("ignore", UserWarning)
+                source = mlflow.data.from_polars(  # type: ignore[attr-defined]
                     dataset,
                     source=data,
                     targets="label",
                     name=Path(data).name,
                     digest=(table.digest or "")[:16] or None,
-                ),
-                context="cross-validation",
-            )
+                )
+            mlflow.log_input(source, context="cross-validation")
             mlflow.log_metrics(metrics)
             for name, fig in figures(result).items():
                 mlflow.log_figure(fig, f"plots/{name}.png")

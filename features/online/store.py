@@ -3,19 +3,23 @@
 SQLAlchemy Core on SQLite (the embedded default, a file under ``RISKCAST_HOME``) or PostgreSQL
 (``RISKCAST_DATABASE_URL``). Two tables:
 
-- ``feature_vectors``: one row per entity (key, as_of, spec_hash, vector as JSON, written_at);
-- ``feature_materializations``: one row per materialisation (as_of, spec_hash, the feature
-  names and dtypes needed to decode vectors, rows, written_at); the latest is current.
+- ``feature_vectors``: one row per entity: the key (primary key), ``as_of``, ``spec_hash``,
+  ``written_at`` and one typed column per feature (compact, and read without any decoding);
+- ``feature_materializations``: one row per materialisation (as_of, spec_hash, the features
+  and their dtypes, rows, written_at); the latest is current.
 
-A materialisation replaces the previous one in one transaction (delete + bulk insert: ``COPY``
-on PostgreSQL, ``executemany`` on SQLite), so readers see either the old vectors or the new ones,
-never a mix. Vectors are JSON so a new feature spec needs no schema migration.
+A materialisation is one transaction: the vectors are bulk-loaded (``COPY`` on PostgreSQL,
+``executemany`` on SQLite) into a fresh table, which then replaces the live one by a rename.
+Readers see the old vectors or the new ones, never a mix, and are held up only for the
+instant of the swap, not for the load. A new feature spec needs no migration: the table is
+made from the frame's columns every time.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,16 +33,17 @@ from features.errors import InputError, StoreError
 from features.settings import Settings, get_settings
 
 VECTORS = "feature_vectors"
+STAGING = "feature_vectors_next"
 MATERIALIZATIONS = "feature_materializations"
-VECTOR = "vector"
+META = ("as_of", "spec_hash", "written_at")
 
-_DTYPES: dict[str, pl.DataType] = {
-    "Int32": pl.Int32(),
-    "Int64": pl.Int64(),
-    "Float64": pl.Float64(),
-    "String": pl.String(),
-    "Boolean": pl.Boolean(),
-    "Date": pl.Date(),
+_TYPES: dict[str, tuple[pl.DataType, Any]] = {
+    "Int32": (pl.Int32(), sa.Integer()),
+    "Int64": (pl.Int64(), sa.BigInteger()),
+    "Float64": (pl.Float64(), sa.Double()),
+    "String": (pl.String(), sa.Text()),
+    "Boolean": (pl.Boolean(), sa.Boolean()),
+    "Date": (pl.Date(), sa.Date()),
 }
 
 
@@ -77,20 +82,14 @@ class SqlOnlineStore:
     def __init__(self, url: str, *, schema: str | None = None, key: str = "person_id") -> None:
         self.url = url
         self.key = key
-        self.engine = sa.create_engine(url, future=True)
+        self.schema = schema
+        self.engine = sa.create_engine(url)
         self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _transactional_sqlite(self.engine)
         if schema is not None and self.dialect != "postgresql":
             raise InputError(f"schema {schema!r}: only PostgreSQL online stores take a schema")
         self.metadata = sa.MetaData(schema=schema)
-        self.vectors = sa.Table(
-            VECTORS,
-            self.metadata,
-            sa.Column(key, sa.String(128), primary_key=True),
-            sa.Column("as_of", sa.Date, nullable=False),
-            sa.Column("spec_hash", sa.String(64), nullable=False),
-            sa.Column(VECTOR, sa.Text, nullable=False),
-            sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
-        )
         self.materializations = sa.Table(
             MATERIALIZATIONS,
             self.metadata,
@@ -102,15 +101,25 @@ class SqlOnlineStore:
             sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
         )
 
-    def create(self) -> None:
-        """Create the tables if they do not exist (idempotent; called by `materialize`)."""
-        try:
-            self.metadata.create_all(self.engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"online store at {self.where}: {exc}") from exc
+    @property
+    def where(self) -> str:
+        """The database URL without its password (for messages)."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def _vectors(self, name: str, features: dict[str, str], pk_name: str | None = None) -> sa.Table:
+        """The vectors table for these features (a fresh MetaData: its columns follow the spec)."""
+        columns: list[sa.Column[Any]] = [
+            sa.Column(self.key, sa.String(128), nullable=False),
+            sa.Column("as_of", sa.Date, nullable=False),
+            sa.Column("spec_hash", sa.String(64), nullable=False),
+            sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
+            *(sa.Column(f, _TYPES[t][1], nullable=True) for f, t in features.items()),
+        ]
+        pk = sa.PrimaryKeyConstraint(self.key, name=pk_name)
+        return sa.Table(name, sa.MetaData(schema=self.schema), *columns, pk)
 
     # ---- writing -----------------------------------------------------------------------------
     def materialize(
@@ -119,26 +128,42 @@ class SqlOnlineStore:
         data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         if self.key not in data.columns:
             raise InputError(f"materialize: the frame has no {self.key!r} column")
-        if data[self.key].is_duplicated().any():
-            raise InputError(f"materialize: {self.key} is not unique in the frame")
+        if data[self.key].is_null().any() or data[self.key].is_duplicated().any():
+            raise InputError(f"materialize: {self.key} is not unique and non-null in the frame")
         features = [c for c in data.columns if c not in (self.key, "as_of")]
+        clash = sorted(set(features) & set(META))
+        if clash:
+            raise InputError(f"materialize: feature names {clash} are reserved by the store")
         dtypes = {c: _dtype_name(c, data.schema[c]) for c in features}
         written_at = datetime.now(UTC)
         rows = data.select(
             pl.col(self.key).cast(pl.String),
             pl.lit(as_of, dtype=pl.Date).alias("as_of"),
             pl.lit(spec_hash).alias("spec_hash"),
-            pl.struct(features).struct.json_encode().alias(VECTOR),
             pl.lit(written_at, dtype=pl.Datetime("us", "UTC")).alias("written_at"),
-        )
-        self.create()
+            *features,
+        ).sort(self.key)  # in key order the primary-key index is appended to, not split
+        staging = self._vectors(STAGING, dtypes, f"{VECTORS}_pk_{uuid.uuid4().hex[:12]}")
+        live = self._vectors(VECTORS, dtypes)
+        quote = self.engine.dialect.identifier_preparer
         try:
+            self.metadata.create_all(self.engine)
             with self.engine.begin() as conn:
-                conn.execute(sa.delete(self.vectors))
+                staging.drop(conn, checkfirst=True)  # a crashed run's leftover
+                staging.create(conn)
                 if self.dialect == "postgresql":
-                    self._copy(conn, rows)
+                    self._copy(conn, staging, rows)
+                elif self.dialect == "sqlite":
+                    self._executemany(conn, staging, rows)
                 elif rows.height:
-                    conn.execute(sa.insert(self.vectors), rows.to_dicts())
+                    conn.execute(sa.insert(staging), rows.to_dicts())
+                live.drop(conn, checkfirst=True)  # readers wait from here to the commit only
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {quote.format_table(staging)} "
+                        f"RENAME TO {quote.quote(VECTORS)}"
+                    )
+                )
                 conn.execute(
                     sa.insert(self.materializations).values(
                         as_of=as_of,
@@ -151,24 +176,45 @@ class SqlOnlineStore:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"online store at {self.where}: {exc}") from exc
         return Materialization(
-            as_of, spec_hash, {k: _DTYPES[v] for k, v in dtypes.items()}, rows.height, written_at
+            as_of, spec_hash, {k: _TYPES[v][0] for k, v in dtypes.items()}, rows.height, written_at
         )
 
-    def _copy(self, conn: sa.Connection, rows: pl.DataFrame) -> None:
+    def _copy(self, conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> None:
         """PostgreSQL COPY in the caller's transaction, streamed as CSV from Polars."""
         raw: Any = conn.connection.driver_connection
-        target = self.engine.dialect.identifier_preparer.format_table(self.vectors)
-        columns = ", ".join(f'"{c}"' for c in rows.columns)
+        target = self.engine.dialect.identifier_preparer.format_table(table)
+        columns = ", ".join(_quoted(c) for c in rows.columns)
         buffer = io.BytesIO()
-        rows.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ")
+        rows.write_csv(
+            buffer, include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ", null_value=""
+        )
+        view = buffer.getbuffer()
         with (
             raw.cursor() as cursor,
             cursor.copy(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy,
         ):
-            view = buffer.getbuffer()
             step = 1 << 20
             for start in range(0, len(view), step):
                 copy.write(view[start : start + step])
+
+    def _executemany(self, conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> None:
+        """SQLite: one ``executemany`` of plain tuples on the driver's cursor (in the caller's
+        transaction), dates written in SQLAlchemy's own SQLite storage format."""
+        raw: Any = conn.connection.driver_connection
+        target = self.engine.dialect.identifier_preparer.format_table(table)
+        columns = ", ".join(_quoted(c) for c in rows.columns)
+        marks = ", ".join("?" for _ in rows.columns)
+        text = rows.with_columns(
+            pl.col(pl.Date).dt.strftime("%Y-%m-%d"),
+            pl.col("written_at").dt.strftime("%Y-%m-%d %H:%M:%S.%6f"),
+        )
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO {target} ({columns}) VALUES ({marks})", text.iter_rows()
+            )
+        finally:
+            cursor.close()
 
     # ---- reading -----------------------------------------------------------------------------
     def current(self) -> Materialization | None:
@@ -177,22 +223,21 @@ class SqlOnlineStore:
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(query).mappings().first()
-        except sa.exc.OperationalError:
-            return None  # not created yet (SQLite has no such table)
-        except sa.exc.ProgrammingError:
-            return None  # not created yet (PostgreSQL: undefined table)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            return None  # not created yet (no such table)
         if row is None:
             return None
         names: dict[str, str] = json.loads(row["features"])
         return Materialization(
             as_of=row["as_of"],
             spec_hash=row["spec_hash"],
-            features={k: _DTYPES[v] for k, v in names.items()},
+            features={k: _TYPES[v][0] for k, v in names.items()},
             rows=row["rows"],
-            written_at=row["written_at"],
+            written_at=_utc(row["written_at"]),
         )
 
     def get_vectors(self, ids: Sequence[str]) -> pl.DataFrame:
+        wanted = list(dict.fromkeys(ids))
         current = self.current()
         features = current.features if current else {}
         schema: dict[str, pl.DataType] = {
@@ -202,51 +247,56 @@ class SqlOnlineStore:
             "written_at": pl.Datetime("us", "UTC"),
             **features,
         }
-        wanted = list(dict.fromkeys(ids))
         if current is None or not wanted:
             return pl.DataFrame(schema=schema)
-        v = self.vectors
-        columns = [v.c[self.key], v.c.as_of, v.c.spec_hash, v.c.written_at, v.c[VECTOR]]
+        names = {f: _dtype_name(f, t) for f, t in features.items()}
+        v = self._vectors(VECTORS, names)
         if self.dialect == "postgresql":
             param = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
-            query = sa.select(*columns).where(v.c[self.key] == sa.any_(param))
+            query = sa.select(v).where(v.c[self.key] == sa.any_(param))
             params: dict[str, Any] = {"ids": wanted}
         else:  # one bound JSON array: no limit on the number of ids, still one statement
             listed = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
-            query = sa.select(*columns).where(v.c[self.key].in_(sa.select(listed.c.value)))
+            query = sa.select(v).where(v.c[self.key].in_(sa.select(listed.c.value)))
             params = {"ids": json.dumps(wanted)}
         try:
             with self.engine.connect() as conn:
                 fetched = conn.execute(query, params).all()
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"online store at {self.where}: {exc}") from exc
+        order = [self.key, "as_of", "spec_hash", "written_at", *features]
         found = pl.DataFrame(
-            [tuple(r) for r in fetched],
-            schema={
-                self.key: pl.String(),
-                "as_of": pl.Date(),
-                "spec_hash": pl.String(),
-                "written_at": pl.Datetime("us", "UTC"),
-                VECTOR: pl.String(),
-            },
-            orient="row",
+            [tuple(r) for r in fetched], schema={c: schema[c] for c in order}, orient="row"
         )
-        decoded = found.with_columns(pl.col(VECTOR).str.json_decode(pl.Struct(features))).unnest(
-            VECTOR
-        )
-        order = pl.DataFrame({self.key: wanted}, schema={self.key: pl.String()})
-        return order.join(decoded, on=self.key, how="inner", maintain_order="left").select(
-            list(schema)
-        )
+        asked = pl.DataFrame({self.key: wanted}, schema={self.key: pl.String()})
+        return asked.join(found, on=self.key, how="inner", maintain_order="left")
 
-    @property
-    def where(self) -> str:
-        """The database URL without its password (for messages)."""
-        return self.engine.url.render_as_string(hide_password=True)
+
+def _transactional_sqlite(engine: sa.Engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, open transactions, so the table swap's DDL is
+    inside the transaction (SQLAlchemy's documented recipe); WAL lets readers read meanwhile."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # consistent; rebuildable data
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _dtype_name(column: str, dtype: pl.DataType) -> str:
-    for name, known in _DTYPES.items():
+    for name, (known, _) in _TYPES.items():
         if dtype == known:
             return name
     raise InputError(f"materialize: feature {column!r} has dtype {dtype}, not storable online")

@@ -26,13 +26,19 @@ def _vectors(n: int, seed: int = 0) -> pl.DataFrame:
             "person_id": [f"P{i:07d}" for i in range(n)],
             "cases_total": pl.Series([(i * 7 + seed) % 5 for i in range(n)], dtype=pl.Int32),
             "share": [None if i % 3 == 0 else i / (n + 1) + seed for i in range(n)],
-            "label": ["a" if i % 2 else None for i in range(n)],
+            "label": ['a, "b"' if i % 2 else None for i in range(n)],
+            "flag": [None if i % 5 == 0 else i % 2 == 0 for i in range(n)],
+            "since": [date(2020, 1, 1 + i % 28) for i in range(n)],
+            "big": [i * 10**10 for i in range(n)],
         },
         schema={
             "person_id": pl.String(),
             "cases_total": pl.Int32(),
             "share": pl.Float64(),
             "label": pl.String(),
+            "flag": pl.Boolean(),
+            "since": pl.Date(),
+            "big": pl.Int64(),
         },
     )
 
@@ -107,6 +113,18 @@ def test_many_ids_in_one_query(online: SqlOnlineStore) -> None:
     got = online.get_vectors(ids)
     assert got.height == 40_000
     assert sum("feature_vectors" in s for s in statements) == 1
+
+
+def test_reserved_and_unstorable_columns_are_refused(online: SqlOnlineStore) -> None:
+    with pytest.raises(InputError, match="reserved"):
+        online.materialize(
+            _vectors(3).with_columns(pl.lit("x").alias("spec_hash")), date(2025, 1, 1), "a"
+        )
+    with pytest.raises(InputError, match="not storable"):
+        online.materialize(
+            _vectors(3).with_columns(pl.lit([1]).alias("lst")), date(2025, 1, 1), "a"
+        )
+    assert online.current() is None
 
 
 def test_empty_and_unmaterialized(online: SqlOnlineStore) -> None:

@@ -118,12 +118,14 @@ def test_calibration_by_group() -> None:
         "mean_predicted",
         "observed",
         "decile_gap",
+        "gap_if_calibrated",
         "calibration_slope",
     ]
     rows = {r["group"]: r for r in frame.iter_rows(named=True)}
     assert frame["group"].to_list() == ["large", "small"]
     assert rows["large"]["n"] == 15_000
     assert rows["large"]["decile_gap"] < 0.02
+    assert rows["large"]["gap_if_calibrated"] == pytest.approx(0.8 * np.sqrt(0.2 / 1500), rel=0.5)
     assert rows["large"]["calibration_slope"] == pytest.approx(1.0, abs=0.1)
     assert rows["small"]["decile_gap"] == pytest.approx(0.15, abs=0.02)
     assert isinstance(frame, pl.DataFrame)
