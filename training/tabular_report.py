@@ -30,7 +30,7 @@ def summary_table(result: TableResult, title: str = "outer folds: mean ± sd") -
     for key in HEADLINE:
         table.add_column(key, justify="right")
     for name, stats in result.summary().items():
-        table.add_row(name, *(f"{stats[k]:.3f} ± {stats[k + '_sd']:.3f}" for k in HEADLINE))
+        table.add_row(name, *(f"{stats[k]:.3f}±{stats[k + '_sd']:.3f}" for k in HEADLINE))
     return table
 
 

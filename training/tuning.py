@@ -34,6 +34,7 @@ from training.model import DEFAULT_EARLY_STOPPING, lgbm_params, to_matrix
 
 Metric = Literal["log_loss", "auc"]
 Fold = tuple[pl.DataFrame, np.ndarray, pl.DataFrame, np.ndarray]
+Fold2 = tuple[pl.DataFrame, np.ndarray]
 
 
 class ParamRange(BaseModel):
@@ -79,6 +80,9 @@ class SearchSpace(BaseModel):
     early_stopping_rounds: int = Field(default=DEFAULT_EARLY_STOPPING, gt=0)
     startup_trials: int = Field(default=8, ge=1, description="random trials before TPE")
     pruning_warmup_trials: int = Field(default=4, ge=0, description="trials before pruning")
+    max_train_rows: int | None = Field(
+        default=None, gt=0, description="subsample each fold's training rows (seeded) to this"
+    )
     fixed: dict[str, str | int | float | bool] = Field(default_factory=dict)
     params: dict[str, ParamRange] = Field(min_length=1)
 
@@ -122,13 +126,24 @@ class _PreparedFold:
     y_valid: np.ndarray
 
 
-def _prepare(folds: Sequence[Fold]) -> tuple[list[str], list[_PreparedFold]]:
-    """Bin each fold once (LightGBM datasets reused by every trial)."""
+def _subsample(x: pl.DataFrame, y: np.ndarray, rows: int | None, seed: int) -> Fold2:
+    if rows is None or x.height <= rows:
+        return x, y
+    idx = np.sort(np.random.default_rng(seed).choice(x.height, rows, replace=False))
+    return x[idx], np.asarray(y)[idx]
+
+
+def _prepare(
+    folds: Sequence[Fold], max_rows: int | None = None, seed: int = 0
+) -> tuple[list[str], list[_PreparedFold]]:
+    """Bin each fold once (LightGBM datasets reused by every trial); the training rows of a
+    fold are subsampled to ``max_rows`` (validation rows never are)."""
     if not folds:
         raise ValueError("tune needs at least one fold")
     features = list(folds[0][0].columns)
     prepared = []
-    for x_train, y_train, x_valid, y_valid in folds:
+    for x_full, y_full, x_valid, y_valid in folds:
+        x_train, y_train = _subsample(x_full, y_full, max_rows, seed)
         if list(x_train.columns) != features or list(x_valid.columns) != features:
             raise ValueError("every fold must have the same feature columns in the same order")
         train = lgb.Dataset(
@@ -162,7 +177,7 @@ def tune(
 
     ``on_trial(done, total, best_value)`` is called after each trial (for progress displays).
     """
-    features, prepared = _prepare(folds)
+    features, prepared = _prepare(folds, space.max_train_rows, seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=storage,

@@ -1,6 +1,6 @@
 """Broward County (COMPAS) experiment: reference models and riskcast's model, same outer folds.
 
-    .venv/bin/python experiments/compas/run.py                # full run (about 5 minutes)
+    .venv/bin/python experiments/compas/run.py                # full run (~3 min, 2 cores)
     .venv/bin/python experiments/compas/run.py --trials 3 --no-mlflow --no-write   # smoke
 
 Steps: ProPublica's filter (asserts 6,172 rows); features known at screening

@@ -1,10 +1,10 @@
 """Compile feature definitions to Polars expressions (pure; no I/O).
 
-A table feature compiles to *partials*, aggregations evaluated in the one ``group_by`` of its
-source table (entity key, as-of), and a *final* expression evaluated on the joined frame that
-turns partials into the feature and gives entities without rows the aggregation's empty value.
-Dates are compared as epoch days (Int32), which keeps every condition a cheap integer test the
-streaming engine evaluates row by row.
+A table feature compiles to element-wise *row* columns (masks, windows, mapped values),
+*partials* (plain reductions of those columns in the one ``group_by`` of its source table) and
+a *final* expression that turns partials into the feature; entities without rows get the
+aggregation's *empty* value after the join. Dates are compared as epoch days (Int32), which
+keeps every condition a cheap integer test the streaming engine evaluates row by row.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Compiled:
     ``rows`` are element-wise columns computed on the visible rows (named like the partials);
     ``partials`` reduce them in the table's ``group_by`` with plain reductions only (sum, min,
     max, mean, any, n_unique, max_by), which the streaming engine runs natively; ``final``
-    turns partials into the feature on the joined frame.
+    turns partials into the feature, on the aggregate (or after the join when ``late``).
     """
 
     name: str
