@@ -169,11 +169,14 @@ def config_digest(resolved: ResolvedConfig) -> str:
 
 
 def effective_threads(configured: int, rows: int) -> int:
-    """LightGBM threads: as configured, else one for small sets (OpenMP's spinning threads
-    cost more than they bring on a shared machine), else every core."""
+    """LightGBM threads: as configured, else one for small sets or when the machine is busy
+    (OpenMP's spinning threads on oversubscribed cores run several times slower than one
+    thread), else every core."""
     if configured > 0:
         return configured
-    return 1 if rows < 200_000 else (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] > cores - 0.5 if hasattr(os, "getloadavg") else False
+    return 1 if rows < 200_000 or busy else cores
 
 
 def _round(value: float | None) -> str:
