@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from features.configio import load_yaml_model
 from features.contract import TABLES
 from features.errors import ConfigError
 from features.store.offline import VALID_TO, OfflineStore, end_of_day
@@ -35,16 +35,7 @@ class LabelConfig(BaseModel):
 
 
 def load_label_config(path: Path) -> LabelConfig:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return LabelConfig.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+    return load_yaml_model(LabelConfig, path, "label definitions")
 
 
 def label_cases(

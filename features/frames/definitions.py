@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.configio import find_config, read_yaml, validate_model
 from features.contract import PROTECTED_ATTRIBUTES, TABLES, ColumnType
-from features.errors import ConfigError
 
 AS_OF = "as_of"
 """The reserved name of the as-of clock; filters compare a column ``to: as_of``."""
 DERIVED = "derived"
 """The reserved source of features computed from other features."""
-CONFIG_DIR_ENV = "RISKCAST_CONFIG_DIR"
 FEATURES_FILE = "features.yaml"
 
 Scalar = str | int | float | bool
@@ -419,66 +416,15 @@ def model_inputs(spec: FeatureSpec) -> list[str]:
 
 def parse_spec(raw: Any, *, source: str = "<features>") -> FeatureSpec:
     """Validate already-parsed YAML; errors name ``source``, the feature and the field."""
-    try:
-        return FeatureSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc, raw)}") from exc
+    return validate_model(FeatureSpec, raw, source)
 
 
 def load_spec(path: Path | None = None) -> FeatureSpec:
     """Read and validate a feature file (default: `default_config_path`)."""
     path = path or default_config_path()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read feature definitions ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    return parse_spec(raw, source=str(path))
+    return parse_spec(read_yaml(path, "feature definitions"), source=str(path))
 
 
 def default_config_path() -> Path:
-    """Where the feature file is found, so a clean clone works from any directory.
-
-    In order: ``$RISKCAST_CONFIG_DIR/features.yaml``, ``./configs/features.yaml``, then
-    ``configs/features.yaml`` at the repository root (next to the ``features`` package).
-    """
-    candidates: list[Path] = []
-    env = os.environ.get(CONFIG_DIR_ENV)
-    if env:
-        candidates.append(Path(env) / FEATURES_FILE)
-    candidates.append(Path.cwd() / "configs" / FEATURES_FILE)
-    candidates.append(Path(__file__).resolve().parents[2] / "configs" / FEATURES_FILE)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise ConfigError(f"no {FEATURES_FILE} found (looked in {looked}); pass --config")
-
-
-def _describe(exc: ValidationError, raw: Any) -> str:
-    """Pydantic's locations made readable: ``features[3] (name).aggregation: message``."""
-    problems = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        parts: list[str] = []
-        node: Any = raw
-        for item in loc:
-            if isinstance(item, int):
-                label = f"[{item}]"
-                if isinstance(node, list) and item < len(node):
-                    node = node[item]
-                    if isinstance(node, dict) and isinstance(node.get("name"), str):
-                        label += f" ({node['name']})"
-                else:
-                    node = None
-                parts.append(label)
-            else:
-                if not isinstance(item, str) or "[" in item:  # tagged-union branch names
-                    continue
-                parts.append(("." if parts else "") + item)
-                node = node.get(item) if isinstance(node, dict) else None
-        where = "".join(parts) or "<root>"
-        message = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}")
-    return "; ".join(problems)
+    """``features.yaml`` found the usual way (see `features.configio.config_candidates`)."""
+    return find_config(FEATURES_FILE)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.configio import read_yaml, validate_model
 from features.contract.schema import (
     ADMIN_CATEGORY,
     APPEAL_CATEGORY,
@@ -22,7 +22,6 @@ from features.contract.schema import (
     GRAVITY,
     STATUS,
 )
-from features.errors import ConfigError
 from features.simulator.codes import REGION_CODES
 
 
@@ -357,13 +356,5 @@ class SimulatorConfig(_Model):
 
 def load_config(path: Path) -> SimulatorConfig:
     """Read a YAML override of the defaults; errors name the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return SimulatorConfig.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+    raw = read_yaml(path, "simulator parameters") or {}
+    return validate_model(SimulatorConfig, raw, str(path))

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import venv
@@ -68,9 +69,22 @@ def test_lock_installs_offline_and_default_command_runs(tmp_path: Path) -> None:
         env=env,
         check=True,
     )
+    # like the image's `COPY` steps: only what the Dockerfile copies, away from the repository
+    app = tmp_path / "app"
+    app.mkdir()
+    for step, args in _instructions():
+        if step != "COPY":
+            continue
+        *sources, _dest = args.split()
+        for source in sources:
+            origin = ROOT / source
+            if origin.is_dir():
+                shutil.copytree(origin, app / source, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(origin, app / source)
     subprocess.run(
         [str(uv), "pip", "install", "--python", str(python), "--quiet", "--no-deps", "."],
-        cwd=ROOT,
+        cwd=app,
         env=env,
         check=True,
     )
@@ -80,7 +94,7 @@ def test_lock_installs_offline_and_default_command_runs(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(env_dir / "bin" / command[0]), *command[1:]],
         cwd=tmp_path,  # not the repository: the installed package must stand alone
-        env={**env, "RISKCAST_HOME": str(home), "RISKCAST_CONFIG_DIR": str(ROOT / "configs")},
+        env={**env, "RISKCAST_HOME": str(home), "RISKCAST_CONFIG_DIR": str(app / "configs")},
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from features.configio import CONFIG_DIR_ENV
 from features.contract import PROTECTED_ATTRIBUTES
 from features.errors import ConfigError
 from features.frames.definitions import (
-    CONFIG_DIR_ENV,
     Domain,
     FeatureSpec,
     default_config_path,
