@@ -194,6 +194,7 @@ def ingest_delivery(delivery: Path, home: Path, *, progress: bool = False) -> In
 def _ingest_verified(
     verified: VerifiedDelivery, writer: StoreWriter, display: Progress
 ) -> IngestReport:
+    """Validate and version every table of the delivery; stage files for one commit."""
     manifest = verified.manifest
     base = writer.base
     root = writer.store.root
@@ -226,6 +227,7 @@ def _ingest_verified(
             extract_id=manifest.extract_id,
             extracted_at=manifest.extracted_at,
             quarantined_keys=result.quarantined_keys,
+            previously_extracted_at=_last_extraction_with(base, name),
         )
         tables[name] = writer.table_path(name, manifest.extract_id)
         writer.write_parquet(versions, tables[name])
@@ -282,3 +284,11 @@ def refused_extract_id(delivery: Path) -> str | None:
         return None
     value = raw.get("extract_id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _last_extraction_with(state: StoreState, table: str) -> datetime | None:
+    """When the last delivery that carried ``table`` was extracted (None: first time)."""
+    for delivery in reversed(state.deliveries):
+        if table in delivery.tables:
+            return delivery.extracted_at
+    return None

@@ -11,6 +11,11 @@ A version is identified by the table's ``version_key`` and the hash of its contr
   before, the row is simply new: ``_valid_from`` is null, it is known from its own knowledge
   time. Otherwise (a correction, or a row that comes back after a deletion) it is known from
   this delivery: ``_valid_from`` = ``extracted_at``. ``_extract_id`` is this delivery.
+- A key never stored before is still *late* when an earlier delivery of the table could have
+  carried it: its knowledge time is not after that delivery's ``extracted_at`` (or the table has
+  no knowledge time, like persons). Such a row (typically quarantined before and fixed now)
+  was not known to us until this delivery: ``_valid_from`` = ``extracted_at``, so features as of
+  earlier dates never see it retroactively.
 - Exception: an earlier version whose key has a *quarantined* row in this delivery stays
   current. The delivery did not validly supersede it, and dropping it would turn one bad row
   into a silent deletion.
@@ -75,6 +80,7 @@ def merge_versions(
     extract_id: str,
     extracted_at: datetime,
     quarantined_keys: pl.DataFrame | None = None,
+    previously_extracted_at: datetime | None = None,
 ) -> pl.LazyFrame:
     """All versions of ``t`` after this delivery (see the module docstring for the rules).
 
@@ -121,7 +127,15 @@ def merge_versions(
 
     fresh = new_ids.join(current.select(ids), on=ids, how="anti").sort(_POS)
     seen = fresh.get_column(_KEY_HASH).is_in(old_ids.get_column(_KEY_HASH).implode())
-    new_out = new[fresh.get_column(_POS)].with_columns(
+    new_out = new[fresh.get_column(_POS)]
+    if previously_extracted_at is not None:
+        if t.knowledge_time is None:
+            late = pl.repeat(True, new_out.height, eager=True)
+        else:
+            cutoff = pl.lit(previously_extracted_at, dtype=VERSION_COLUMNS[VALID_TO])
+            late = new_out.select(pl.col(t.knowledge_time) <= cutoff).to_series().fill_null(False)
+        seen = seen | late
+    new_out = new_out.with_columns(
         pl.when(seen)
         .then(at)
         .otherwise(pl.lit(None, dtype=VERSION_COLUMNS[VALID_FROM]))

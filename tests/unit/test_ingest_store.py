@@ -117,12 +117,13 @@ def test_successive_delivery_versions_corrections_and_deletions(tmp_path: Path) 
     assert unchanged["_valid_from"] is None and unchanged["_valid_to"] is None
     assert unchanged["_extract_id"] == "d1"
     brand_new = v[("PNEW", persons.filter(pl.col("person_id") == "PNEW")["region"][0] == "KAR")]
-    assert brand_new["_valid_from"] is None and brand_new["_extract_id"] == "d2"
+    # persons have no knowledge time: a newcomer is known from its first delivery on
+    assert brand_new["_valid_from"] == LATER and brand_new["_extract_id"] == "d2"
 
     before, after = date(2026, 1, 30), date(2026, 1, 31)
     seen_before = store.scan_as_of("persons", before).collect()
     seen_after = store.scan_as_of("persons", after).collect()
-    assert sorted(seen_before["person_id"]) == sorted([*ids, "PNEW"])
+    assert sorted(seen_before["person_id"]) == sorted(ids)
     assert sorted(seen_after["person_id"]) == sorted([ids[0], ids[1], ids[3], "PNEW"])
     assert seen_before.filter(pl.col("person_id") == ids[1])["region"][0] != "KAR"
     assert seen_after.filter(pl.col("person_id") == ids[1])["region"][0] == "KAR"
@@ -175,6 +176,54 @@ def test_row_back_after_deletion_is_known_from_its_delivery_only(tmp_path: Path)
     for as_of in (date(2026, 1, 1), date(2026, 2, 10), date(2026, 3, 1)):
         seen = store.scan_as_of("incidents", as_of).collect()
         assert seen["incident_id"].is_unique().all()
+
+
+def test_row_quarantined_then_fixed_is_not_visible_before_the_fixing_delivery(
+    tmp_path: Path,
+) -> None:
+    """A case rejected in delivery 1 and delivered intact in delivery 2 was unknown to us
+    until delivery 2: features as of earlier dates must not see it retroactively."""
+    first = valid_tables(3, seed=21)
+    case_id = first["criminal_cases"]["record_id"][0]
+    broken = {**first, "criminal_cases": set_value(first["criminal_cases"], 0, "article", None)}
+    home = tmp_path / "home"
+    report = ingest_delivery(write_delivery(tmp_path / "d1", broken, extract_id="d1"), home)
+    assert report.tables["criminal_cases"].quarantined == 1
+    store = OfflineStore(home)
+    before = store.scan_as_of("criminal_cases", EXTRACTED_AT.date()).collect()
+    assert case_id not in before["record_id"].to_list()
+
+    ingest_delivery(
+        write_delivery(tmp_path / "d2", first, extract_id="d2", extracted_at=LATER), home
+    )
+    for as_of in (EXTRACTED_AT.date() - timedelta(days=400), EXTRACTED_AT.date()):
+        seen = store.scan_as_of("criminal_cases", as_of).collect()
+        assert case_id not in seen["record_id"].to_list(), as_of
+    assert (
+        case_id in store.scan_as_of("criminal_cases", LATER.date()).collect()["record_id"].to_list()
+    )
+
+
+def test_person_first_delivered_later_is_known_from_that_delivery(tmp_path: Path) -> None:
+    first = valid_tables(3, seed=22)
+    newcomer = valid_tables(1, seed=23, prefix="Q")["persons"]
+    home = tmp_path / "home"
+    ingest_delivery(write_delivery(tmp_path / "d1", first, extract_id="d1"), home)
+    persons = pl.concat([first["persons"], newcomer])
+    ingest_delivery(
+        write_delivery(tmp_path / "d2", {"persons": persons}, extract_id="d2", extracted_at=LATER),
+        home,
+    )
+    store = OfflineStore(home)
+    new_id = newcomer["person_id"][0]
+    assert (
+        new_id
+        not in store.scan_as_of("persons", EXTRACTED_AT.date()).collect()["person_id"].to_list()
+    )
+    assert new_id in store.scan_as_of("persons", LATER.date()).collect()["person_id"].to_list()
+    # the first delivery's persons are the register's back-filled state: known throughout
+    early = store.scan_as_of("persons", date(2010, 1, 1)).collect()["person_id"].to_list()
+    assert sorted(early) == sorted(first["persons"]["person_id"].to_list())
 
 
 def test_a_crash_before_commit_leaves_the_store_intact_and_a_rerun_is_identical(
