@@ -22,7 +22,7 @@ from features.frames.definitions import (
     FeatureSpec,
     Filter,
 )
-from features.store.offline import FIRST_EXTRACT, VALID_FROM, VALID_TO, OfflineStore
+from features.store.offline import VALID_FROM, VALID_TO, OfflineStore
 
 EPOCH = "DATE '1970-01-01'"
 KEY = "person_id"
@@ -236,14 +236,9 @@ def feature_sql(spec: FeatureSpec, store: OfflineStore, as_of: date) -> str:
     state = store.state()
     own = TABLES[ENTITY_TABLES[spec.entity]]
     files = {name: (store.root / rel).as_posix() for name, rel in state.tables.items()}
-    first = state.deliveries[0].extract_id if state.deliveries else ""
-    known = [d.extract_id for d in state.deliveries if d.extracted_at.date() <= as_of] + [first]
-    person_known = (
-        f"({VALID_FROM} IS NOT NULL OR {FIRST_EXTRACT} IN ({', '.join(_lit(k) for k in known)}))"
-    )
     ctes = [
         f"base AS (SELECT * FROM read_parquet('{files[own.name]}') WHERE {c.visible(own)} "
-        f"AND {person_known} AND {_days(own, 'birth_date')} <= {c.t})"
+        f"AND {_days(own, 'birth_date')} <= {c.t})"
     ]
     finals: dict[str, str] = {}
     joins: list[str] = []

@@ -32,6 +32,9 @@ def config_candidates(filename: str) -> list[Path]:
 
 
 def find_config(filename: str) -> Path:
+    env = os.environ.get(CONFIG_DIR_ENV)
+    if env and not (Path(env) / filename).is_file():
+        raise ConfigError(f"{CONFIG_DIR_ENV}={env} has no {filename}")
     candidates = config_candidates(filename)
     for candidate in candidates:
         if candidate.is_file():

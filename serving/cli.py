@@ -9,6 +9,8 @@ from rich.console import Console
 
 from features import cli as features_cli
 from features.errors import RiskcastError
+from training import cli as training_cli
+from training import tabular_cli
 
 
 def build_app() -> typer.Typer:
@@ -22,13 +24,14 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+
     @app.callback()
     def _root() -> None:
         """riskcast: risk forecasting from national register extracts."""
 
     features_cli.register(app)
-    __import__("training.cli").cli.register(app)  # train
-    __import__("training.tabular_cli").tabular_cli.register(app)  # train-table
+    training_cli.register(app)
+    tabular_cli.register(app)
     return app
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
-from typing import Any
 
 import polars as pl
 
@@ -36,7 +35,7 @@ from features.frames.compile import (
     output_dtype,
 )
 from features.frames.definitions import AS_OF, EntityKind, FeatureSpec
-from features.store.offline import FIRST_EXTRACT, VALID_FROM, OfflineStore, visible_as_of
+from features.store.offline import OfflineStore, visible_as_of
 
 POP_CASES = "__pop_cases"
 POP_RELEASE = "__pop_last_release"
@@ -76,6 +75,8 @@ def build_features(
     spec: FeatureSpec,
     as_of: Sequence[date],
     population: str | Population = Population.ALL,
+    *,
+    allow_after_extraction: bool = False,
 ) -> pl.LazyFrame:
     """Features of ``spec`` for every entity of ``population`` at each date in ``as_of``.
 
@@ -83,8 +84,8 @@ def build_features(
     store's committed state is read; row order is unspecified (sort if you need it). For large
     frames prefer `collect_features`, which runs the same plan in two stages.
     """
-    read, deliveries = _snapshot(store)
-    plan = plan_frame(read, spec, as_of, population, **deliveries)
+    read = _snapshot(store, as_of, allow_after_extraction)
+    plan = plan_frame(read, spec, as_of, population)
     return plan.assemble(plan.base, plan.tables)
 
 
@@ -93,6 +94,8 @@ def collect_features(
     spec: FeatureSpec,
     as_of: Sequence[date],
     population: str | Population = Population.ALL,
+    *,
+    allow_after_extraction: bool = False,
 ) -> pl.DataFrame:
     """`build_features`, collected in stages that use memory and both cores better.
 
@@ -102,8 +105,8 @@ def collect_features(
        wider frame once per table (at 5M persons: twice the time and memory);
     3. features are finished on the assembled frame.
     """
-    read, deliveries = _snapshot(store)
-    plan = plan_frame(read, spec, as_of, population, **deliveries)
+    read = _snapshot(store, as_of, allow_after_extraction)
+    plan = plan_frame(read, spec, as_of, population)
     delivered = [name for name, frame in plan.tables.items() if frame is not None]
     lazy = [plan.base, *(plan.tables[name] for name in delivered)]
     frames = pl.collect_all([f for f in lazy if f is not None], engine="streaming")
@@ -126,10 +129,23 @@ def collect_features(
     return plan.finish(joined.lazy(), set(delivered)).collect(engine="in-memory")
 
 
-def _snapshot(store: OfflineStore) -> tuple[TableReader, dict[str, Any]]:
+def _snapshot(store: OfflineStore, as_of: Sequence[date], allow_late: bool) -> TableReader:
     """A reader of one committed state (read once), so a frame never mixes two states when an
-    ingest commits while it is planned; the store keeps the previous generation's files."""
+    ingest commits while it is planned; the store keeps the previous generation's files.
+
+    Dates after the last extraction are refused unless ``allow_late`` (tests of what a store
+    knew between deliveries): nothing is known of payments, spells or outcomes after it, so
+    unpaid obligations would look overdue and open spells ongoing.
+    """
     state = store.state()
+    last = state.last_delivery
+    late = sorted(d for d in as_of if last is not None and d > last.extracted_at.date())
+    if last is not None and late and not allow_late:
+        raise InputError(
+            f"as_of {', '.join(map(str, late))} is after the last delivery "
+            f"({last.extract_id}, extracted {last.extracted_at:%Y-%m-%d}): features would "
+            "pretend to know what no register has reported yet"
+        )
 
     def read(name: str) -> pl.LazyFrame:
         rel = state.tables.get(TABLES[name].name)
@@ -137,11 +153,7 @@ def _snapshot(store: OfflineStore) -> tuple[TableReader, dict[str, Any]]:
             raise NotFoundError(f"table {name!r} has not been delivered to the store")
         return pl.scan_parquet(store.root / rel)
 
-    deliveries = {
-        "delivered_at": {d.extract_id: d.extracted_at for d in state.deliveries},
-        "first_extract": state.deliveries[0].extract_id if state.deliveries else None,
-    }
-    return read, deliveries
+    return read
 
 
 @dataclass(frozen=True)
@@ -206,9 +218,6 @@ def plan_frame(
     spec: FeatureSpec,
     as_of: Sequence[date],
     population: str | Population = Population.ALL,
-    *,
-    delivered_at: dict[str, datetime] | None = None,
-    first_extract: str | None = None,
 ) -> FramePlan:
     """Plan a feature frame on any table reader (pure: the reader is the only input)."""
     dates = sorted(set(as_of))
@@ -229,7 +238,7 @@ def plan_frame(
         entity=entity,
         population=pop,
         compiled=compiled,
-        base=entities_known(read, entity, dates, delivered_at or {}, first_extract),
+        base=entities_known(read, entity, dates),
         tables=table_partials(read, compiled, dates, entity, pop),
     )
 
@@ -299,14 +308,13 @@ def entities_known(
     read: TableReader,
     entity: EntitySpec,
     dates: list[date],
-    delivered_at: dict[str, datetime],
-    first_extract: str | None,
 ) -> pl.LazyFrame:
     """Entities known at each date, with their own attributes (the base of every frame).
 
-    Persons have no knowledge time in the contract. The first delivery is taken as the
-    register's back-filled state (known throughout); a person first delivered later is known
-    from that delivery's ``extracted_at``, and nobody is in a frame before their birth date.
+    Persons have no knowledge time in the contract: the store knows the first delivery's
+    persons throughout (the register's back-filled state) and a person first delivered later
+    from that delivery's ``extracted_at`` (see `features.ingest.versioning`). Nobody is in a
+    frame before their birth date.
     """
     own = TABLES[entity.own_table]
     try:
@@ -314,18 +322,6 @@ def entities_known(
     except NotFoundError as exc:
         raise NotFoundError(f"{own.name} was never delivered: no population to build") from exc
     rows = visible_rows(versions, own, dates, entity)
-    if delivered_at:
-        known_from = pl.col(FIRST_EXTRACT).replace_strict(
-            list(delivered_at),
-            list(delivered_at.values()),
-            default=None,
-            return_dtype=pl.Datetime("us", "UTC"),
-        )
-        rows = rows.filter(
-            pl.col(VALID_FROM).is_not_null()
-            | (pl.col(FIRST_EXTRACT) == pl.lit(first_extract))
-            | (known_from.dt.date().cast(pl.Int32) <= clock_days(entity.clock)).fill_null(False)
-        )
     if entity.kind is EntityKind.PERSON:
         rows = rows.filter(date_days(own, BIRTH_DATE) <= clock_days(entity.clock))
     return rows.select(entity.key, entity.clock, *own.column_names[1:])

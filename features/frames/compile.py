@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from features.contract import TABLES, ColumnType, Table
+from features.contract.controls import completed_years as contract_completed_years
 from features.frames.definitions import AS_OF, Aggregation, DerivedOp, FeatureDef, Filter
 
 BIRTH_DATE = "birth_date"
@@ -300,13 +301,8 @@ def spell_covers(feature: FeatureDef, table: Table, clock: str = AS_OF) -> pl.Ex
 
 
 def completed_years(born: pl.Expr, on: pl.Expr) -> pl.Expr:
-    """Age in completed years between two epoch-day expressions; 29 Feb counts on 1 March."""
-    b = born.cast(pl.Date)
-    o = on.cast(pl.Date)
-    before_birthday = (o.dt.month().cast(pl.Int32) * 100 + o.dt.day().cast(pl.Int32)) < (
-        b.dt.month().cast(pl.Int32) * 100 + b.dt.day().cast(pl.Int32)
-    )
-    return o.dt.year() - b.dt.year() - before_birthday.cast(pl.Int32)
+    """Age in completed years between two epoch-day expressions (the contract's rule)."""
+    return contract_completed_years(born.cast(pl.Date), on.cast(pl.Date))
 
 
 def completed_months(since: pl.Expr, on: pl.Expr) -> pl.Expr:

@@ -83,7 +83,12 @@ class SqlOnlineStore:
         self.url = url
         self.key = key
         self.schema = schema
-        self.engine = sa.create_engine(url)
+        try:
+            self.engine = sa.create_engine(url)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(
+                f"cannot use the online store URL {url!r} (RISKCAST_DATABASE_URL): {exc}"
+            ) from exc
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _transactional_sqlite(self.engine)

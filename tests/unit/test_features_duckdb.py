@@ -3,7 +3,7 @@ builder paths (lazy plan, two-stage collect) agree with each other."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
@@ -11,6 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from experiments.duckdb_features import feature_sql
+from features.errors import InputError
 from features.frames.builder import build_features, collect_features
 from features.frames.definitions import FeatureSpec, load_spec
 from features.store.offline import OfflineStore
@@ -40,8 +41,10 @@ def _duckdb(store: OfflineStore, as_of: date) -> pl.DataFrame:
 
 
 def _agree(store: OfflineStore) -> None:
-    lazy = build_features(store, SPEC, DATES).collect().sort("as_of", "person_id")
-    eager = collect_features(store, SPEC, DATES).sort("as_of", "person_id")
+    """Both engines agree, also on dates between deliveries (what the store knew then)."""
+    late = {"allow_after_extraction": True}
+    lazy = build_features(store, SPEC, DATES, **late).collect().sort("as_of", "person_id")
+    eager = collect_features(store, SPEC, DATES, **late).sort("as_of", "person_id")
     assert_frame_equal(lazy, eager)
     for as_of in DATES:
         ours = eager.filter(pl.col("as_of") == as_of)
@@ -64,3 +67,11 @@ def test_populations_agree_across_paths(store: OfflineStore, population: str) ->
     eager = collect_features(store, SPEC, DATES, population).sort("as_of", "person_id")
     assert_frame_equal(lazy, eager)
     assert lazy.height > 0
+
+
+def test_dates_after_the_last_extraction_are_refused(store: OfflineStore) -> None:
+    last = store.state().last_delivery
+    assert last is not None
+    with pytest.raises(InputError, match="after the last delivery"):
+        build_features(store, SPEC, [last.extracted_at.date() + timedelta(days=1)])
+    assert build_features(store, SPEC, [last.extracted_at.date()]).collect().height > 0

@@ -290,7 +290,11 @@ AFTER = [date(2025, 6, 30), date(2025, 9, 1)]
 
 
 def _build(store: OfflineStore, dates: list[date]) -> pl.DataFrame:
-    return build_features(store, SPEC, dates).collect().sort("as_of", "person_id")
+    return (
+        build_features(store, SPEC, dates, allow_after_extraction=True)
+        .collect()
+        .sort("as_of", "person_id")
+    )
 
 
 def test_correction_invisible_before_its_delivery(
