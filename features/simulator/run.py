@@ -1,4 +1,4 @@
-"""`simulate`: the whole simulation, chunk by chunk, streamed to Parquet.
+"""`simulate`: the whole simulation, chunk by chunk, streamed to Parquet (or CSV).
 
 Persons are processed in chunks (each with its own seed stream, so memory is bounded by the
 chunk size); place-level tables are generated year by year. Output folders are written
@@ -43,7 +43,7 @@ from features.simulator.successive import CHANGES_SCHEMA, changes
 from features.simulator.timebase import LagDistribution, MonthGrid, day_of
 from features.simulator.truth import labels_frame, offences_frame, probabilities
 from features.simulator.truth import persons_frame as latent_persons_frame
-from features.simulator.writer import DeliveryWriter, FrameWriter
+from features.simulator.writer import DeliveryWriter, FrameWriter, OutputFormat
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) after each chunk ('persons') or year ('places')."""
@@ -196,6 +196,7 @@ class _Run:
     horizon_days: int
     corrupt_rate: float
     chunk_size: int
+    fmt: OutputFormat
     tmps: list[Path]
     grid: MonthGrid
     lag: LagDistribution
@@ -219,7 +220,7 @@ class _Run:
         """The first delivery (with injected rows), the second one and what changed."""
         for name, frame in views[0].items():
             self.deliveries[0].write(
-                name, corrupt(name, frame, self.corrupt_rate, ctx, self.ledger)
+                name, corrupt(name, frame, self.corrupt_rate, ctx, self.ledger, self.fmt)
             )
         if len(views) > 1:
             for name, frame in views[1].items():
@@ -307,6 +308,7 @@ def simulate(
     chunk_size: int = 200_000,
     overwrite: bool = False,
     progress: Progress | None = None,
+    fmt: OutputFormat = "parquet",
 ) -> SimulationResult:
     """Simulate national registers and write a contract delivery to `out`, the truth to
     `<out>_truth/` and, if `second_delivery_at` is given, a later full delivery to
@@ -315,8 +317,12 @@ def simulate(
     `as_of`: dates for which p_true and labels are written (default: `horizon_days` before
     extraction); each window must end by `extracted_at` (else InputError). `corrupt_rate`:
     share of rows per table added as invalid rows (the ledger is `expected-ingest.json` in
-    the truth folder). The same arguments always give byte-identical files.
+    the truth folder). `fmt`: the delivery's file format, "parquet" (default) or "csv"
+    (CSV can also carry values of the wrong type, which are then injected too). The same
+    arguments always give byte-identical files.
     """
+    if fmt not in ("parquet", "csv"):
+        raise InputError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
     t_start = clock.perf_counter()
     cfg = config or SimulatorConfig()
     first = _extraction(extraction_time(extracted_at), seed)
@@ -356,12 +362,13 @@ def simulate(
             horizon_days=horizon_days,
             corrupt_rate=corrupt_rate,
             chunk_size=chunk_size,
+            fmt=fmt,
             tmps=tmps,
             grid=grid,
             lag=lag,
             windows=[Window.build(day_of(d), horizon_days, lag) for d in as_of],
             ledger=Ledger(first.extract_id),
-            deliveries=[DeliveryWriter(t) for t in [tmps[0], *tmps[2:]]],
+            deliveries=[DeliveryWriter(t, fmt) for t in [tmps[0], *tmps[2:]]],
         )
         if second:
             run.write_truth("changes", pl.DataFrame(schema=CHANGES_SCHEMA))
@@ -392,6 +399,7 @@ def simulate(
             "horizon_days": horizon_days,
             "corrupt_rate": corrupt_rate,
             "chunk_size": chunk_size,
+            "format": fmt,
             "config": cfg.model_dump(mode="json"),
         }
         text = json.dumps(params, indent=2) + "\n"

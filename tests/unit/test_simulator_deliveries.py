@@ -12,9 +12,9 @@ import pytest
 from features.contract import TABLE_ORDER, TABLES, RuleContext, rules_for
 from features.contract.manifest import read_manifest
 from features.simulator import SimulationResult, SimulatorConfig, simulate
-from features.simulator.corrupt import DAMAGES
+from features.simulator.damages import declared_rules
 from features.simulator.successive import row_key
-from tests.unit.controls_reference import expected_ingest, flag_rules
+from tests.unit.controls_reference import expected_ingest, flag_rules, load_table
 
 START = date(2016, 1, 1)
 EXTRACTED = date(2025, 12, 31)
@@ -41,8 +41,7 @@ def test_the_ledger_equals_a_recount_with_the_contract_rules(
         t = ledger["tables"][name]
         assert t["rows_in"] == t["accepted"] + t["quarantined"] + t["duplicates_dropped"]
         assert t["quarantined"] > 0 and t["duplicates_dropped"] > 0, name
-        declared = {r for d in DAMAGES[name] for r in d.rules}
-        assert set(t["rules"]) == declared, name  # every kind of damage is present
+        assert set(t["rules"]) == declared_rules(name, "parquet"), name  # every kind of damage is present
     rules = ledger["tables"]["obligations"]["rules"]
     assert rules["obligations.paid_le_amount"] > rules["obligations.amount_positive"]
 
@@ -55,7 +54,7 @@ def test_damage_is_added_never_applied_to_real_rows(
     ctx = RuleContext(read_manifest(dirty.delivery).extracted_at)
     persons: pl.DataFrame | None = None
     for name in TABLE_ORDER:
-        raw = pl.read_parquet(dirty.delivery / f"{name}.parquet").unique(maintain_order=True)
+        raw = load_table(name, dirty.delivery / f"{name}.parquet").unique(maintain_order=True)
         flagged = flag_rules(name, raw, ctx, persons)
         ids = [r.id for r in rules_for(name)]
         accepted = flagged.filter(~pl.any_horizontal(ids)).select(TABLES[name].column_names)
