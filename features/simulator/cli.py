@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 
 import polars as pl
@@ -28,9 +29,18 @@ HELP = (
     "label and latent counts), persons.parquet (latent attributes), offences.parquet (every "
     "offence, detected or not), expected-ingest.json (what a correct ingest of OUT reports) "
     "and, with --second-delivery-at, changes.parquet (rows corrected or dropped in OUT_2/).\n\n"
+    "--corrupt-rate adds invalid rows of every kind the contract's controls catch that the "
+    "output format can carry (Parquet: all rules but the _type rules of date, timestamp, int "
+    "and bool columns; CSV: every rule, including unparseable values), at least one of each "
+    "kind per chunk, and counts them per table and rule in expected-ingest.json.\n\n"
     "Example: riskcast simulate --out var/deliveries/d1 --persons 20000 --seed 7 "
     "--start 2016-01-01 --extracted-at 2025-12-31 --as-of 2024-12-31 --corrupt-rate 0.01"
 )
+
+
+class DeliveryFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
 
 
 def _date(value: datetime | None) -> date | None:
@@ -71,8 +81,15 @@ def simulate_command(
         "--corrupt-rate",
         min=0.0,
         max=0.5,
-        help="Share of rows per table injected as invalid "
-        "(ledger: OUT_truth/expected-ingest.json).",
+        help="Share of rows per table added as invalid rows, at least one of every kind the "
+        "format can carry (ledger: OUT_truth/expected-ingest.json).",
+    ),
+    fmt: DeliveryFormat = typer.Option(
+        DeliveryFormat.PARQUET,
+        "--format",
+        case_sensitive=False,
+        help="File format of the delivery tables: parquet, or csv (UTF-8, header, ISO dates, "
+        "timestamps ending in Z; lets --corrupt-rate inject values of the wrong type too).",
     ),
     second_delivery_at: datetime | None = typer.Option(
         None,
@@ -142,6 +159,7 @@ def simulate_command(
             chunk_size=chunk_size,
             overwrite=overwrite,
             progress=report,
+            fmt="csv" if fmt is DeliveryFormat.CSV else "parquet",
         )
     if not quiet:
         _summary(Console(), result)

@@ -15,18 +15,19 @@ from typing import Any
 
 import pytest
 
-from features.contract import RULES_BY_ID, TABLE_ORDER, RuleKind
+from features.contract import RULES_BY_ID, TABLE_ORDER, TABLES, ColumnType, RuleKind
+from features.contract.manifest import read_manifest
 from features.ingest import ingest_delivery
 from features.simulator import SimulationResult, simulate
 from features.simulator.damages import FORMATS, OutputFormat, breakable_rules
-from tests.unit.controls_reference import expected_ingest
+from tests.unit.controls_reference import expected_ingest, load_table
 
 START = date(2016, 1, 1)
 EXTRACTED = date(2025, 12, 31)
 PERSONS = 2500
 
 # Parquet: a typed column holds only values of its type, except floats (NaN, infinity).
-UNBREAKABLE_TYPES = {"date", "ts", "int", "bool"}
+UNBREAKABLE_TYPES = {ColumnType.DATE, ColumnType.TS, ColumnType.INT, ColumnType.BOOL}
 
 # Known ingest defect: the "iff" rules test the *typed* value for null, so a value that is
 # delivered but does not parse (a `_type` violation) also counts as "missing" there, although
@@ -50,13 +51,11 @@ def delivery(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def _expected_rules(fmt: OutputFormat) -> set[str]:
     """All rule ids of the contract minus what `fmt` cannot carry (independent of damages)."""
-    out = set()
+    out: set[str] = set()
     for rid, r in RULES_BY_ID.items():
-        if fmt == "parquet" and r.kind is RuleKind.TYPE:
-            from features.contract import TABLES
-
-            if TABLES[r.table].column(r.columns[0]).type.value in UNBREAKABLE_TYPES:
-                continue
+        column = TABLES[r.table].column(r.columns[0])
+        if fmt == "parquet" and r.kind is RuleKind.TYPE and column.type in UNBREAKABLE_TYPES:
+            continue
         out.add(rid)
     return out
 
@@ -117,3 +116,16 @@ def test_the_ingest_reports_exactly_the_ledger(
 ) -> None:
     _, result = delivery
     assert _ingest(result, tmp_path / "home") == _ledger(result)["tables"]
+
+
+def test_csv_carries_the_same_values_as_parquet(tmp_path: Path) -> None:
+    parquet = simulate(tmp_path / "p", 800, 3, START, EXTRACTED)
+    csv = simulate(tmp_path / "c", 800, 3, START, EXTRACTED, fmt="csv")
+    assert read_manifest(csv.delivery).tables["persons"].file == "persons.csv"
+    for name in TABLE_ORDER:
+        cols = TABLES[name].column_names
+        a = load_table(name, parquet.delivery / f"{name}.parquet").select(cols)
+        b = load_table(name, csv.delivery / f"{name}.csv").select(cols)
+        assert a.equals(b), name
+    labels = "labels.parquet"
+    assert (parquet.truth / labels).read_bytes() == (csv.truth / labels).read_bytes()

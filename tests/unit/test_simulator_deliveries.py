@@ -41,7 +41,7 @@ def test_the_ledger_equals_a_recount_with_the_contract_rules(
         t = ledger["tables"][name]
         assert t["rows_in"] == t["accepted"] + t["quarantined"] + t["duplicates_dropped"]
         assert t["quarantined"] > 0 and t["duplicates_dropped"] > 0, name
-        assert set(t["rules"]) == declared_rules(name, "parquet"), name  # every kind of damage is present
+        assert set(t["rules"]) == declared_rules(name, "parquet"), name  # every kind is present
     rules = ledger["tables"]["obligations"]["rules"]
     assert rules["obligations.paid_le_amount"] > rules["obligations.amount_positive"]
 
