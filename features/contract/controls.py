@@ -71,6 +71,12 @@ def utc_date(name: str) -> pl.Expr:
     return pl.col(name).dt.convert_time_zone("UTC").dt.date()
 
 
+def delivered(name: str) -> pl.Expr:
+    """Whether a value was delivered at all, parsable or not: "iff" rules are about presence;
+    an unparsable value breaks ``_type`` only, never a rule it would otherwise satisfy."""
+    return pl.col(RAW_PREFIX + name).is_not_null()
+
+
 def _broken(expr: pl.Expr) -> pl.Expr:
     return expr.fill_null(False)
 
@@ -229,7 +235,7 @@ def _specific_rules() -> list[Rule]:
             ("outcome", "outcome_at", "offence_date"),
             "outcome_at must be empty iff outcome is pending, and not before offence_date",
             lambda _ctx: _broken(
-                ((c("outcome") == "pending") != c("outcome_at").is_null())
+                ((c("outcome") == "pending") == delivered("outcome_at"))
                 | (c("outcome_at") < c("offence_date"))
             ),
         ),
@@ -254,7 +260,7 @@ def _specific_rules() -> list[Rule]:
             "fine_amount_iff_fine",
             ("fine_amount", "sanction"),
             "fine_amount must be given iff sanction is fine",
-            lambda _ctx: _broken((c("sanction") == "fine") != c("fine_amount").is_not_null()),
+            lambda _ctx: _broken((c("sanction") == "fine") != delivered("fine_amount")),
         ),
         # obligations
         _rule(
@@ -291,7 +297,7 @@ def _specific_rules() -> list[Rule]:
             ("paid_at", "paid_amount", "amount"),
             "paid_at must be set iff paid_amount equals amount",
             lambda _ctx: _broken(
-                (c("paid_amount") == c("amount")) != c("paid_at").is_not_null()
+                (c("paid_amount") == c("amount")) != delivered("paid_at")
             ),
         ),
         _rule(

@@ -2,8 +2,7 @@
 
 For Parquet and CSV: the ledger names exactly the rules breakable in that format (all rules of
 the contract minus the documented exclusions in `damages.UNBREAKABLE`), an independent recount
-with the contract's expressions agrees with it, and so does the ingest - except for one known
-ingest defect, spelled out in `INGEST_OVER_REPORTS` and checked precisely.
+with the contract's expressions agrees with it, and so does the ingest.
 """
 
 from __future__ import annotations
@@ -34,11 +33,6 @@ UNBREAKABLE_TYPES = {ColumnType.DATE, ColumnType.TS, ColumnType.INT, ColumnType.
 # the contract's controls report an unparseable value under `_type` only. Each row of the
 # `_type` damage below is a row where a value is expected (fine, fully paid, decided case),
 # so the ingest reports the iff rule once more per such row. Remove an entry once fixed.
-INGEST_OVER_REPORTS: dict[str, str] = {
-    "admin_offences.fine_amount_iff_fine": "admin_offences.fine_amount_type",
-    "obligations.paid_at_iff_paid": "obligations.paid_at_type",
-    "criminal_cases.outcome_date": "criminal_cases.outcome_at_type",
-}
 
 
 @pytest.fixture(scope="module", params=FORMATS)
@@ -94,23 +88,6 @@ def _ingest(result: SimulationResult, home: Path) -> dict[str, Any]:
     return tables
 
 
-def test_the_ingest_reports_the_ledger_but_for_the_known_defect(
-    delivery: tuple[OutputFormat, SimulationResult], tmp_path: Path
-) -> None:
-    _, result = delivery
-    ledger = _ledger(result)["tables"]
-    report = _ingest(result, tmp_path / "home")
-    for name in TABLE_ORDER:
-        want = dict(ledger[name])
-        rules = dict(want["rules"])
-        for rule_id, type_rule in INGEST_OVER_REPORTS.items():
-            if rule_id.startswith(name + ".") and type_rule in rules:
-                rules[rule_id] = rules.get(rule_id, 0) + rules[type_rule]
-        want["rules"] = rules
-        assert report[name] == want, name
-
-
-@pytest.mark.xfail(strict=True, reason="ingest: iff rules count unparseable values as missing")
 def test_the_ingest_reports_exactly_the_ledger(
     delivery: tuple[OutputFormat, SimulationResult], tmp_path: Path
 ) -> None:
