@@ -33,5 +33,5 @@ ENV RISKCAST_CONFIG_DIR=/app/configs
 USER riskcast
 EXPOSE 8000
 
-# Until the service exists (Step 4), the default command reports the store's state.
-CMD ["riskcast", "status"]
+# The service on the `champion` model (Step 4).
+CMD ["riskcast", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -2,9 +2,11 @@
 
 Simulates a delivery (with a few injected bad rows so the ingest report shows the quarantine),
 ingests it, builds point-in-time features, materializes the online store, reads a few vectors
-back, trains (a few Optuna trials; MLflow run + `challenger` version) and prints a short summary
-with the run's headline metrics. Everything lives under ``$RISKCAST_HOME/demo`` (default
-``./var/demo``), which is reset at the start so the demo can be rerun.
+back, trains (a few Optuna trials; MLflow run + `challenger` version), audits the challenger,
+promotes it through the fairness gate (an auditor's recorded override if the gate refuses),
+verifies the ledger and prints a short summary with the headline metrics and the report's
+path. Everything lives under ``$RISKCAST_HOME/demo`` (default ``./var/demo``), which is reset
+at the start so the demo can be rerun.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from rich.console import Console
@@ -28,14 +31,14 @@ from features.settings import Settings
 console = Console()
 
 
-def run(step: str, *args: str, env: dict[str, str]) -> float:
+def run(step: str, *args: str, env: dict[str, str], ok_codes: tuple[int, ...] = (0,)) -> float:
     """Run one riskcast command as a user would, echoing it; fail loudly if it fails."""
     command = [str(Path(sys.executable).parent / "riskcast"), *args]
     console.rule(f"[bold]{step}")
     console.print("$ riskcast " + " ".join(args), style="dim")
     started = time.perf_counter()
     result = subprocess.run(command, env=env, check=False)
-    if result.returncode != 0:
+    if result.returncode not in ok_codes:
         console.print(f"[red]step '{step}' failed with exit code {result.returncode}")
         sys.exit(result.returncode)
     return time.perf_counter() - started
@@ -117,8 +120,45 @@ def main() -> None:
             env=env,
         ),
     }
+    version = challenger_version(home)
+    timings["audit"] = run(
+        "6. audit the challenger on its out-of-time test snapshot (groups, intersections, CIs)",
+        "audit",
+        version,
+        "--by",
+        "demo",
+        env=env,
+    )
+    timings["promote"] = run(
+        "7. promote through the gate (moves `champion` only on pass; refusals are recorded)",
+        "promote",
+        version,
+        "--by",
+        "demo",
+        "--reason",
+        "demo: first model on this delivery",
+        env=env,
+        ok_codes=(0, 1),
+    )
+    if champion_version(home) != version:
+        timings["override"] = run(
+            "7b. the gate refused: an auditor overrides, with a written reason (recorded as such)",
+            "promote",
+            version,
+            "--by",
+            "demo-auditor",
+            "--role",
+            "auditor",
+            "--override",
+            "--reason",
+            "demo only: refusal reviewed, the model is not used on real people",
+            env=env,
+        )
+    timings["ledger"] = run("8. verify the promotion ledger", "ledger", "verify", env=env)
     summarize(home, delivery, features_file, report_file, timings)
     headline(home)
+    report = home / "reports" / f"recidivism-risk-v{version}" / "fairness-report.html"
+    console.print(f"fairness report: [bold]{report}[/]")
 
 
 def summarize(
@@ -166,6 +206,24 @@ def summarize(
     for step, seconds in timings.items():
         console.print(f"  {step:<15} {seconds:6.1f} s")
     console.print(f"everything is under {home}")
+
+
+def _client(home: Path) -> Any:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def challenger_version(home: Path) -> str:
+    return str(_client(home).get_model_version_by_alias("recidivism-risk", "challenger").version)
+
+
+def champion_version(home: Path) -> str | None:
+    try:
+        return str(_client(home).get_model_version_by_alias("recidivism-risk", "champion").version)
+    except Exception:  # no champion yet
+        return None
 
 
 def headline(home: Path) -> None:

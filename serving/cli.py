@@ -7,8 +7,12 @@ import sys
 import typer
 from rich.console import Console
 
+from fairness import cli as fairness_cli
+from fairness import ledger_cli
 from features import cli as features_cli
 from features.errors import RiskcastError
+from serving import access_log_cli
+from serving import commands as serving_commands
 from training import cli as training_cli
 from training import tabular_cli
 
@@ -32,6 +36,10 @@ def build_app() -> typer.Typer:
     features_cli.register(app)
     training_cli.register(app)
     tabular_cli.register(app)
+    fairness_cli.register(app)
+    ledger_cli.register(app)
+    serving_commands.register(app)
+    access_log_cli.register(app)
     return app
 
 

@@ -12,8 +12,12 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -89,15 +93,52 @@ def test_lock_installs_offline_and_default_command_runs(tmp_path: Path) -> None:
         check=True,
     )
     command = _default_command()
-    assert command[0] == "riskcast"
+    assert command[:2] == ["riskcast", "serve"]
+    port = _free_port()
+    command = (
+        [*command[:-1], str(port)] if command[-2] == "--port" else [*command, "--port", str(port)]
+    )
     home = tmp_path / "home"
-    result = subprocess.run(
+    server = subprocess.Popen(
         [str(env_dir / "bin" / command[0]), *command[1:]],
         cwd=tmp_path,  # not the repository: the installed package must stand alone
         env={**env, "RISKCAST_HOME": str(home), "RISKCAST_CONFIG_DIR": str(app / "configs")},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
     )
-    assert result.returncode == 0, result.stderr
-    assert "no delivery has been ingested" in " ".join(result.stdout.lower().split())
+    try:
+        health = _poll(f"http://127.0.0.1:{port}/healthz", server, seconds=90)
+        assert health == {"status": "ok", "model_version": None, "message": None}
+        # no champion in a fresh home: up, but not ready, with a clear reason
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert not_ready.value.code == 503
+        assert "champion" in not_ready.value.read().decode()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _poll(url: str, server: subprocess.Popen[str], *, seconds: float) -> object:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            output = server.stdout.read() if server.stdout else ""
+            pytest.fail(f"the server exited with {server.returncode}: {output}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return json.loads(reply.read())
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    pytest.fail(f"{url} did not answer within {seconds} s")

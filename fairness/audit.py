@@ -1,0 +1,298 @@
+"""`riskcast audit VERSION`: audit a registered model version on its out-of-time test snapshot.
+
+Edges (I/O): `load_version` reads the version's run from MLflow (its `config/training.json`,
+tags and the `RiskModel`); `rebuild_test_frame` rebuilds the test snapshots from the offline
+store with the Step 2 dataset builder and checks the digest training recorded; `run_audit`
+writes the report under ``RISKCAST_HOME/reports/`` and logs it to the version's run, and
+records an ``audit`` ledger entry. Everything between is pure: `audit_scored_frame` (groups
+per attribute and intersection, overall metrics), `proxy_check` and `label_bias`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from fairness.metrics import audit_attribute, num, operating_points, rates
+from fairness.policy import FairnessPolicy, group_columns
+from fairness.report import WrittenReport, report_content, write_report
+from features.errors import NotFoundError
+from training.evaluation import binary_metrics
+
+PROXY_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class VersionContext:
+    model_name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+    config: dict[str, Any]
+    model: Any  # training.model.RiskModel
+
+
+@dataclass(frozen=True)
+class VersionAudit:
+    version: str
+    audit: dict[str, Any]
+    content: dict[str, Any]
+    written: WrittenReport
+    data_digests: dict[str, str]
+
+
+# --------------------------------------------------------------------------- pure parts
+def audit_scored_frame(
+    frame: pl.DataFrame, y: np.ndarray, p: np.ndarray, policy: FairnessPolicy
+) -> dict[str, Any]:
+    """The audit of probabilities ``p`` for outcomes ``y`` per protected attribute and
+    intersection of ``policy`` (the frame must hold the protected columns)."""
+    groups = group_columns(frame, policy)
+    points = operating_points(p, policy.threshold, policy.capacities)
+    refs = {a.name: a.reference for a in policy.protected}
+    attributes = []
+    for i, name in enumerate(groups.columns):
+        values = groups[name].to_numpy()
+        ref = refs.get(name)
+        if ref is not None and ref not in set(values.tolist()):
+            ref = None  # the configured reference is absent here: fall back to the largest
+        attributes.append(
+            audit_attribute(
+                name,
+                y,
+                p,
+                values,
+                points,
+                reference=ref,
+                min_group_size=policy.min_group_size,
+                n_boot=policy.bootstrap.n_boot,
+                confidence=policy.bootstrap.confidence,
+                seed=policy.bootstrap.seed + i,
+            )
+        )
+    return {
+        "label": "label",
+        "score": "probability",
+        "threshold": policy.threshold,
+        "capacities": list(policy.capacities),
+        "min_group_size": policy.min_group_size,
+        "bootstrap": policy.bootstrap.model_dump(),
+        "overall": {k: num(v) for k, v in binary_metrics(y, p).items()},
+        "attributes": attributes,
+    }
+
+
+def proxy_check(
+    frame: pl.DataFrame, features: list[str], policy: FairnessPolicy, seed: int = 0
+) -> list[dict[str, Any]]:
+    """How well the model inputs predict each protected attribute: the cross-validated AUC of a
+    logistic regression (one-vs-rest, weighted; 0.5 = no information), and the inputs with the
+    largest standardised coefficients (the strongest proxies)."""
+    groups = group_columns(frame, policy)
+    rows = min(frame.height, PROXY_ROWS)
+    idx = np.random.default_rng(seed).permutation(frame.height)[:rows]
+    cols = (pl.col(f).cast(pl.Float64).fill_nan(None) for f in features)
+    x = (
+        frame.select(cols)
+        .select(pl.all().fill_null(pl.all().median()).fill_null(0.0))
+        .to_numpy()[idx]
+    )
+    sd = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    half = rows // 2
+    out: list[dict[str, Any]] = []
+    for attr in policy.protected:
+        if attr.column in features:  # never a model input; if it were, it is its own proxy
+            out.append({"attribute": attr.name, "auc": 1.0, "strongest": [attr.column]})
+            continue
+        g = groups[attr.name].to_numpy()[idx]
+        classes = np.unique(g)
+        if classes.size < 2 or half < 20:
+            out.append({"attribute": attr.name, "auc": None, "strongest": []})
+            continue
+        clf = LogisticRegression(max_iter=300)
+        clf.fit(x[:half], g[:half])
+        test_g = g[half:]
+        probs = clf.predict_proba(x[half:])
+        seen = [c for c in clf.classes_ if np.any(test_g == c)]
+        if len(seen) < 2:
+            auc = None
+        elif clf.classes_.size == 2:
+            auc = float(roc_auc_score(test_g == clf.classes_[1], probs[:, 1]))
+        else:
+            auc = float(
+                roc_auc_score(
+                    test_g, probs, multi_class="ovr", average="weighted", labels=clf.classes_
+                )
+            )
+        weight = np.abs(clf.coef_).max(axis=0)
+        top = np.argsort(-weight)[:3]
+        out.append(
+            {
+                "attribute": attr.name,
+                "auc": auc,
+                "strongest": [features[i] for i in top],
+                "weights": [float(weight[i]) for i in top],
+            }
+        )
+    return out
+
+
+def label_bias(
+    p_true: np.ndarray, y: np.ndarray, p: np.ndarray, frame: pl.DataFrame, policy: FairnessPolicy
+) -> list[dict[str, Any]]:
+    """FPR / FNR per group at the threshold against recorded labels and against the
+    simulator's true offending probability (expected rates with ``p_true`` as soft labels)."""
+    groups = group_columns(frame, policy)
+    flags = (p >= policy.threshold).astype(np.float64)
+    ok = np.isfinite(p_true)
+    out: list[dict[str, Any]] = []
+    for attr in policy.protected:
+        g = groups[attr.name].to_numpy()
+        for name in sorted(set(g.tolist())):
+            m = (g == name) & ok
+            if m.sum() < policy.min_group_size:
+                continue
+            rec = rates(y[m].astype(np.float64), flags[m])
+            t, f = p_true[m], flags[m]
+            true_fpr = float((f * (1 - t)).sum() / max((1 - t).sum(), 1e-12))
+            true_fnr = float(((1 - f) * t).sum() / max(t.sum(), 1e-12))
+            out.append(
+                {
+                    "attribute": attr.name,
+                    "group": name,
+                    "n": int(m.sum()),
+                    "recorded_rate": float(y[m].mean()),
+                    "true_rate": float(t.mean()),
+                    "fpr_recorded": num(float(rec["fpr"])),
+                    "fpr_true": true_fpr,
+                    "fnr_recorded": num(float(rec["fnr"])),
+                    "fnr_true": true_fnr,
+                }
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- edges
+def load_version(name: str, version: str, *, home: Path, uri: str | None = None) -> VersionContext:
+    """The version's run id, tags, logged training config and `RiskModel` from MLflow."""
+    import mlflow
+
+    from training.tracking import download_risk_model, tracking_session, tracking_uri
+
+    uri = uri or tracking_uri(home)
+    with tracking_session(uri) as client:
+        try:
+            mv = client.get_model_version(name, version)
+        except Exception as exc:  # MLflow raises its own exception type
+            raise NotFoundError(f"model {name} has no version {version}") from exc
+        run_id = str(mv.run_id)
+        tags = dict(mv.tags)
+        target = Path(tempfile.mkdtemp(prefix="riskcast-audit-"))
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="config/training.json", dst_path=str(target)
+        )
+    config = json.loads(Path(path).read_text(encoding="utf-8"))
+    model = download_risk_model(name, version, home=home, uri=uri)
+    return VersionContext(name, str(mv.version), run_id, tags, config, model)
+
+
+def rebuild_test_frame(ctx: VersionContext, home: Path) -> tuple[pl.DataFrame, str]:
+    """The version's out-of-time test snapshots rebuilt from the store, and their digest."""
+    from features.frames.definitions import load_spec
+    from features.store.offline import OfflineStore
+    from training.config import TrainingConfig
+    from training.dataset import build_dataset, dataset_digest
+    from training.labels import LabelDefinition
+    from training.splits import select_dates, split_periods
+
+    cfg = TrainingConfig.model_validate(ctx.config["training"])
+    label = LabelDefinition.model_validate(ctx.config["label"])
+    gap = label.horizon_days if cfg.gap_days is None else cfg.gap_days
+    split = split_periods(cfg.snapshots.dates(), cfg.periods, gap)
+    ds = build_dataset(
+        OfflineStore(home), load_spec(), split.test, cfg.population, label, cfg.label
+    )
+    test = select_dates(ds.frame, split.test)
+    return test, dataset_digest(test)
+
+
+def truth_folder(tags: Mapping[str, str]) -> Path | None:
+    match = re.match(r"oracle from (.+)$", tags.get("riskcast.truth", ""))
+    return Path(match.group(1)) if match else None
+
+
+def run_audit(
+    version: str,
+    policy: FairnessPolicy,
+    *,
+    home: Path,
+    model_name: str = "recidivism-risk",
+    uri: str | None = None,
+    decide_fn: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+    mitigation: bool = False,
+) -> VersionAudit:
+    """Audit ``version`` and write its report (HTML + JSON) under ``home/reports``; with
+    ``decide_fn`` the report carries the gate decision it returns for the audit."""
+    from fairness.report import log_report_to_mlflow
+    from training.pipeline import load_oracle
+    from training.tracking import tracking_uri
+
+    ctx = load_version(model_name, version, home=home, uri=uri)
+    frame, digest = rebuild_test_frame(ctx, home)
+    y = frame["label"].cast(pl.Float64).to_numpy()
+    p = np.asarray(ctx.model.predict_proba(frame), dtype=np.float64)
+    audit = audit_scored_frame(frame, y, p, policy)
+    features = list(ctx.model.feature_names)
+    notes: list[str] = []
+    recorded = ctx.tags.get("riskcast.dataset_digest.test")
+    if recorded and recorded != digest:
+        notes.append(
+            f"the rebuilt test snapshot ({frame.height} rows) has digest {digest}; training "
+            f"recorded {recorded} for its test snapshot (both are listed under data digests)"
+        )
+    extra: dict[str, Any] = {"rationale": policy.rationale, "run_id": ctx.run_id}
+    if features:
+        extra["proxies"] = proxy_check(frame, features, policy, policy.bootstrap.seed)
+    truth = truth_folder(ctx.tags)
+    horizon = int(ctx.config["label"]["horizon_days"])
+    p_true = load_oracle(truth, frame, horizon) if truth else None
+    if p_true is not None and np.isfinite(p_true).any():
+        extra["label_bias"] = label_bias(p_true, y, p, frame, policy)
+        notes.append("label bias: see recorded vs true rates per group (simulator truth)")
+    if mitigation:
+        from fairness.mitigation import what_if
+
+        groups = group_columns(frame, policy)
+        extra["mitigation"] = {
+            a["attribute"]: what_if(
+                y, p, groups[a["attribute"]].to_numpy(), policy.threshold, a["reference"]
+            )
+            for a in audit["attributes"]
+            if a["attribute"] in {x.name for x in policy.protected}
+        }
+    digests = {"test": digest} | ({"test (recorded by training)": recorded} if recorded else {})
+    content = report_content(
+        audit,
+        title=f"Fairness audit of {model_name} v{ctx.version}",
+        model_version=f"{model_name} v{ctx.version}",
+        data_digests=digests,
+        policy_version=policy.policy_version,
+        decision=decide_fn(audit) if decide_fn else None,
+        notes=notes,
+        extra=extra,
+    )
+    out = home / "reports" / f"{model_name}-v{ctx.version}"
+    written = write_report(content, out)
+    log_report_to_mlflow(ctx.run_id, written, uri or tracking_uri(home))
+    return VersionAudit(ctx.version, audit, content, written, digests)

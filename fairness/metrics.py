@@ -1,0 +1,336 @@
+"""Group metrics and disparities with bootstrap intervals; pure (numpy / polars in, dicts out).
+
+For one protected attribute (or intersection) `audit_attribute` reports, per group: n, positives,
+base rate, AUC, and, when scores are probabilities, mean predicted, calibration gap (mean
+predicted - observed), calibration slope and the per-decile calibration table; at every
+operating point (the threshold, ``score >= threshold``, and each list capacity, the top k% of
+all scored rows) the selection rate, FPR, FNR and PPV. Point values come from Fairlearn's
+`MetricFrame`; intervals are percentile bootstrap intervals (rows resampled within each group,
+seeded). Operating points are fixed on the audited rows (the list is a decision about these
+people); the bootstrap measures the uncertainty of the group rates given that decision.
+
+Disparities are the difference and the ratio of each group's metric to the reference group's,
+with intervals from the same bootstrap replicates. A group smaller than ``min_group_size`` is
+kept with its n and the status ``insufficient_evidence``; its metrics are ``None`` (never zero,
+never dropped), and so are disparities involving it. Undefined values (an FPR with no
+negatives, a ratio to zero) are ``None`` as well.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from fairlearn.metrics import MetricFrame
+from numpy.typing import NDArray
+from scipy.stats import rankdata
+
+from features.errors import InputError
+from training.evaluation import calibration_slope, equal_frequency_bins
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+OK = "ok"
+INSUFFICIENT = "insufficient_evidence"
+THRESHOLD_POINT = "threshold"
+OVERALL_POINT = "overall"
+RATE_METRICS = ("selection_rate", "fpr", "fnr", "ppv")
+SCORE_METRICS = ("base_rate", "auc", "mean_predicted", "calibration_gap")
+MAX_CELLS = 4_000_000  # bootstrap rows x replicates held in memory at once
+
+
+def capacity_point(share: float) -> str:
+    return f"top_{share:g}%"
+
+
+def top_share_flags(score: FloatArray, share_percent: float) -> BoolArray:
+    """The ``ceil(share% * n)`` highest scores (ties broken by row order, deterministically)."""
+    n = score.size
+    k = min(n, max(1, math.ceil(n * share_percent / 100.0 - 1e-9)))
+    flags = np.zeros(n, dtype=bool)
+    flags[np.argsort(-score, kind="stable")[:k]] = True
+    return flags
+
+
+def operating_points(
+    score: FloatArray, threshold: float | None, capacities: Sequence[float]
+) -> dict[str, BoolArray]:
+    """Flag arrays: ``threshold`` (score >= threshold) and ``top_k%`` per capacity."""
+    points: dict[str, BoolArray] = {}
+    if threshold is not None:
+        points[THRESHOLD_POINT] = score >= threshold
+    for share in capacities:
+        points[capacity_point(share)] = top_share_flags(score, share)
+    return points
+
+
+# --------------------------------------------------------------------------- vectorised rates
+def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def rates(y: FloatArray, f: FloatArray) -> dict[str, FloatArray]:
+    """Selection rate, FPR, FNR, PPV along the last axis (NaN where undefined)."""
+    n = np.asarray(y.shape[-1], dtype=np.float64)
+    pos = y.sum(axis=-1)
+    sel = f.sum(axis=-1)
+    tp = (y * f).sum(axis=-1)
+    fp = sel - tp
+    return {
+        "selection_rate": sel / n,
+        "fpr": _ratio(fp, n - pos),
+        "fnr": _ratio(pos - tp, pos),
+        "ppv": _ratio(tp, sel),
+    }
+
+
+def auc_rows(y: FloatArray, s: FloatArray) -> FloatArray:
+    """Mann-Whitney AUC along the last axis (ties count one half; NaN with one class)."""
+    ranks = rankdata(s, axis=-1)
+    n1 = y.sum(axis=-1)
+    n0 = y.shape[-1] - n1
+    u = (ranks * y).sum(axis=-1) - n1 * (n1 + 1) / 2.0
+    return _ratio(u, n1 * n0)
+
+
+def score_metrics(y: FloatArray, s: FloatArray, probabilities: bool) -> dict[str, FloatArray]:
+    out = {"base_rate": y.mean(axis=-1), "auc": auc_rows(y, s)}
+    if probabilities:
+        out["mean_predicted"] = s.mean(axis=-1)
+        out["calibration_gap"] = out["mean_predicted"] - out["base_rate"]
+    return out
+
+
+def _metric_fn(name: str) -> Callable[[Any, Any], float]:
+    def fn(y_true: Any, y_pred: Any) -> float:
+        yt = np.asarray(y_true, dtype=np.float64)
+        yp = np.asarray(y_pred, dtype=np.float64)
+        if name == "auc":
+            return float(auc_rows(yt, yp))
+        return float(rates(yt, yp)[name])
+
+    fn.__name__ = name
+    return fn
+
+
+def metric_frame_points(
+    y: FloatArray, values: FloatArray, groups: NDArray[np.str_], names: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Fairlearn `MetricFrame` by group: ``{group: {metric: value}}``."""
+    mf = MetricFrame(
+        metrics={n: _metric_fn(n) for n in names},
+        y_true=y,
+        y_pred=values,
+        sensitive_features=groups,
+    )
+    by_group = mf.by_group
+    return {str(g): {n: float(by_group.loc[g, n]) for n in names} for g in by_group.index}
+
+
+# --------------------------------------------------------------------------- bootstrap
+def _replicate_blocks(n: int, n_boot: int, rng: np.random.Generator) -> Iterator[NDArray[np.intp]]:
+    block = max(1, MAX_CELLS // max(n, 1))
+    done = 0
+    while done < n_boot:
+        size = min(block, n_boot - done)
+        yield rng.integers(0, n, (size, n))
+        done += size
+
+
+def bootstrap_group(
+    y: FloatArray,
+    s: FloatArray,
+    flags: dict[str, BoolArray],
+    *,
+    probabilities: bool,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> dict[str, dict[str, FloatArray]]:
+    """Replicates ``{point: {metric: array(n_boot)}}`` (point ``overall`` for score metrics)."""
+    parts: dict[str, dict[str, list[FloatArray]]] = {}
+    for idx in _replicate_blocks(y.size, n_boot, rng):
+        yb, sb = y[idx], s[idx]
+        blocks = {OVERALL_POINT: score_metrics(yb, sb, probabilities)}
+        for point, f in flags.items():
+            blocks[point] = rates(yb, f[idx].astype(np.float64))
+        for point, metrics in blocks.items():
+            for name, arr in metrics.items():
+                parts.setdefault(point, {}).setdefault(name, []).append(arr)
+    return {p: {m: np.concatenate(a) for m, a in ms.items()} for p, ms in parts.items()}
+
+
+def interval(reps: FloatArray | None, confidence: float) -> tuple[float | None, float | None]:
+    if reps is None:
+        return None, None
+    finite = reps[np.isfinite(reps)]
+    if finite.size < max(10, reps.size // 2):
+        return None, None
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(finite, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def estimate(value: float | None, reps: FloatArray | None, confidence: float) -> dict[str, Any]:
+    lo, hi = interval(reps, confidence)
+    return {"value": num(value), "low": lo, "high": hi}
+
+
+# --------------------------------------------------------------------------- the audit
+def calibration_table(y: FloatArray, p: FloatArray, bins: int = 10) -> list[dict[str, float]]:
+    """Mean predicted vs observed per equal-frequency bin (deciles by default)."""
+    return [
+        {"n": float(b.size), "mean_predicted": float(p[b].mean()), "observed": float(y[b].mean())}
+        for b in equal_frequency_bins(p, bins)
+    ]
+
+
+def audit_attribute(
+    attribute: str,
+    y: FloatArray,
+    score: FloatArray,
+    groups: Sequence[str] | NDArray[np.str_],
+    points: dict[str, BoolArray],
+    *,
+    reference: str | None = None,
+    min_group_size: int = 50,
+    n_boot: int = 300,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The audit of one attribute; see the module docstring for what is in it."""
+    yv = np.asarray(y, dtype=np.float64).ravel()
+    sv = np.asarray(score, dtype=np.float64).ravel()
+    gv = np.asarray([str(g) for g in groups])
+    if not (yv.size == sv.size == gv.size) or yv.size == 0:
+        raise InputError(
+            f"audit {attribute}: {yv.size} outcomes, {sv.size} scores, {gv.size} groups"
+        )
+    if not np.all(np.isin(yv, (0.0, 1.0))):
+        raise InputError(f"audit {attribute}: outcomes must be 0 or 1")
+    if not np.all(np.isfinite(sv)):
+        raise InputError(f"audit {attribute}: scores must be finite")
+    probabilities = bool(sv.min() >= 0.0 and sv.max() <= 1.0)
+    names, counts = np.unique(gv, return_counts=True)
+    order = sorted(range(names.size), key=lambda i: (-counts[i], names[i]))
+    ref = reference if reference is not None else str(names[order[0]])
+    if ref not in set(names.tolist()):
+        raise InputError(f"audit {attribute}: reference group {ref!r} is not in the data")
+
+    point_values: dict[str, dict[str, dict[str, float]]] = {
+        OVERALL_POINT: metric_frame_points(yv, sv, gv, ["auc"])
+    }
+    for point, f in points.items():
+        point_values[point] = metric_frame_points(yv, f.astype(np.float64), gv, RATE_METRICS)
+
+    rng = np.random.default_rng(seed)
+    reps: dict[str, dict[str, dict[str, FloatArray]]] = {}
+    rows: list[dict[str, Any]] = []
+    for i in order:
+        g = str(names[i])
+        mask = gv == g
+        n, positives = int(counts[i]), int(yv[mask].sum())
+        row: dict[str, Any] = {"group": g, "n": n, "positives": positives, "reference": g == ref}
+        if n < min_group_size:
+            row["status"] = INSUFFICIENT
+            score_names = SCORE_METRICS if probabilities else SCORE_METRICS[:2]
+            row["overall"] = {m: estimate(None, None, confidence) for m in score_names}
+            row["points"] = {
+                p: {m: estimate(None, None, confidence) for m in RATE_METRICS} for p in points
+            }
+            row["calibration_slope"] = None
+            row["calibration_bins"] = []
+            rows.append(row)
+            continue
+        yg, sg = yv[mask], sv[mask]
+        fg = {p: f[mask] for p, f in points.items()}
+        r = bootstrap_group(yg, sg, fg, probabilities=probabilities, n_boot=n_boot, rng=rng)
+        reps[g] = r
+        overall = score_metrics(yg, sg, probabilities)
+        overall["auc"] = np.asarray(point_values[OVERALL_POINT][g]["auc"])
+        row["status"] = OK
+        row["overall"] = {
+            m: estimate(float(v), r.get(OVERALL_POINT, {}).get(m), confidence)
+            for m, v in overall.items()
+        }
+        row["points"] = {
+            p: {
+                m: estimate(point_values[p][g][m], r.get(p, {}).get(m), confidence)
+                for m in RATE_METRICS
+            }
+            for p in points
+        }
+        row["calibration_slope"] = num(calibration_slope(yg, sg)) if probabilities else None
+        row["calibration_bins"] = calibration_table(yg, sg) if probabilities else []
+        rows.append(row)
+
+    return {
+        "attribute": attribute,
+        "reference": ref,
+        "n": int(yv.size),
+        "scores_are_probabilities": probabilities,
+        "groups": rows,
+        "disparities": disparities(rows, reps, ref, confidence),
+        "composition": composition(gv, points),
+    }
+
+
+def disparities(
+    rows: list[dict[str, Any]],
+    reps: dict[str, dict[str, dict[str, FloatArray]]],
+    ref: str,
+    confidence: float,
+) -> list[dict[str, Any]]:
+    """Difference and ratio of every group's metric to the reference group's, with intervals."""
+    by_group = {r["group"]: r for r in rows}
+    ref_row = by_group[ref]
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        g = row["group"]
+        if g == ref:
+            continue
+        sufficient = row["status"] == OK and ref_row["status"] == OK
+        for point, metrics in [(OVERALL_POINT, row["overall"]), *row["points"].items()]:
+            ref_metrics = ref_row["overall"] if point == OVERALL_POINT else ref_row["points"][point]
+            for m in metrics:
+                if m == "base_rate" or (point == OVERALL_POINT and m == "mean_predicted"):
+                    continue
+                entry: dict[str, Any] = {"group": g, "point": point, "metric": m}
+                a, b = metrics[m]["value"], ref_metrics.get(m, {}).get("value")
+                if not sufficient or a is None or b is None:
+                    entry |= {
+                        "status": INSUFFICIENT if not sufficient else OK,
+                        "difference": estimate(None, None, confidence),
+                        "ratio": estimate(None, None, confidence),
+                    }
+                    out.append(entry)
+                    continue
+                ra, rb = reps[g][point][m], reps[ref][point][m]
+                n = min(ra.size, rb.size)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio_reps = ra[:n] / rb[:n]
+                entry |= {
+                    "status": OK,
+                    "difference": estimate(a - b, ra[:n] - rb[:n], confidence),
+                    "ratio": estimate(a / b if b else None, ratio_reps, confidence),
+                }
+                out.append(entry)
+    return out
+
+
+def composition(
+    groups: NDArray[np.str_], points: dict[str, BoolArray]
+) -> dict[str, dict[str, float]]:
+    """Share of each group in the population and on each list (operating point)."""
+    names = sorted(set(groups.tolist()))
+    out = {"population": {g: float(np.mean(groups == g)) for g in names}}
+    for point, f in points.items():
+        listed = groups[f]
+        out[point] = {g: float(np.mean(listed == g)) if listed.size else 0.0 for g in names}
+    return out

@@ -1,0 +1,179 @@
+"""The access log: one append-only, hash-chained entry per request that reads person-level data.
+
+Each entry records when (``at``, UTC), who (``actor``, ``role``), why (``purpose``), what
+(``action``, the ``persons`` read or the list ``params``), with which ``model_version`` and the
+response ``status``. It is a `features.chain.HashChain` like the promotion ledger, in the same
+database (SQLite ``riskcast.sqlite`` under ``RISKCAST_HOME``, or ``RISKCAST_DATABASE_URL``),
+table ``access_log``: hashes, serialised appends, append-only triggers and `AccessLog.verify`
+work exactly as the ledger's. Safe to append from many threads and processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import to_jsonable_python
+
+from features.chain import ChainVerification, HashChain, JsonText
+from features.errors import InputError
+from features.settings import Settings, get_settings
+
+TABLE = "access_log"
+COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
+    "actor": sa.Text(),
+    "role": sa.Text(),
+    "purpose": sa.Text(),
+    "action": sa.Text(),
+    "persons": JsonText(),
+    "params": JsonText(),
+    "model_version": sa.Text(),
+    "status": sa.Integer(),
+}
+
+
+class AccessLogEntry(BaseModel):
+    """One access: who read which persons (or which list) for what purpose, and the outcome."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int = Field(ge=1)
+    at: datetime
+    actor: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    purpose: str
+    action: str = Field(min_length=1)
+    persons: list[str]
+    params: dict[str, Any]
+    model_version: str | None = None
+    status: int = Field(ge=100, le=599)
+    prev_hash: str
+    hash: str
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must be timezone-aware (UTC)")
+        return value.astimezone(UTC)
+
+
+class AccessLogVerification(ChainVerification):
+    """The result of `AccessLog.verify`: ``ok`` iff ``problems`` is empty."""
+
+
+class AccessLog:
+    """The access log on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.chain: HashChain[AccessLogEntry] = HashChain(
+            url,
+            table=TABLE,
+            columns=COLUMNS,
+            model=AccessLogEntry,
+            schema=schema,
+            nullable={"model_version"},
+            indexed={"actor", "at"},
+            label="access log",
+            command="access-log",
+        )
+        self.schema = schema
+        self.engine = self.chain.engine
+        self.dialect = self.chain.dialect
+        self.table = self.chain.table
+
+    @property
+    def where(self) -> str:
+        """The database URL without its password (for messages)."""
+        return self.chain.where
+
+    def dispose(self) -> None:
+        self.chain.dispose()
+
+    def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        purpose: str,
+        action: str,
+        persons: list[str],
+        params: dict[str, Any],
+        model_version: str | None,
+        status: int,
+    ) -> AccessLogEntry:
+        """Append one entry after the current head, in one locked transaction; returns it.
+
+        ``params`` is stored as JSON (dates, enums and the like in their JSON form); an invalid
+        entry raises `InputError` and writes nothing; a database failure raises `StoreError`."""
+        try:
+            params_json = to_jsonable_python(dict(params))
+            json.dumps(params_json, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # pydantic_core's serialisation error is one
+            raise InputError(f"access log entry: params: not JSON-serialisable ({exc})") from exc
+        return self.chain.append(
+            {
+                "actor": actor,
+                "role": role,
+                "purpose": purpose,
+                "action": action,
+                "persons": [str(p) for p in persons],
+                "params": params_json,
+                "model_version": model_version,
+                "status": status,
+            }
+        )
+
+    def entries(
+        self,
+        actor: str | None = None,
+        person: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AccessLogEntry]:
+        """Entries in log order (oldest first), optionally only by one ``actor``, touching one
+        ``person``, recorded at or after ``since`` (naive means UTC); ``limit`` keeps the
+        newest ``limit`` of those."""
+        if limit is not None and limit < 0:
+            raise InputError(f"limit {limit}: must be zero or more")
+        if limit == 0:
+            return []
+        t = self.table
+        query = sa.select(t)
+        if actor is not None:
+            query = query.where(t.c.actor == actor)
+        if since is not None:
+            start = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+            query = query.where(t.c.at >= start)
+        if person is not None:
+            # the JSON text holds the id as a JSON string; the match is made exact below
+            needle = json.dumps(str(person), ensure_ascii=False)
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(t.c.persons.like(f"%{escaped}%", escape="\\"))
+        if limit is not None and person is None:
+            query = query.order_by(t.c.seq.desc()).limit(limit)
+            return self.chain.entries(query)[::-1]
+        found = self.chain.entries(query.order_by(t.c.seq))
+        if person is not None:
+            found = [e for e in found if person in e.persons]
+        return found if limit is None else found[-limit:]
+
+    def verify(self, *, head: str | None = None) -> AccessLogVerification:
+        """Recompute every hash and link; each problem names the seq and what is wrong
+        (content edited, missing, chain broken, reordered).
+
+        Removing the newest entries leaves a valid (shorter) chain: pass a ``head`` recorded
+        earlier (e.g. printed by a previous verify) to check that it is still in the chain."""
+        return AccessLogVerification.model_validate(self.chain.verify(head=head).model_dump())
+
+
+def open_access_log(settings: Settings | None = None, *, schema: str | None = None) -> AccessLog:
+    """The configured access log (same database as the ledger): ``RISKCAST_DATABASE_URL``,
+    else SQLite under the home."""
+    settings = settings or get_settings()
+    if settings.database_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return AccessLog(settings.effective_database_url, schema=schema)

@@ -1,0 +1,144 @@
+"""Who may do what: bearer tokens, roles, regions and the purpose of person-score reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serving.state import AccessLogWriter, LoadedModel, ServiceState
+from serving.users import Role, User
+
+_bearer = HTTPBearer(auto_error=False, description="token from `riskcast users add`")
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState | None = getattr(request.app.state, "riskcast", None)
+    if state is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is starting")
+    return state
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def current_user(
+    state: State,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    unauthorized = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or invalid bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized
+    user = state.users.authenticate(credentials.credentials)
+    if user is None:
+        raise unauthorized
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: Role) -> Callable[[User], User]:
+    """A dependency: the current user, if their role is one of ``roles`` (else 403)."""
+    allowed = {r.value for r in roles}
+
+    def check(user: CurrentUser) -> User:
+        if user.role.value not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {user.role.value!r} may not do this (allowed: {', '.join(sorted(allowed))})",
+            )
+        return user
+
+    return check
+
+
+Officer = Annotated[User, Depends(require(Role.officer))]
+Admin = Annotated[User, Depends(require(Role.admin))]
+Overseer = Annotated[User, Depends(require(Role.officer, Role.auditor, Role.admin))]
+AnyRole = CurrentUser
+
+
+def get_access_log(state: State) -> AccessLogWriter:
+    """The access log; person-level reads are refused (503) when it cannot be written."""
+    if state.access_log is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the access log is not available: person-level data cannot be served unlogged",
+        )
+    return state.access_log
+
+
+AccessLog = Annotated[AccessLogWriter, Depends(get_access_log)]
+
+
+def field_error(loc: Sequence[str | int], msg: str) -> HTTPException:
+    """A 422 shaped like FastAPI's validation errors, naming the field."""
+    return HTTPException(
+        422,
+        [{"loc": list(loc), "msg": msg, "type": "value_error"}],
+    )
+
+
+def check_purpose(state: ServiceState, purpose: str | None, loc: Sequence[str | int]) -> str:
+    if not purpose:
+        raise field_error(loc, "a purpose is required to read person-level data")
+    if purpose not in state.settings.purposes:
+        raise field_error(
+            loc, f"purpose {purpose!r} is not allowed; use one of {state.settings.purposes}"
+        )
+    return purpose
+
+
+def serving_model(state: State) -> LoadedModel:
+    """The champion, unless none is loaded or the stop switch is on (503 with the reason)."""
+    from serving.db import stop_reason
+
+    reason = stop_reason(state.engine)
+    if reason is not None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"scoring is stopped: {reason}")
+    if state.model is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"no model to serve: {state.model_error}"
+        )
+    if state.store is None or state.directory is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(state.store_error))
+    return state.model
+
+
+Champion = Annotated[LoadedModel, Depends(serving_model)]
+
+
+def forbid_regions(
+    user: User,
+    outside: list[str],
+    log: AccessLogWriter,
+    *,
+    purpose: str,
+    action: str,
+    params: dict[str, Any],
+    model_version: str | None,
+) -> None:
+    """403 (logged) when an officer asks for persons outside their regions."""
+    if not outside:
+        return
+    log.append(
+        actor=user.name,
+        role=user.role.value,
+        purpose=purpose,
+        action=action,
+        persons=outside,
+        params=params,
+        model_version=model_version,
+        status=403,
+    )
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"{len(outside)} person(s) are outside your regions ({', '.join(user.regions)})",
+    )

@@ -1,0 +1,94 @@
+"""The service's SQL tables (SQLAlchemy Core): users, decisions and the stop switch.
+
+SQLite under ``RISKCAST_HOME`` by default, PostgreSQL with ``RISKCAST_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from features.errors import StoreError
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "service_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("regions", sa.Text, nullable=False),  # JSON list
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+decisions = sa.Table(
+    "service_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("officer", sa.String(100), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("region", sa.String(64), nullable=False),
+    sa.Column("district", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("measure_id", sa.String(64), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("override", sa.Boolean, nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=True),
+    sa.Column("probability", sa.Float, nullable=True),
+    sa.Column("tier", sa.String(32), nullable=True),
+)
+
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("changed_by", sa.String(100), nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+STOP_KEY = "stopped"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_engine(url: str) -> sa.Engine:
+    """An engine with the service tables created (idempotent)."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = sa.create_engine(url, **kwargs)
+    try:
+        metadata.create_all(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"service database: {exc}") from exc
+    return engine
+
+
+def stop_reason(engine: sa.Engine) -> str | None:
+    """The stop switch: the reason it was turned on, or None when serving is allowed."""
+    query = sa.select(service_state).where(service_state.c.key == STOP_KEY)
+    with engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return f"{row['value']} (stopped by {row['changed_by']} at {row['changed_at']})"
+
+
+def set_stop(engine: sa.Engine, *, stopped: bool, by: str, reason: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(service_state).where(service_state.c.key == STOP_KEY))
+        if stopped:
+            conn.execute(
+                sa.insert(service_state).values(
+                    key=STOP_KEY, value=reason, changed_by=by, changed_at=utcnow()
+                )
+            )

@@ -1,0 +1,167 @@
+"""Request and response bodies of the service (pydantic; separate request and response types)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+PersonId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests -----------------------------------------------------------------------------
+class ScoreRequest(_Request):
+    ids: list[PersonId] = Field(min_length=1, description="person ids (at most 1,000)")
+    purpose: str = Field(description="why the scores are read; one of the configured purposes")
+
+
+class DecisionAction(StrEnum):
+    contacted = "contacted"
+    referred = "referred"
+    no_action = "no_action"
+    disagreed = "disagreed"
+
+
+class DecisionRequest(_Request):
+    person_id: PersonId
+    action: DecisionAction
+    measure_id: str | None = Field(default=None, description="required when action = referred")
+    reason: str | None = Field(
+        default=None, max_length=2000, description="required when action = disagreed (override)"
+    )
+    purpose: str = Field(description="one of the configured purposes")
+
+
+class StopRequest(_Request):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+# ---- responses ----------------------------------------------------------------------------
+class Reason(BaseModel):
+    feature: str
+    domain: str
+    kind: str
+    value: float | None
+    contribution: float
+    sentence: str
+
+
+class DomainContribution(BaseModel):
+    domain: str
+    contribution: float
+    static: float
+    dynamic: float
+
+
+class SupportMeasure(BaseModel):
+    id: str
+    name: str
+    provider: str
+    description: str
+    needs: list[str] = Field(description="the dynamic features this measure addresses")
+
+
+class Explanation(BaseModel):
+    raw_score: float
+    bias: float
+    domains: list[DomainContribution]
+    top_reasons: list[Reason]
+    static_history: list[Reason]
+    dynamic_needs: list[Reason]
+    support: list[SupportMeasure]
+    contributions: dict[str, float] = Field(description="per feature; with bias sums to raw_score")
+
+
+class PersonScore(BaseModel):
+    person_id: str
+    status: Literal["scored", "unknown"]
+    message: str | None = None
+    probability: float | None = None
+    tier: str | None = None
+    model_version: str | None = None
+    features_as_of: str | None = None
+    explanation: Explanation | None = None
+
+
+class ScoreResponse(BaseModel):
+    model_version: str
+    purpose: str
+    results: list[PersonScore]
+
+
+class RiskListRow(BaseModel):
+    rank: int
+    person_id: str
+    region: str
+    district: str | None
+    probability: float
+    tier: str
+    top_reasons: list[str]
+
+
+class RiskListResponse(BaseModel):
+    model_version: str
+    region: str
+    district: str | None
+    tiers: list[str] | None
+    capacity: int
+    total: int = Field(description="persons in the list (after filters, within capacity)")
+    offset: int
+    limit: int
+    rows: list[RiskListRow]
+
+
+class DecisionResponse(BaseModel):
+    id: int
+    recorded_at: datetime
+    officer: str
+    person_id: str
+    region: str
+    district: str | None
+    action: DecisionAction
+    measure_id: str | None
+    reason: str | None
+    override: bool
+    model_version: str | None
+    probability: float | None
+    tier: str | None
+
+
+class UnitSummary(BaseModel):
+    region: str
+    district: str | None
+    decisions: int
+    overrides: int
+    by_action: dict[str, int]
+
+
+class DecisionsResponse(BaseModel):
+    units: list[UnitSummary]
+    decisions: list[DecisionResponse]
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: str
+    alias: str
+    tiers: dict[str, float]
+    features: list[dict[str, str | int]]
+    calibration: str | None
+    card_markdown: str | None
+
+
+class ServiceStatus(BaseModel):
+    status: str
+    model_version: str | None = None
+    message: str | None = None
+
+
+class StopStatus(BaseModel):
+    stopped: bool
+    reason: str | None

@@ -1,0 +1,143 @@
+"""The access log on the real PostgreSQL, in its own schema (dropped after): 4 worker processes
+append at once and no entry is lost; tampering is detected."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from features.settings import Settings
+from serving.access_log import AccessLog, open_access_log
+
+POSTGRES = os.environ.get(
+    "RISKCAST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+WORKERS = 4
+PER_WORKER = 200
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = f"riskcast_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {POSTGRES} is not reachable: {exc}")
+    try:
+        yield name
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+def _worker(url: str, schema: str, name: str, count: int, start: Any) -> None:
+    """One service worker process: its own engine, appending as requests arrive."""
+    log = AccessLog(url, schema=schema)
+    try:
+        start.wait(timeout=60)
+        for i in range(count):
+            log.append(
+                actor=name,
+                role="officer",
+                purpose="case review",
+                action="scores",
+                persons=[f"{name}-{i}"],
+                params={"worker": name, "i": i},
+                model_version="1",
+                status=200,
+            )
+    finally:
+        log.dispose()
+
+
+def test_four_worker_processes_lose_nothing(schema: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(WORKERS)
+    names = [f"w{k}" for k in range(WORKERS)]
+    procs = [
+        ctx.Process(target=_worker, args=(POSTGRES, schema, name, PER_WORKER, start))
+        for name in names
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    alive = [p for p in procs if p.is_alive()]
+    for proc in alive:  # pragma: no cover - only on a hang
+        proc.kill()
+    assert not alive, "a worker hung"
+    assert [p.exitcode for p in procs] == [0] * WORKERS
+
+    log = open_access_log(Settings(database_url=POSTGRES), schema=schema)
+    try:
+        assert log.dialect == "postgresql"
+        result = log.verify()
+        assert result.ok, result.problems[:10]
+        assert result.entries == WORKERS * PER_WORKER
+        entries = log.entries()
+        assert [e.seq for e in entries] == list(range(1, WORKERS * PER_WORKER + 1))
+        assert Counter(e.actor for e in entries) == dict.fromkeys(names, PER_WORKER)
+        for name in names:  # each worker's entries appear in its own order, none twice
+            mine = log.entries(actor=name)
+            assert [e.params["i"] for e in mine] == list(range(PER_WORKER))
+        assert len({e.hash for e in entries}) == WORKERS * PER_WORKER
+        assert len({e.persons[0] for e in entries}) == WORKERS * PER_WORKER
+        assert [e.seq for e in log.entries(person="w2-7")] == [
+            e.seq for e in entries if e.persons == ["w2-7"]
+        ]
+    finally:
+        log.dispose()
+
+
+def _target(log: AccessLog) -> str:
+    return log.engine.dialect.identifier_preparer.format_table(log.table)
+
+
+def _raw(log: AccessLog, statement: str) -> None:
+    with log.engine.begin() as conn:
+        conn.execute(sa.text(statement))
+
+
+def test_tampering_is_refused_or_detected(schema: str) -> None:
+    log = open_access_log(Settings(database_url=POSTGRES), schema=schema)
+    try:
+        for i in range(5):
+            log.append(
+                actor="a",
+                role="officer",
+                purpose="p",
+                action="scores",
+                persons=[f"p{i}"],
+                params={},
+                model_version=None,
+                status=200,
+            )
+        t = _target(log)
+        for statement in (
+            f"UPDATE {t} SET status = 500 WHERE seq = 2",
+            f"DELETE FROM {t} WHERE seq = 2",
+            f"TRUNCATE {t}",
+        ):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                _raw(log, statement)
+        _raw(log, f"DROP TRIGGER access_log_no_change ON {t}")
+        _raw(log, f"UPDATE {t} SET persons = '[\"p9\"]' WHERE seq = 2")
+        _raw(log, f"DELETE FROM {t} WHERE seq = 4")
+        problems = log.verify().problems
+        assert problems[0].startswith("seq 2: content edited"), problems
+        assert problems[1].startswith("seq 4: missing"), problems
+        assert problems[2].startswith("seq 5: chain broken"), problems
+    finally:
+        log.dispose()

@@ -1,0 +1,80 @@
+"""`riskcast audit` / `promote` on the tiny trained version (shared session fixture)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from features.errors import InputError
+from serving.cli import build_app
+from tests.model.conftest import Trained
+
+
+@pytest.fixture
+def home(trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A copy of the trained home: aliases and the ledger change there, not in the shared one
+    (other tests check that training never sets `champion`)."""
+    from features.settings import get_settings
+
+    copy = tmp_path / "home"
+    shutil.copytree(trained.home, copy)
+    monkeypatch.setenv("RISKCAST_HOME", str(copy))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield copy
+    get_settings.cache_clear()
+
+
+def test_audit_promote_and_override(trained: Trained, home: Path) -> None:
+    from fairness.ledger import open_ledger
+    from fairness.promotion import current_champion
+    from training.tracking import tracking_uri
+
+    app, runner, v = build_app(), CliRunner(), trained.version
+    audited = runner.invoke(app, ["audit", v, "--by", "ana"])
+    assert audited.exit_code == 0, audited.output + repr(audited.exception)
+    report = home / "reports" / f"recidivism-risk-v{v}" / "fairness-report.html"
+    assert report.is_file() and "report:" in audited.output
+    content = json.loads(report.with_suffix(".json").read_text())
+    names = [a["attribute"] for a in content["audit"]["attributes"]]
+    assert {"sex", "ethnicity", "age_band", "region", "settlement"} <= set(names)
+    assert "ethnicity × region" in names and "sex × age_band" in names
+    assert content["proxies"] and all("strongest" in p for p in content["proxies"])
+    assert content["data_digests"]["test"]
+
+    ledger = open_ledger()
+    assert [e.kind for e in ledger.entries(version=v)] == ["audit"]
+    assert ledger.entries()[-1].report_sha256 is not None
+
+    promoted = runner.invoke(app, ["promote", v, "--by", "ana", "--reason", "first model"])
+    uri = tracking_uri(home)
+    kinds = [e.kind for e in ledger.entries(version=v)]
+    if promoted.exit_code == 0:
+        assert kinds[-1] == "promotion" and current_champion("recidivism-risk", uri) == v
+        return
+    assert "refused" in promoted.output and kinds[-1] == "refusal"
+    assert current_champion("recidivism-risk", uri) is None
+    assert ledger.entries(version=v)[-1].reasons  # which checks failed
+
+    denied = runner.invoke(
+        app, ["promote", v, "--by", "bo", "--reason", "ship it anyway", "--override"]
+    )
+    assert isinstance(denied.exception, InputError) and "auditor" in str(denied.exception)
+    assert current_champion("recidivism-risk", uri) is None
+
+    forced = runner.invoke(
+        app,
+        ["promote", v, "--by", "cy", "--role", "auditor", "--override",
+         "--reason", "accepted: small groups reviewed by hand"],
+    )  # fmt: skip
+    assert forced.exit_code == 0, forced.output + repr(forced.exception)
+    assert current_champion("recidivism-risk", uri) == v
+    last = ledger.entries(version=v)[-1]
+    assert (last.kind, last.actor, last.role) == ("override", "cy", "auditor")
+    assert ledger.verify().ok
