@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from features.chain_cli import echo_verification
 from features.settings import Settings, get_settings
 
 
@@ -88,17 +89,6 @@ def register(app: typer.Typer) -> None:
             result = log.verify(head=head)
         finally:
             log.dispose()
-        if result.ok:
-            typer.echo(f"access log intact: {result.entries} entries, head {result.head or 'none'}")
-            return
-        err = Console(stderr=True)
-        err.print(
-            f"[bold red]access log NOT intact[/]: {len(result.problems)} problem(s) "
-            f"in {result.entries} entries",
-            highlight=False,
-        )
-        for problem in result.problems:
-            err.print(f"  {problem}", highlight=False, markup=False)
-        raise typer.Exit(code=1)
+        echo_verification("access log", result)
 
     app.add_typer(group)
