@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from features.errors import RiskcastError
 from serving.auth import State
 from serving.db import stop_reason
+from serving.metrics import AppMetrics, MetricsMiddleware
 from serving.schemas import ServiceStatus
 from serving.settings import ServingSettings, load_serving_settings
 from serving.state import open_state
@@ -25,10 +26,18 @@ log = logging.getLogger("riskcast.serving")
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
     """A new app; its lifespan loads the champion and opens the stores."""
     settings = settings or load_serving_settings()
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = open_state(settings)
+        state.metrics = metrics
+        loaded = state.model
+        metrics.set_model(
+            loaded.name if loaded else None,
+            loaded.version if loaded else None,
+            loaded.alias if loaded else None,
+        )
         app.state.riskcast = state
         try:
             yield
@@ -44,6 +53,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.riskcast = None
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RiskcastError)
     async def _riskcast_error(request: Request, exc: RiskcastError) -> JSONResponse:
@@ -80,9 +91,23 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             )
         return ServiceStatus(status="ready", model_version=version)
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests and latency by route, scores served, model version."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    from serving.routes_audit import router as audit
     from serving.routes_oversight import router as oversight
     from serving.routes_scores import router as scores
+    from serving.ui import install_ui
 
     app.include_router(scores)
     app.include_router(oversight)
+    app.include_router(audit)
+    install_ui(app, settings)
     return app

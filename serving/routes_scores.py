@@ -70,6 +70,8 @@ def post_scores(
                 explanation=s.explanation,
             )
         )
+    if state.metrics is not None:
+        state.metrics.scores_served(len(scored), "scores")
     access.append(
         actor=user.name,
         role=user.role.value,
@@ -149,6 +151,8 @@ def get_risk_list(
         )
         for r in page.iter_rows(named=True)
     ]
+    if state.metrics is not None:
+        state.metrics.scores_served(len(rows), "risk-list")
     access.append(
         actor=user.name,
         role=user.role.value,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -165,3 +165,62 @@ class ServiceStatus(BaseModel):
 class StopStatus(BaseModel):
     stopped: bool
     reason: str | None
+
+
+# ---- audit --------------------------------------------------------------------------------
+class ChainStatus(BaseModel):
+    """Verification of a hash chain: ``ok`` iff ``problems`` is empty."""
+
+    ok: bool
+    entries: int
+    head: str | None
+    problems: list[str]
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    role: str
+    version: str
+    decision: str
+    reasons: list[str]
+    report_sha256: str | None
+    data_digests: dict[str, str]
+    prev_hash: str
+    hash: str
+
+
+class LedgerResponse(BaseModel):
+    verification: ChainStatus
+    entries: list[LedgerEntryOut]
+
+
+class AccessLogEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    role: str
+    purpose: str
+    action: str
+    persons: list[str]
+    params: dict[str, Any]
+    model_version: str | None
+    status: int
+    prev_hash: str
+    hash: str
+
+
+class AccessLogResponse(BaseModel):
+    verification: ChainStatus
+    filters: dict[str, str | int | None]
+    entries: list[AccessLogEntryOut]
+
+
+class FairnessReportResponse(BaseModel):
+    model_name: str
+    version: str
+    json_sha256: str
+    html_available: bool
+    report: dict[str, Any] = Field(description="the audit's JSON report, as written")

@@ -38,6 +38,9 @@ class ServingSettings(BaseSettings):
         description="HMAC key of the stored token hashes; must be set in production",
     )
     purposes: list[str] = Field(default_factory=lambda: list(DEFAULT_PURPOSES), min_length=1)
+    ui_purpose: str | None = Field(
+        default=None, description="the purpose pre-selected on the pages (None: the first)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(
         default=8000, ge=1, le=65535, validation_alias=AliasChoices("RISKCAST_PORT", "PORT")
@@ -60,6 +63,12 @@ class ServingSettings(BaseSettings):
                     "in production mode (the default is for development only)"
                 )
         return self
+
+    def default_purpose(self) -> str:
+        """The purpose the pages pre-select: ``ui_purpose`` if allowed, else the first."""
+        if self.ui_purpose and self.ui_purpose in self.purposes:
+            return self.ui_purpose
+        return self.purposes[0]
 
     def store_settings(self) -> StoreSettings:
         """The same home and database as the feature stores use."""

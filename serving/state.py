@@ -10,7 +10,7 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 import sqlalchemy as sa
@@ -21,6 +21,10 @@ from serving.interventions import InterventionCatalogue, load_interventions
 from serving.settings import ServingSettings
 from serving.users import UserStore
 from training.model import RiskModel
+
+if TYPE_CHECKING:
+    from fairness.ledger import Ledger
+    from serving.metrics import AppMetrics
 
 log = logging.getLogger("riskcast.serving")
 
@@ -124,6 +128,8 @@ class ServiceState:
     directory: PersonDirectory | None = None
     store_error: str | None = "the stores have not been opened yet"
     access_log: AccessLogWriter | None = None
+    ledger: Ledger | None = None  # the promotion ledger (same database as the access log)
+    metrics: AppMetrics | None = None  # set by the app that opened this state
     closers: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
@@ -175,4 +181,12 @@ def open_state(settings: ServingSettings) -> ServiceState:
         state.access_log = access_log
     except ImportError:
         state.access_log = None
+    try:
+        from fairness.ledger import open_ledger
+
+        ledger = open_ledger(settings.store_settings())
+        state.closers.append(ledger.dispose)
+        state.ledger = ledger
+    except RiskcastError as exc:
+        log.error("the promotion ledger could not be opened: %s", exc)
     return state
