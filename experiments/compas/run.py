@@ -8,7 +8,9 @@ Steps: ProPublica's filter (asserts 6,172 rows); features known at screening
 ``$RISKCAST_HOME/compas/screening-features.csv``; riskcast through the very code path of
 ``riskcast train-table`` (`training.tabular_cli.run_train_table`) with race protected; the
 reference models (COMPAS's decile score, logistic regressions on age and priors and on the
-Dressel & Farid features) on the same stratified outer folds. Writes ``results.json`` and the
+Dressel & Farid features) on the same stratified outer folds; riskcast's out-of-fold
+probabilities audited beside COMPAS (`experiments/compas/beside.py`, scored table written to
+``$RISKCAST_HOME/compas/riskcast-beside-compas.csv``). Writes ``results.json`` and the
 results block of ``README.md`` (between the markers) in this folder.
 """
 
@@ -26,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 import polars as pl
 
+from experiments.compas.beside import audit_beside_compas, beside_markdown, scored_table
 from experiments.compas.features import (
     DATA,
     FILTERED_ROWS,
@@ -37,6 +40,7 @@ from experiments.compas.features import (
     propublica_filter,
     screening_features,
 )
+from fairness.tableaudit import summary_table
 from features.settings import get_settings
 from training.baselines import LogisticBaseline
 from training.evaluation import binary_metrics
@@ -179,6 +183,9 @@ def results_markdown(results: dict[str, Any]) -> str:
             f"{row['gap_if_calibrated']:.3f} | {row['calibration_slope']:.2f} |"
         )
     lines += ["", f"Command: `{results['command']}`"]
+    if "beside_compas" in results:
+        lines.append(beside_markdown(results["beside_compas"]))
+        lines += ["", f"Scored table: `{results['beside_compas']['scored_table']}`"]
     return "\n".join(lines)
 
 
@@ -198,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples (audit)")
     ap.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     ap.add_argument("--no-write", action="store_true", help="leave README.md/results.json")
     args = ap.parse_args(argv)
@@ -234,6 +242,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     assert y.size == filtered.height  # same rows, same order: the same outer folds
     splits = outer_splits(y, args.folds, args.seed)
     references = reference_models(reference_frame(filtered, features), y, splits)
+    scored = scored_table(
+        filtered[PROTECTED].to_numpy(), y, outcome.result.oof[MODEL],
+        filtered["decile_score"].to_numpy(),
+    )  # fmt: skip
+    assert (outcome.result.groups[PROTECTED] == filtered[PROTECTED].to_numpy()).all()
+    scored_path = work / "riskcast-beside-compas.csv"
+    scored.write_csv(scored_path)
+    beside = audit_beside_compas(scored, n_boot=args.n_boot, seed=args.seed)
+    beside["audits"] = {k: summary_table(a) for k, a in beside["audits"].items()}
+    beside["scored_table"] = str(scored_path)
     results: dict[str, Any] = {
         "rows": int(y.size),
         "positive_rate": float(y.mean()),
@@ -257,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             for f in outcome.result.folds
         ],
+        "beside_compas": beside,
         "mlflow_run": outcome.run_id,
         "command": command,
     }

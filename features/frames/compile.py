@@ -20,6 +20,8 @@ from features.frames.definitions import AS_OF, Aggregation, DerivedOp, FeatureDe
 BIRTH_DATE = "birth_date"
 """Column of the population frame that age features read."""
 DAYS_PER_YEAR = 365.0
+SUM_SCALE = 1_000_000
+"""SUM features add values in units of 1e-6 (exact, order-independent; |total| < 9.2e12)."""
 
 _INT = pl.Int32()
 _FLOAT = pl.Float64()
@@ -204,8 +206,13 @@ def compile_table_feature(feature: FeatureDef, clock: str = AS_OF) -> Compiled:
     elif agg is Aggregation.COUNT_DISTINCT:
         final = part("n", when(value_expr(feature, table)), "n_unique").fill_null(0)
     elif agg is Aggregation.SUM:
-        total = part("sum", when(value_expr(feature, table).cast(pl.Float64)), "sum")
-        final = total.fill_null(0.0)
+        # Summed in fixed point (integer micro-units), so the value never depends on row
+        # order: float addition is not associative, and the rows' order in the group_by
+        # changes with the other snapshots built alongside (training's digest of the test
+        # snapshot would not match the audit's rebuild of it).
+        micro = (value_expr(feature, table).cast(pl.Float64) * SUM_SCALE).round().cast(pl.Int64)
+        total = part("sum", when(micro), "sum")
+        final = (total.cast(pl.Float64) / SUM_SCALE).fill_null(0.0)
     elif agg in {Aggregation.MIN, Aggregation.MAX, Aggregation.MEAN}:
         final = part("v", when(value_expr(feature, table)), str(agg))
     elif agg is Aggregation.LAST:

@@ -115,6 +115,10 @@ def test_lock_installs_offline_and_default_command_runs(tmp_path: Path) -> None:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert not_ready.value.code == 503
         assert "champion" in not_ready.value.read().decode()
+        # the pages' templates are part of the installed package, not only of the repository
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as page:
+            assert page.status == 200
+            assert "<form" in page.read().decode().lower()
     finally:
         server.terminate()
         try:

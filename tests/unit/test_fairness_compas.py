@@ -46,3 +46,36 @@ def test_audit_table_reproduces_propublica(tmp_path: Path) -> None:
     assert content["decision"]["outcome"] == "fail"  # FPR disparity far beyond tolerance
     assert any("fpr disparity by race" in r for r in content["decision"]["reasons"])
     assert content["data_digests"]["compas-scores-two-years.csv"]
+
+
+def test_riskcast_beside_compas_same_list_length_and_paired_gaps() -> None:
+    import numpy as np
+
+    from experiments.compas.beside import (
+        audit_beside_compas,
+        beside_markdown,
+        matched_threshold,
+        scored_table,
+    )
+    from fairness.tableaudit import summary_table
+
+    assert matched_threshold(np.array([0.1, 0.9, 0.5, 0.7]), 0.5) == 0.7
+    rng = np.random.default_rng(0)
+    n = 600
+    race = rng.choice(["Caucasian", "African-American", "Asian"], n, p=[0.45, 0.5, 0.05])
+    y = rng.integers(0, 2, n).astype(np.float64)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, n), 0, 1)
+    decile = np.clip((10 * p + rng.normal(0, 2, n)).round(), 1, 10)
+    res = audit_beside_compas(scored_table(race, y, p, decile), n_boot=50, seed=1)
+    assert abs(res["riskcast_share_flagged"] - res["compas_share_flagged"]) < 0.01
+    gaps = {(g["group"], g["metric"]): g for g in res["gaps"]}
+    assert {g for g, _ in gaps} == {"African-American"}  # Asian (< 50 people) left out
+    fpr = gaps[("African-American", "fpr")]
+    lo, hi = fpr["abs_gap_difference_ci"]
+    assert lo <= hi and fpr["verdict"] in {
+        "riskcast fairer", "COMPAS fairer", "no clear difference"
+    }  # fmt: skip
+    assert res["mitigation"]["riskcast"]["group_thresholds"]["accuracy_cost"] is not None
+    res["audits"] = {k: summary_table(a) for k, a in res["audits"].items()}
+    text = beside_markdown(res)
+    assert "| Asian | " in text and "insufficient" in text
