@@ -5,8 +5,13 @@ ingests it, builds point-in-time features, materializes the online store, reads 
 back, trains (a few Optuna trials; MLflow run + `challenger` version), audits the challenger,
 promotes it through the fairness gate (an auditor's recorded override if the gate refuses),
 verifies the ledger and prints a short summary with the headline metrics and the report's
-path. Everything lives under ``$RISKCAST_HOME/demo`` (default ``./var/demo``), which is reset
-at the start so the demo can be rerun.
+path. It then creates five demo users through `riskcast users add` (an officer for each of the
+two most populous regions, an auditor, a data scientist and an admin), prints one line per user
+(``demo user NAME role=ROLE region=REGION token=TOKEN``), the page URLs and the MLflow UI
+command, starts `riskcast serve` on 127.0.0.1:$PORT (default 8000), checks that it answers a
+demo officer's `POST /v1/scores` and keeps serving in the foreground until Ctrl-C
+(``--no-serve`` stops after printing). Everything lives under ``$RISKCAST_HOME/demo`` (default
+``./var/demo``), which is reset at the start so the demo can be rerun.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
 from rich.console import Console
 from rich.table import Table
@@ -30,10 +37,16 @@ from features.settings import Settings
 
 console = Console()
 
+HOST = "127.0.0.1"
+
+
+def riskcast() -> str:
+    return str(Path(sys.executable).parent / "riskcast")
+
 
 def run(step: str, *args: str, env: dict[str, str], ok_codes: tuple[int, ...] = (0,)) -> float:
     """Run one riskcast command as a user would, echoing it; fail loudly if it fails."""
-    command = [str(Path(sys.executable).parent / "riskcast"), *args]
+    command = [riskcast(), *args]
     console.rule(f"[bold]{step}")
     console.print("$ riskcast " + " ".join(args), style="dim")
     started = time.perf_counter()
@@ -49,6 +62,17 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--trials", type=int, default=4, help="Optuna trials of the training")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or os.environ.get("RISKCAST_PORT") or 8000),
+        help="port of `riskcast serve` (default $PORT, else 8000)",
+    )
+    parser.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="stop after printing the users and URLs instead of serving",
+    )
     options = parser.parse_args()
 
     base = Path(os.environ.get("RISKCAST_HOME", "var")).resolve()
@@ -58,6 +82,7 @@ def main() -> None:
     home.mkdir(parents=True)
     env = {**os.environ, "RISKCAST_HOME": str(home)}
     env.pop("RISKCAST_DATABASE_URL", None)  # the embedded default: SQLite under home
+    env.pop("RISKCAST_MODE", None)  # the demo runs in dev mode, with the development pepper
     delivery = home / "deliveries" / "2025-12"
     features_file = home / "features" / "with_record-2024-12-31.parquet"
     report_file = home / "ingest-report.json"
@@ -159,6 +184,198 @@ def main() -> None:
     headline(home)
     report = home / "reports" / f"recidivism-risk-v{version}" / "fairness-report.html"
     console.print(f"fairness report: [bold]{report}[/]")
+
+    regions = most_populous_regions(home, 2)
+    users = create_users(regions, env)
+    base_url = f"http://{HOST}:{options.port}"
+    print_access(users, base_url, home)
+    if options.no_serve:
+        return
+    serve(home, users, regions[0], base_url, options.port, env)
+
+
+# (name, role, index of the region among the most populous ones, for officers)
+DEMO_USERS: tuple[tuple[str, str, int | None], ...] = (
+    ("officer-1", "officer", 0),
+    ("officer-2", "officer", 1),
+    ("auditor", "auditor", None),
+    ("data-scientist", "data_scientist", None),
+    ("admin", "admin", None),
+)
+
+
+def most_populous_regions(home: Path, count: int) -> list[str]:
+    """The ``count`` regions with the most persons in the ingested register (largest first)."""
+    from serving.state import load_directory
+
+    sizes = load_directory(home).frame.group_by("region").len().sort(["len", "region"])
+    regions = [str(r) for r in reversed(sizes["region"].to_list()) if r is not None]
+    if len(regions) < count:
+        console.print(f"[red]the register has {len(regions)} region(s), the demo needs {count}")
+        sys.exit(1)
+    return regions[:count]
+
+
+def create_users(regions: list[str], env: dict[str, str]) -> list[dict[str, str]]:
+    """Create the demo users through `riskcast users add`; their tokens come from its output."""
+    console.rule("[bold]9. demo users (`riskcast users add`; the tokens are shown only now)")
+    users: list[dict[str, str]] = []
+    for name, role, index in DEMO_USERS:
+        args = ["users", "add", f"demo-{name}", "--role", role]
+        if index is not None:
+            args += ["--region", regions[index]]
+        console.print("$ riskcast " + " ".join(args), style="dim")
+        result = subprocess.run(
+            [riskcast(), *args], env=env, check=False, capture_output=True, text=True
+        )
+        fields = _user_fields(result.stdout)
+        if result.returncode != 0 or fields is None:
+            console.print(f"[red]`riskcast users add` failed (exit code {result.returncode})")
+            console.print(result.stdout + result.stderr, markup=False, highlight=False)
+            sys.exit(result.returncode or 1)
+        users.append(fields)
+    return users
+
+
+def _user_fields(output: str) -> dict[str, str] | None:
+    """``user NAME role=R region=G token=T`` (the line `riskcast users add` prints) as a dict."""
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[0] == "user":
+            fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+            if {"role", "region", "token"} <= fields.keys():
+                return {"name": parts[1], **fields}
+    return None
+
+
+def print_access(users: list[dict[str, str]], base_url: str, home: Path) -> None:
+    for u in users:
+        # plain print: one exact, unwrapped line per user, whatever the terminal's width
+        print(f"demo user {u['name']} role={u['role']} region={u['region']} token={u['token']}")
+    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    print(f"login (paste a token):         {base_url}/login")
+    print(f"officer list:                  {base_url}/ui/list")
+    print(f"auditor view:                  {base_url}/ui/audit")
+    print(f"API docs:                      {base_url}/docs")
+    print(f"metrics:                       {base_url}/metrics")
+    print(
+        f"MLflow UI:                     {Path(sys.executable).parent / 'mlflow'} ui "
+        f"--backend-store-uri {uri}"
+    )
+    sys.stdout.flush()
+
+
+def serve(
+    home: Path,
+    users: list[dict[str, str]],
+    region: str,
+    base_url: str,
+    port: int,
+    env: dict[str, str],
+) -> None:
+    """`riskcast serve` in the foreground, after checking it answers a demo officer."""
+    console.rule(f"[bold]10. serve on {base_url} (Ctrl-C stops)")
+    args = ["serve", "--host", HOST, "--port", str(port)]
+    console.print("$ riskcast " + " ".join(args), style="dim")
+    server = subprocess.Popen([riskcast(), *args], env=env)
+    try:
+        check_service(server, home, users[0], region, base_url)
+        code = server.wait()
+    except KeyboardInterrupt:
+        _stop(server, interrupted=True)
+        console.print("demo service stopped")
+        return
+    except BaseException:
+        _stop(server)
+        raise
+    if code != 0:
+        console.print(f"[red]`riskcast serve` ended with exit code {code}")
+        sys.exit(code)
+
+
+def _stop(server: subprocess.Popen[bytes], *, interrupted: bool = False) -> int:
+    """End the server: after a Ctrl-C it got the SIGINT from the terminal too, so first let it
+    shut down on its own; otherwise (or if it lingers) SIGINT, then SIGTERM, then SIGKILL."""
+    signals = [None] if interrupted else []
+    for sig in [*signals, signal.SIGINT, signal.SIGTERM, signal.SIGKILL]:
+        if server.poll() is not None:
+            break
+        if sig is not None:
+            server.send_signal(sig)
+        try:
+            server.wait(timeout=10)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):  # lingering, or Ctrl-C again
+            continue
+    return server.wait()
+
+
+def check_service(
+    server: subprocess.Popen[bytes],
+    home: Path,
+    officer: dict[str, str],
+    region: str,
+    base_url: str,
+    timeout: float = 120.0,
+) -> None:
+    """Wait for /readyz, then score one person of the officer's region with a purpose."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base_url, timeout=10.0) as client:
+        while True:
+            if server.poll() is not None:
+                console.print(
+                    f"[red]`riskcast serve` exited with code {server.returncode} before it was "
+                    f"ready (is port {base_url.rsplit(':', 1)[1]} already in use?)"
+                )
+                sys.exit(server.returncode or 1)
+            try:
+                ready = client.get("/readyz")
+                if ready.status_code == 200:
+                    break
+                detail = ready.text
+            except httpx.TransportError as exc:
+                detail = str(exc)
+            if time.monotonic() > deadline:
+                console.print(f"[red]the service was not ready after {timeout:.0f} s: {detail}")
+                _stop(server)
+                sys.exit(1)
+            time.sleep(0.5)
+        person = person_in_region(home, region)
+        reply = client.post(
+            "/v1/scores",
+            json={"ids": [person], "purpose": "case_review"},
+            headers={"Authorization": f"Bearer {officer['token']}"},
+        )
+    if reply.status_code != 200:
+        console.print(f"[red]POST /v1/scores answered {reply.status_code}: {reply.text}")
+        _stop(server)
+        sys.exit(1)
+    body = reply.json()
+    result = body["results"][0]
+    if result["status"] != "scored":
+        console.print(f"[red]POST /v1/scores did not score {person}: {result}")
+        _stop(server)
+        sys.exit(1)
+    print(
+        f"service check: {officer['name']} (region {region}) POST /v1/scores purpose=case_review "
+        f"-> {person}: p={result['probability']:.3f} tier={result['tier']} "
+        f"(model v{body['model_version']}, features as of {result['features_as_of']})",
+        flush=True,
+    )
+
+
+def person_in_region(home: Path, region: str) -> str:
+    """A person of ``region`` with a vector in the online store (the first in id order)."""
+    from serving.state import load_directory
+
+    members = load_directory(home).frame.filter(pl.col("region") == region)
+    store = open_online_store(Settings(home=home, database_url=None))
+    ids = sorted(members["person_id"].to_list())
+    for start in range(0, len(ids), 500):
+        vectors = store.get_vectors(ids[start : start + 500])
+        if vectors.height:
+            return str(vectors["person_id"].sort()[0])
+    console.print(f"[red]no person of region {region} has a vector in the online store")
+    sys.exit(1)
 
 
 def summarize(
