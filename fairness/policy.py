@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from features.configio import find_config, load_yaml_model
 from features.errors import InputError
 
+MODEL_NAME = "recidivism-risk"  # the registered model the gate guards by default
+
 POLICY_FILE = "fairness.yaml"
 INTERSECTION_SEP = " × "
 MISSING_GROUP = "(missing)"

@@ -18,12 +18,11 @@ from typing import Any
 from fairness.audit import VersionAudit, run_audit
 from fairness.gate import GateDecision, decide
 from fairness.ledger import Ledger, LedgerEntry
-from fairness.policy import FairnessPolicy
+from fairness.policy import MODEL_NAME, FairnessPolicy
 from features.errors import InputError, NotFoundError
 
 AUDITOR = "auditor"
 CHAMPION = "champion"
-MODEL_NAME = "recidivism-risk"
 
 
 @dataclass(frozen=True)
