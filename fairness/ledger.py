@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.chain import (
     GENESIS,
+    ChainBacked,
     ChainVerification,
     HashChain,
     JsonText,
@@ -100,7 +101,7 @@ class LedgerVerification(ChainVerification):
     """The result of `Ledger.verify`: ``ok`` iff ``problems`` is empty."""
 
 
-class Ledger:
+class Ledger(ChainBacked):
     """The ledger on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -115,17 +116,6 @@ class Ledger:
             command="ledger",
         )
         self.schema = schema
-        self.engine = self.chain.engine
-        self.dialect = self.chain.dialect
-        self.table = self.chain.table
-
-    @property
-    def where(self) -> str:
-        """The database URL without its password (for messages)."""
-        return self.chain.where
-
-    def dispose(self) -> None:
-        self.chain.dispose()
 
     # ---- writing -----------------------------------------------------------------------------
     def append(

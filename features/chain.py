@@ -374,3 +374,30 @@ def _wal(dbapi_connection: Any, wait: float = 30.0) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+class ChainBacked:
+    """Plumbing shared by typed logs built on one `HashChain` (the ledger, the access log)."""
+
+    chain: HashChain[Any]
+    schema: str | None
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.chain.engine
+
+    @property
+    def dialect(self) -> str:
+        return self.chain.dialect
+
+    @property
+    def table(self) -> sa.Table:
+        return self.chain.table
+
+    @property
+    def where(self) -> str:
+        """The database URL without its password (for messages)."""
+        return self.chain.where
+
+    def dispose(self) -> None:
+        self.chain.dispose()

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import to_jsonable_python
 
-from features.chain import ChainVerification, HashChain, JsonText
+from features.chain import ChainBacked, ChainVerification, HashChain, JsonText
 from features.errors import InputError
 from features.settings import Settings, get_settings
 
@@ -65,7 +65,7 @@ class AccessLogVerification(ChainVerification):
     """The result of `AccessLog.verify`: ``ok`` iff ``problems`` is empty."""
 
 
-class AccessLog:
+class AccessLog(ChainBacked):
     """The access log on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -81,17 +81,6 @@ class AccessLog:
             command="access-log",
         )
         self.schema = schema
-        self.engine = self.chain.engine
-        self.dialect = self.chain.dialect
-        self.table = self.chain.table
-
-    @property
-    def where(self) -> str:
-        """The database URL without its password (for messages)."""
-        return self.chain.where
-
-    def dispose(self) -> None:
-        self.chain.dispose()
 
     def append(
         self,
