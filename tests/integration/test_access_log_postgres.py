@@ -4,10 +4,7 @@ append at once and no entry is lost; tampering is detected."""
 from __future__ import annotations
 
 import multiprocessing
-import os
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,31 +12,11 @@ import sqlalchemy as sa
 
 from features.settings import Settings
 from serving.access_log import AccessLog, open_access_log
+from tests.integration.conftest import POSTGRES
 
-POSTGRES = os.environ.get(
-    "RISKCAST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 WORKERS = 4
 PER_WORKER = 200
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = f"riskcast_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    except sa.exc.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {POSTGRES} is not reachable: {exc}")
-    try:
-        yield name
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 def _worker(url: str, schema: str, name: str, count: int, start: Any) -> None:

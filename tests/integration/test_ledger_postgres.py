@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -12,29 +11,9 @@ import sqlalchemy as sa
 from fairness.ledger import Ledger, open_ledger
 from features.settings import Settings
 from tests import ledger_checks as checks
+from tests.integration.conftest import POSTGRES
 
-POSTGRES = os.environ.get(
-    "RISKCAST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = f"riskcast_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    except sa.exc.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {POSTGRES} is not reachable: {exc}")
-    try:
-        yield name
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
