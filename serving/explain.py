@@ -10,14 +10,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
 
 from serving.interventions import InterventionCatalogue
 from serving.schemas import DomainContribution, Explanation, Reason, SupportMeasure
-from training.model import FeatureInfo, RiskModel
+from training.model import FeatureInfo, RiskModel, to_matrix
 
 CONTRIB = "contrib_"
 BIAS = "contrib_bias"
@@ -61,36 +60,36 @@ class Scored:
     explanation: Explanation
 
 
-def _value(row: dict[str, Any], name: str) -> float | None:
-    raw = row.get(name)
-    if raw is None:
-        return None
-    value = float(raw)
+def _value(values: np.ndarray, j: int) -> float | None:
+    value = float(values[j])
     return None if math.isnan(value) else value
 
 
-def _reason(info: FeatureInfo, row: dict[str, Any], contribution: float) -> Reason:
-    value = _value(row, info.name)
+def _reason(model: RiskModel, j: int, values: np.ndarray, contrib: np.ndarray) -> Reason:
+    info = model.features[j]
+    value = _value(values, j)
     return Reason(
         feature=info.name,
         domain=info.domain,
         kind=info.kind,
         value=value,
-        contribution=contribution,
+        contribution=float(contrib[j]),
         sentence=sentence(info, value),
     )
 
 
-def explain_one(
+def explain_row(
     model: RiskModel,
-    vector: dict[str, Any],
-    prediction: dict[str, Any],
+    values: np.ndarray,
+    contrib: np.ndarray,
+    raw_score: float,
     catalogue: InterventionCatalogue,
 ) -> Explanation:
-    contributions = {f.name: float(prediction[CONTRIB + f.name]) for f in model.features}
+    """One person's explanation from their inputs and contributions (bias last)."""
+    features = model.features
     domains: dict[str, DomainContribution] = {}
-    for f in model.features:
-        c = contributions[f.name]
+    for j, f in enumerate(features):
+        c = float(contrib[j])
         d = domains.setdefault(
             f.domain, DomainContribution(domain=f.domain, contribution=0.0, static=0.0, dynamic=0.0)
         )
@@ -99,30 +98,29 @@ def explain_one(
             d.dynamic += c
         else:
             d.static += c
-    ranked = sorted(model.features, key=lambda f: -contributions[f.name])
-    raising = [f for f in ranked if contributions[f.name] > 0]
-    top = [_reason(f, vector, contributions[f.name]) for f in raising[:TOP_REASONS]]
-    static = [_reason(f, vector, contributions[f.name]) for f in raising if f.kind != "dynamic"]
-    needs = [f for f in raising if f.kind == "dynamic"]
+    order = sorted(range(len(features)), key=lambda j: -float(contrib[j]))
+    raising = [j for j in order if contrib[j] > 0]
+    needs = [j for j in raising if features[j].kind == "dynamic"]
     support: dict[str, SupportMeasure] = {}
-    for f in needs:
-        for m in catalogue.for_need(f):
+    for j in needs:
+        for m in catalogue.for_need(features[j]):
             entry = support.setdefault(
                 m.id,
                 SupportMeasure(
                     id=m.id, name=m.name, provider=m.provider, description=m.description, needs=[]
                 ),
             )
-            entry.needs.append(f.name)
+            entry.needs.append(features[j].name)
+    static = [j for j in raising if features[j].kind != "dynamic"][:5]
     return Explanation(
-        raw_score=float(prediction["raw_score"]),
-        bias=float(prediction[BIAS]),
+        raw_score=float(raw_score),
+        bias=float(contrib[len(features)]),
         domains=sorted(domains.values(), key=lambda d: -d.contribution),
-        top_reasons=top,
-        static_history=static[:5],
-        dynamic_needs=[_reason(f, vector, contributions[f.name]) for f in needs],
+        top_reasons=[_reason(model, j, values, contrib) for j in raising[:TOP_REASONS]],
+        static_history=[_reason(model, j, values, contrib) for j in static],
+        dynamic_needs=[_reason(model, j, values, contrib) for j in needs],
         support=list(support.values()),
-        contributions=contributions,
+        contributions={f.name: float(contrib[j]) for j, f in enumerate(features)},
     )
 
 
@@ -132,23 +130,21 @@ def score_vectors(
     """Probability, tier and explanation for each vector (one row per person)."""
     if vectors.is_empty():
         return []
-    prediction = model.predict(vectors)
-    out: list[Scored] = []
-    for vector, pred in zip(
-        vectors.iter_rows(named=True), prediction.iter_rows(named=True), strict=True
-    ):
-        as_of = vector.get("as_of")
-        out.append(
-            Scored(
-                person_id=str(vector["person_id"]),
-                probability=float(pred["probability"]),
-                tier=str(pred["tier"]),
-                raw_score=float(pred["raw_score"]),
-                features_as_of=None if as_of is None else str(as_of),
-                explanation=explain_one(model, vector, pred, catalogue),
-            )
+    matrix = to_matrix(vectors, model.feature_names)
+    p = model.predict_matrix(matrix)
+    ids = vectors["person_id"].cast(pl.String).to_list()
+    as_of = vectors["as_of"].to_list() if "as_of" in vectors.columns else [None] * len(ids)
+    return [
+        Scored(
+            person_id=ids[i],
+            probability=float(p.probability[i]),
+            tier=str(p.tier[i]),
+            raw_score=float(p.raw[i]),
+            features_as_of=None if as_of[i] is None else str(as_of[i]),
+            explanation=explain_row(model, matrix[i], p.contrib[i], float(p.raw[i]), catalogue),
         )
-    return out
+        for i in range(len(ids))
+    ]
 
 
 def ranked_with_reasons(model: RiskModel, vectors: pl.DataFrame) -> pl.DataFrame:

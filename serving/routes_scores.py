@@ -6,14 +6,24 @@ import csv
 import io
 from typing import Annotated, Literal
 
+import numpy as np
+import polars as pl
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from serving.auth import AccessLog, Champion, Officer, State, check_purpose, forbid_regions
 from serving.explain import ranked_with_reasons, score_vectors
 from serving.schemas import PersonScore, RiskListResponse, RiskListRow, ScoreRequest, ScoreResponse
+from serving.scorebook import scored_from_book
 
 router = APIRouter(prefix="/v1", tags=["scores"])
+PAGE_SCHEMA: dict[str, pl.DataType] = {
+    "rank": pl.Int64(),
+    "person_id": pl.String(),
+    "probability": pl.Float64(),
+    "tier": pl.String(),
+    "top_reasons": pl.List(pl.String()),
+}
 
 
 @router.post(
@@ -50,8 +60,15 @@ def post_scores(
         model_version=champion.version,
     )
     known = [i for i in ids if i in units]
-    vectors = state.store.get_vectors(known)
-    scored = {s.person_id: s for s in score_vectors(champion.model, vectors, state.catalogue)}
+    book = state.book()
+    if book is not None and book.model_version == champion.version:
+        scored = {
+            pid: scored_from_book(book, row, champion.model, state.catalogue)
+            for pid, row in book.rows(known).items()
+        }
+    else:
+        vectors = state.store.get_vectors(known)
+        scored = {s.person_id: s for s in score_vectors(champion.model, vectors, state.catalogue)}
     results: list[PersonScore] = []
     for pid in ids:
         s = scored.get(pid)
@@ -132,12 +149,29 @@ def get_risk_list(
             params=params,
             model_version=champion.version,
         )
-    members = state.directory.members(region, district)
-    ranked = ranked_with_reasons(champion.model, state.store.get_vectors(members))
-    if tier:
-        ranked = ranked.filter(ranked["tier"].is_in(tier))
-    ranked = ranked.head(capacity).with_row_index("rank", offset=1)
-    page = ranked.slice(offset, limit)
+    book = state.book()
+    if book is not None and book.model_version == champion.version:
+        listed = book.ranked(region, district, tier)[:capacity]
+        chosen = listed[offset : offset + limit]
+        page = pl.DataFrame(
+            {
+                "rank": np.arange(offset + 1, offset + 1 + chosen.size),
+                "person_id": book.person_ids[chosen].astype(str),
+                "probability": book.probability[chosen],
+                "tier": book.tier[chosen].astype(str),
+                "top_reasons": book.reasons(champion.model, chosen),
+            },
+            schema=PAGE_SCHEMA,
+        )
+        total = int(listed.size)
+    else:
+        members = state.directory.members(region, district)
+        ranked = ranked_with_reasons(champion.model, state.store.get_vectors(members))
+        if tier:
+            ranked = ranked.filter(ranked["tier"].is_in(tier))
+        ranked = ranked.head(capacity).with_row_index("rank", offset=1)
+        page = ranked.slice(offset, limit)
+        total = ranked.height
     units = state.directory.units(page["person_id"].to_list())
     rows = [
         RiskListRow(
@@ -171,7 +205,7 @@ def get_risk_list(
         district=district,
         tiers=tier,
         capacity=capacity,
-        total=ranked.height,
+        total=total,
         offset=offset,
         limit=limit,
         rows=rows,

@@ -52,6 +52,14 @@ class ServingSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI")
     )
     max_ids: int = Field(default=1000, ge=1)
+    scorebook: bool = Field(
+        default=True,
+        description="score and explain every materialised person once, in the background, "
+        "and answer from that book (requests are scored directly until it is ready)",
+    )
+    scorebook_check_seconds: float = Field(
+        default=5.0, ge=0.0, description="how often to look for a new materialisation"
+    )
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Self:

@@ -24,13 +24,17 @@ from training.model import RiskModel
 
 if TYPE_CHECKING:
     from fairness.ledger import Ledger
+    from serving.bookkeeper import BookKeeper
     from serving.metrics import AppMetrics
+    from serving.scorebook import ScoreBook
 
 log = logging.getLogger("riskcast.serving")
 
 
 class VectorStore(Protocol):
     def get_vectors(self, ids: list[str]) -> pl.DataFrame: ...
+
+    def current(self) -> object | None: ...
 
 
 class AccessLogWriter(Protocol):
@@ -53,10 +57,13 @@ class PersonDirectory:
     """Where each person belongs (region, district): from the register's persons table."""
 
     frame: pl.DataFrame  # person_id, region, district
+    _index: dict[str, tuple[str, str | None]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {r[0]: (r[1], r[2]) for r in self.frame.iter_rows()}
 
     def units(self, ids: list[str]) -> dict[str, tuple[str, str | None]]:
-        found = self.frame.filter(pl.col("person_id").is_in(ids))
-        return {r[0]: (r[1], r[2]) for r in found.iter_rows()}
+        return {i: self._index[i] for i in ids if i in self._index}
 
     def members(self, region: str, district: str | None) -> list[str]:
         rows = self.frame.filter(pl.col("region") == region)
@@ -130,7 +137,12 @@ class ServiceState:
     access_log: AccessLogWriter | None = None
     ledger: Ledger | None = None  # the promotion ledger (same database as the access log)
     metrics: AppMetrics | None = None  # set by the app that opened this state
+    book_keeper: BookKeeper | None = None  # every person scored once, in the background
     closers: list[Any] = field(default_factory=list)
+
+    def book(self) -> ScoreBook | None:
+        """The score book of the champion on the current materialisation, if ready."""
+        return None if self.book_keeper is None else self.book_keeper.book()
 
     def close(self) -> None:
         for close in self.closers:
@@ -173,6 +185,18 @@ def open_state(settings: ServingSettings) -> ServiceState:
         state.store_error = None
     except RiskcastError as exc:
         state.store_error = f"the feature stores are not available: {exc}"
+    if settings.scorebook and state.model is not None and state.store is not None:
+        from serving.bookkeeper import BookKeeper
+
+        assert state.directory is not None
+        state.book_keeper = BookKeeper(
+            state.model.model,
+            state.model.version,
+            state.store,
+            state.directory.frame,
+            check_seconds=settings.scorebook_check_seconds,
+        )
+        state.book_keeper.book()  # starts the first build
     try:
         from serving.access_log import open_access_log
 

@@ -36,6 +36,8 @@ KEY_COLUMNS = ("person_id", "as_of")
 DEFAULT_ROUNDS = 500
 DEFAULT_EARLY_STOPPING = 50
 _OURS = ("num_boost_round", "early_stopping_rounds")
+SMALL_BATCH = 256
+"""Up to this many rows are predicted on one thread (a service request, not a batch)."""
 
 
 def to_matrix(frame: pl.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -155,6 +157,17 @@ def assign_tiers(probability: np.ndarray, tiers: Sequence[Tier]) -> np.ndarray:
     return np.asarray(names[np.searchsorted(cuts, probability, side="right")])
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """Per row: calibrated probability, tier name, raw score (log-odds) and contributions
+    (one column per feature, then the bias; each row adds up to its raw score)."""
+
+    probability: np.ndarray
+    tier: np.ndarray
+    raw: np.ndarray
+    contrib: np.ndarray
+
+
 def sigmoid(raw: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
 
@@ -191,26 +204,38 @@ class RiskModel:
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated probabilities only (cheaper than `predict`)."""
-        return self._calibrate(sigmoid(self.raw_score(frame)))
+        return self.calibrate(sigmoid(self.raw_score(frame)))
 
-    def _calibrate(self, p_raw: np.ndarray) -> np.ndarray:
+    def calibrate(self, p_raw: np.ndarray) -> np.ndarray:
         if self.calibrator is None:
             return p_raw
         return np.clip(np.asarray(self.calibrator.predict(p_raw), dtype=np.float64), 0.0, 1.0)
 
+    def predict_matrix(self, matrix: np.ndarray) -> Prediction:
+        """Scores and contributions for a float64 matrix of the model inputs (in order).
+
+        Small batches run on one thread: starting LightGBM's thread pool costs more than
+        scoring a few rows (about 2 ms against 0.05 ms for one row)."""
+        threads = 1 if matrix.shape[0] <= SMALL_BATCH else 0  # 0: LightGBM's default
+        raw = np.asarray(
+            self.booster.predict(matrix, raw_score=True, num_threads=threads), dtype=np.float64
+        )
+        contrib = np.asarray(
+            self.booster.predict(matrix, pred_contrib=True, num_threads=threads), dtype=np.float64
+        ).reshape(matrix.shape[0], len(self.features) + 1)
+        probability = self.calibrate(sigmoid(raw))
+        return Prediction(probability, assign_tiers(probability, self.tiers), raw, contrib)
+
     def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
         """probability, tier, raw_score and contributions (+ person_id/as_of when present)."""
-        matrix = to_matrix(frame, self.feature_names)
-        raw = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
-        contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True), dtype=np.float64)
-        probability = self._calibrate(sigmoid(raw))
+        p = self.predict_matrix(to_matrix(frame, self.feature_names))
         keys = [c for c in KEY_COLUMNS if c in frame.columns]
         columns: dict[str, Any] = {
-            "probability": probability,
-            "tier": assign_tiers(probability, self.tiers).tolist(),
-            "raw_score": raw,
+            "probability": p.probability,
+            "tier": p.tier.tolist(),
+            "raw_score": p.raw,
         }
-        columns.update(zip(self.contribution_columns, contrib.T, strict=True))
+        columns.update(zip(self.contribution_columns, p.contrib.T, strict=True))
         return pl.concat([frame.select(keys), pl.DataFrame(columns)], how="horizontal")
 
     def domain_contributions(self, prediction: pl.DataFrame) -> pl.DataFrame:

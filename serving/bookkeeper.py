@@ -1,0 +1,125 @@
+"""Keeps the score book in step with the champion and the online store's materialisation.
+
+The book is built in a background thread (startup must not wait for a nation to be scored);
+until it is ready, or while a new materialisation is being scored, requests are scored
+directly. A new materialisation is noticed within ``check_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import polars as pl
+
+from serving.scorebook import ScoreBook, build_scorebook
+from training.model import RiskModel
+
+log = logging.getLogger("riskcast.serving")
+
+
+class MaterializationSource(Protocol):
+    def get_vectors(self, ids: list[str]) -> pl.DataFrame: ...
+
+    def current(self) -> object | None: ...
+
+
+def materialization_key(current: object | None) -> str | None:
+    if current is None:
+        return None
+    as_of, written_at = getattr(current, "as_of", None), getattr(current, "written_at", None)
+    return f"{as_of}@{written_at}"
+
+
+class BookKeeper:
+    def __init__(
+        self,
+        model: RiskModel,
+        model_version: str,
+        store: MaterializationSource,
+        directory: pl.DataFrame,
+        *,
+        check_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.model, self.model_version = model, model_version
+        self.store, self.directory = store, directory
+        self.check_seconds, self.clock = check_seconds, clock
+        self._book: ScoreBook | None = None
+        self._key: str | None = None
+        self._checked = float("-inf")
+        self._building: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: str | None = None
+        self.progress = (0, 0)
+
+    @property
+    def status(self) -> str:
+        if self._book is not None:
+            return f"ready ({self._book.size} persons, {self._book.method})"
+        if self.error:
+            return f"failed: {self.error}"
+        done, total = self.progress
+        return f"building ({done}/{total} trees)" if total else "building"
+
+    def book(self) -> ScoreBook | None:
+        """The book if it matches the current materialisation (else None; a rebuild starts)."""
+        now = self.clock()
+        if now - self._checked >= self.check_seconds:
+            self._checked = now
+            key = materialization_key(self.store.current())
+            if key != self._key:
+                with self._lock:
+                    self._key, self._book = key, None
+                self.start()
+        return self._book
+
+    def start(self) -> None:
+        with self._lock:
+            if self._building is not None and self._building.is_alive():
+                return
+            self._building = threading.Thread(target=self._build, name="scorebook", daemon=True)
+            self._building.start()
+
+    def wait(self, timeout: float | None = None) -> ScoreBook | None:
+        """Block until the running build ends (for tests and benchmarks)."""
+        thread = self._building
+        if thread is not None:
+            thread.join(timeout)
+        return self._book
+
+    def _build(self) -> None:
+        while True:
+            key = materialization_key(self.store.current())
+            if key is None:
+                return
+            started = time.perf_counter()
+            try:
+                ids = self.directory["person_id"].to_list()
+                vectors = self.store.get_vectors(ids)
+                book = build_scorebook(
+                    self.model,
+                    vectors,
+                    self.directory,
+                    model_version=self.model_version,
+                    materialization=key,
+                    progress=lambda done, total: setattr(self, "progress", (done, total)),
+                )
+            except Exception as exc:  # keep serving directly; say why on /readyz
+                log.exception("building the score book failed")
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
+            with self._lock:
+                if key == self._key or self._key is None:
+                    self._key, self._book, self.error = key, book, None
+                    log.info(
+                        "score book ready: %d persons in %.1f s (%s)",
+                        book.size,
+                        time.perf_counter() - started,
+                        book.method,
+                    )
+                    return
+            # the materialisation changed while building: build again

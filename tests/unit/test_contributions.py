@@ -1,0 +1,92 @@
+"""Exact contributions per tree and decision pattern equal LightGBM's pred_contrib on every row."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from training import contributions
+from training.contributions import SplitCodec, exact_contributions
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack(
+        [
+            rng.poisson(1.0, n).astype(float),  # counts with many zeros
+            rng.integers(0, 5, n).astype(float),
+            np.round(rng.normal(40, 12, n)),  # an age
+            rng.random(n),  # continuous
+            rng.poisson(0.3, n).astype(float),
+        ]
+    )
+    x[rng.random((n, x.shape[1])) < 0.08] = np.nan  # missing values everywhere
+    logit = 0.8 * np.nan_to_num(x[:, 0]) - 0.04 * np.nan_to_num(x[:, 2], nan=40) + x[:, 1] * 0.3
+    y = (rng.random(n) < 1 / (1 + np.exp(-(logit - 0.5)))).astype(int)
+    return x, y
+
+
+def _train(x: np.ndarray, y: np.ndarray, **params: object) -> lgb.Booster:
+    base = {"objective": "binary", "num_leaves": 15, "verbose": -1, "min_data_in_leaf": 20}
+    return lgb.train({**base, **params}, lgb.Dataset(x, y), num_boost_round=40)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"zero_as_missing": True}, {"use_missing": False}, {"max_bin": 7}],
+    ids=["default", "zero-as-missing", "no-missing", "coarse-bins"],
+)
+def test_equal_to_pred_contrib_on_every_row(params: dict[str, object]) -> None:
+    x, y = _data(6000, seed=1)
+    booster = _train(x, y, **params)
+    expected = booster.predict(x, pred_contrib=True)
+    got = exact_contributions(booster, x)
+    assert got.method == "per-tree patterns"
+    assert got.patterns < x.shape[0] * booster.num_trees() / 4  # the population repeats
+    np.testing.assert_allclose(got.contrib, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got.raw, booster.predict(x, raw_score=True), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.contrib.sum(axis=1), got.raw, rtol=0, atol=1e-9)
+
+
+def test_categorical_splits_are_exact() -> None:
+    x, y = _data(4000, seed=2)
+    x[:, 1] = np.nan_to_num(x[:, 1], nan=0.0)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 15, "verbose": -1, "min_data_in_leaf": 20},
+        lgb.Dataset(x, y, categorical_feature=[1]),
+        num_boost_round=20,
+    )
+    assert 1 in SplitCodec.from_booster(booster).categorical
+    np.testing.assert_allclose(
+        exact_contributions(booster, x).contrib, booster.predict(x, pred_contrib=True), atol=1e-9
+    )
+
+
+def test_rows_unseen_in_training_still_exact() -> None:
+    """Values beyond every threshold, exact zeros, NaN and -0.0 in new rows."""
+    x, y = _data(3000, seed=3)
+    booster = _train(x, y)
+    new = np.array(
+        [[1e9, -1e9, 0.0, -0.0, np.nan], [np.nan] * 5, [0.0] * 5, [1e-40, 3.0, 120.0, 2.0, 7.0]]
+    )
+    np.testing.assert_allclose(
+        exact_contributions(booster, new).contrib,
+        booster.predict(new, pred_contrib=True),
+        atol=1e-9,
+    )
+
+
+def test_dense_populations_fall_back_to_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = _data(2000, seed=4)
+    booster = _train(x, y)
+    monkeypatch.setattr(contributions, "DENSE_SHARE", -1.0)
+    got = exact_contributions(booster, x)
+    assert got.method == "direct"
+    np.testing.assert_allclose(got.contrib, booster.predict(x, pred_contrib=True), atol=1e-12)
+
+
+def test_no_rows() -> None:
+    x, y = _data(500, seed=5)
+    got = exact_contributions(_train(x, y), x[:0])
+    assert got.contrib.shape == (0, x.shape[1] + 1) and got.raw.shape == (0,)

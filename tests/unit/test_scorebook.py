@@ -1,0 +1,105 @@
+"""The score book answers exactly what direct scoring answers, for scores and risk lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from serving.app import create_app
+from serving.scorebook import NO_REASON, top_positive
+from tests.service_helpers import AsgiClient, RecordingLog, ServiceEnv, serve, settings_for
+
+PURPOSE = "case_review"
+
+
+def test_top_positive_orders_and_pads() -> None:
+    contrib = np.array([[0.1, -0.5, 0.3, 0.0], [-1.0, -2.0, -0.1, -0.3], [0.2, 0.2, 0.0, 0.5]])
+    top = top_positive(contrib, 3)
+    assert top[0].tolist() == [2, 0, NO_REASON]
+    assert top[1].tolist() == [NO_REASON] * 3
+    assert top[2].tolist()[0] == 3 and sorted(top[2].tolist()[1:]) == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def clients(service_env: ServiceEnv) -> Iterator[tuple[AsgiClient, AsgiClient]]:
+    from serving.auth import get_access_log
+
+    booked = create_app(settings_for(service_env.home, scorebook=True))
+    direct = create_app(settings_for(service_env.home, scorebook=False))
+    log = RecordingLog()
+    for app in (booked, direct):
+        app.dependency_overrides[get_access_log] = lambda: log
+    with serve(booked) as b, serve(direct) as d:
+        keeper = booked.state.riskcast.book_keeper
+        assert keeper is not None and direct.state.riskcast.book_keeper is None
+        book = keeper.wait(timeout=120)
+        assert book is not None, keeper.status
+        yield b, d
+
+
+def test_scores_from_the_book_equal_direct_scores(
+    clients: tuple[AsgiClient, AsgiClient], service_env: ServiceEnv
+) -> None:
+    booked, direct = clients
+    ids = [*service_env.persons["AST"][:40], "nobody"]
+    body = {"ids": ids, "purpose": PURPOSE}
+    token = service_env.tokens["olga"]
+    a = booked.post("/v1/scores", json_body=body, token=token).json()["results"]
+    b = direct.post("/v1/scores", json_body=body, token=token).json()["results"]
+    assert [r["status"] for r in a] == [r["status"] for r in b] and a[-1]["status"] == "unknown"
+    for x, y in zip(a[:-1], b[:-1], strict=True):
+        assert x["probability"] == pytest.approx(y["probability"], abs=1e-12)
+        assert x["tier"] == y["tier"]
+        ex, ey = x["explanation"], y["explanation"]
+        assert [r["sentence"] for r in ex["top_reasons"]] == [
+            r["sentence"] for r in ey["top_reasons"]
+        ]
+        assert [s["id"] for s in ex["support"]] == [s["id"] for s in ey["support"]]
+        for name, value in ey["contributions"].items():
+            assert ex["contributions"][name] == pytest.approx(value, abs=1e-9)
+        total = sum(ex["contributions"].values()) + ex["bias"]
+        assert total == pytest.approx(ex["raw_score"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"capacity": 30, "limit": 10, "offset": 5},
+        {"tier": ["high", "very_high"], "capacity": 500, "limit": 100},
+        {"capacity": 100_000, "limit": 1000},
+    ],
+)
+def test_risk_lists_from_the_book_equal_direct_lists(
+    clients: tuple[AsgiClient, AsgiClient], service_env: ServiceEnv, params: dict[str, object]
+) -> None:
+    booked, direct = clients
+    query = {"region": "AST", "purpose": PURPOSE, **params}
+    token = service_env.tokens["olga"]
+    a = booked.get("/v1/risk-lists", params=query, token=token).json()
+    b = direct.get("/v1/risk-lists", params=query, token=token).json()
+    assert a["total"] == b["total"]
+    assert [r["person_id"] for r in a["rows"]] == [r["person_id"] for r in b["rows"]]
+    assert [r["rank"] for r in a["rows"]] == [r["rank"] for r in b["rows"]]
+    assert [r["top_reasons"] for r in a["rows"]] == [r["top_reasons"] for r in b["rows"]]
+    probabilities = [r["probability"] for r in a["rows"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_district_lists_are_slices_of_the_region(
+    clients: tuple[AsgiClient, AsgiClient], service_env: ServiceEnv
+) -> None:
+    booked, direct = clients
+    token = service_env.tokens["olga"]
+    region = booked.get(
+        "/v1/risk-lists",
+        params={"region": "AST", "purpose": PURPOSE, "capacity": 100_000, "limit": 1000},
+        token=token,
+    ).json()["rows"]
+    district = region[0]["district"]
+    query = {"region": "AST", "district": district, "purpose": PURPOSE, "limit": 1000}
+    a = booked.get("/v1/risk-lists", params=query, token=token).json()["rows"]
+    b = direct.get("/v1/risk-lists", params=query, token=token).json()["rows"]
+    expected = [r["person_id"] for r in region if r["district"] == district][:100]
+    assert [r["person_id"] for r in a] == expected == [r["person_id"] for r in b]
