@@ -17,7 +17,11 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -193,6 +197,19 @@ def install_ui(app: FastAPI, settings: ServingSettings) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else _field_errors(exc.detail)
         return render(
             request, "error.html", exc.status_code, title=f"Error {exc.status_code}", message=detail
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # a hand-edited page address (e.g. ?capacity=0): an error page, not the API's JSON
+        if not request.url.path.startswith(UI_PREFIXES):
+            return await request_validation_exception_handler(request, exc)
+        return render(
+            request,
+            "error.html",
+            422,
+            title="Error 422",
+            message=_field_errors(list(exc.errors())),
         )
 
     app.include_router(router)

@@ -20,9 +20,10 @@ from serving.routes_audit import (
     model_name,
     report_html,
 )
-from serving.routes_oversight import get_decisions, post_decision
+from serving.routes_oversight import decisions_view, post_decision
 from serving.routes_scores import get_risk_list, post_scores
 from serving.schemas import (
+    NO_NUL,
     DecisionAction,
     DecisionRequest,
     DomainContribution,
@@ -53,7 +54,7 @@ def risk_list_page(
     district: Annotated[str | None, Query(max_length=64)] = None,
     tier: Annotated[str | None, Query(max_length=32)] = None,
     capacity: Annotated[int, Query(ge=1, le=100_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> HTMLResponse:
     """The unit's ranked list with tiers and top reasons (the read is in the access log)."""
@@ -76,7 +77,13 @@ def risk_list_page(
         format="json",
     )
     assert isinstance(listing, RiskListResponse)
-    base = {"purpose": chosen, "region": unit, "district": district, "tier": tier}
+    base = {
+        "purpose": chosen,
+        "region": unit,
+        "district": district,
+        "tier": tier,
+        "capacity": capacity,
+    }
     pages = {
         "prev": page_url("/ui/list", **base, offset=max(0, offset - limit), limit=limit)
         if offset > 0
@@ -128,6 +135,12 @@ def domain_bars(domains: list[DomainContribution]) -> dict[str, Any]:
     }
 
 
+def measure_choices(state: ServiceState, suggested: set[str]) -> list[dict[str, Any]]:
+    """The decision form's support measures by name, the ones suggested for this person first."""
+    measures = sorted(state.catalogue.measures, key=lambda m: (m.id not in suggested, m.name))
+    return [{"id": m.id, "name": m.name, "suggested": m.id in suggested} for m in measures]
+
+
 @router.get("/ui/person/{person_id}", response_class=HTMLResponse)
 def person_page(
     request: Request,
@@ -170,7 +183,7 @@ def person_page(
         purposes=state.settings.purposes,
         purpose=chosen,
         actions=[a.value for a in DecisionAction],
-        measures=sorted(state.catalogue.ids()),
+        measures=measure_choices(state, {m.id for m in scored.explanation.support}),
         decisions=[dict(r) for r in past],
         notice=notice,
         error=error,
@@ -215,6 +228,8 @@ def decision_form(
         )
         return RedirectResponse(page_url(back, purpose=purpose, error=message[:500]), 303)
     notice = f"decision #{done.id} recorded: {done.action.value}"
+    if done.measure_id:
+        notice += f" to {done.measure_id}"
     return RedirectResponse(page_url(back, purpose=purpose, notice=notice), 303)
 
 
@@ -224,12 +239,14 @@ def audit_page(
     request: Request,
     user: UiAuditor,
     state: State,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
-    person: Annotated[str | None, Query(max_length=64)] = None,
+    access: AccessLog,
+    actor: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    person: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> HTMLResponse:
-    """The champion's fairness report, the ledger, the access log (filtered), the overrides."""
+    """The champion's fairness report, the ledger, the access log (filtered), the overrides;
+    reading the access log and the decisions is in the access log, as through the API."""
     since_at: datetime | None = None
     problems: list[str] = []
     if since:
@@ -252,7 +269,9 @@ def audit_page(
             }
         except HTTPException:
             report = None
-    access_view = access_log_view(state, actor or None, person or None, since_at, limit)
+    access_view = access_log_view(
+        state, user, access, actor or None, person or None, since_at, limit
+    )
     return render(
         request,
         "audit.html",
@@ -268,7 +287,7 @@ def audit_page(
             "limit": limit,
         },
         problems=problems,
-        oversight=get_decisions(user, state, region=None, overrides_only=False, limit=50),
+        oversight=decisions_view(user, state, access, region=None, overrides_only=False, limit=50),
     )
 
 

@@ -125,3 +125,42 @@ def test_logout_and_other_roles(app_client: TestClient, service_env: ServiceEnv)
     out = c.post("/logout", data={"csrf": token}, follow_redirects=False)
     assert out.status_code == 303
     assert c.get("/ui/list", follow_redirects=False).status_code == 303
+
+
+def test_list_paging_keeps_the_list_size_and_bad_addresses_get_a_page(
+    app_client: TestClient, service_env: ServiceEnv
+) -> None:
+    c = app_client
+    login(c, service_env.tokens["olga"])
+    listing = c.get("/ui/list", params={"capacity": 120, "limit": 50})
+    assert listing.status_code == 200, listing.text
+    nxt = re.search(r'href="(/ui/list\?[^"]*offset=50[^"]*)"', listing.text)
+    assert nxt, listing.text[-1500:]
+    assert "capacity=120" in nxt.group(1).replace("&amp;", "&")
+    bad = c.get("/ui/list", params={"capacity": 0})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert "Error 422" in bad.text and "capacity" in bad.text
+    api = c.get("/v1/risk-lists", params={"region": "AST", "capacity": 0, "purpose": "case_review"})
+    assert api.status_code in (401, 422) and api.headers["content-type"] == "application/json"
+
+
+def test_decision_form_names_the_support_measures(
+    app_client: TestClient, service_env: ServiceEnv
+) -> None:
+    c = app_client
+    login(c, service_env.tokens["olga"])
+    person_id = service_env.persons["AST"][5]
+    page = c.get(f"/ui/person/{person_id}")
+    assert page.status_code == 200, page.text
+    select = re.search(r'<select name="measure_id">(.*?)</select>', page.text, re.S)
+    assert select, page.text[-3000:]
+    measures = re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', select.group(1))
+    assert measures and all(label != value for value, label in measures)
+    suggested = [v for v, label in measures if label.endswith("(suggested)")]
+    assert [v for v, _ in measures[: len(suggested)]] == suggested  # suggested first
+    done = c.post(
+        f"/ui/person/{person_id}/decision",
+        data={"csrf": csrf_of(page.text), "action": "referred", "purpose": "case_review",
+              "measure_id": measures[0][0]},
+    )  # fmt: skip
+    assert done.status_code == 200 and f"recorded: referred to {measures[0][0]}" in done.text

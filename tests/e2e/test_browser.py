@@ -1,0 +1,408 @@
+"""Headless Chromium through the pages of a real `riskcast serve` process.
+
+An officer logs in with a token, opens the unit's risk list and a person, records a referral
+and a disagreement (override); an auditor then finds both decisions, the officer's reads of
+that person (purpose, model version) in the access log, the verified ledger and the fairness
+report. Every step leaves a screenshot in ``$RISKCAST_TEST_ARTIFACTS/browser/`` (default
+``tests/artifacts/browser/``) beside the server's log.
+
+The browser is Debian's ``/usr/bin/chromium`` (never one Playwright downloads); `.ci/run`
+installs it, and the test fails, never skips, when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from tests.service_helpers import ServiceEnv, build_service_env
+
+if TYPE_CHECKING:
+    from fairness.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+REFERRAL_REASON = "browser e2e: agreed at the case review"
+OVERRIDE_REASON = "browser e2e: the score ignores the job started last month"
+
+
+def artifacts_dir() -> Path:
+    root = os.environ.get("RISKCAST_TEST_ARTIFACTS")
+    folder = (Path(root) if root else ROOT / "tests" / "artifacts") / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Debian's Chromium is not installed at {CHROMIUM}; install it with "
+            "`apt-get install -y --no-install-recommends chromium chromium-driver` (as root; "
+            "`.ci/run` does this). Playwright's own browser downloads are not used.",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@dataclass
+class Served:
+    env: ServiceEnv
+    base: str
+    report_outcome: str
+    process: subprocess.Popen[str]
+    log: Path
+    started: float
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = self.started + seconds
+        for path in ("/healthz", "/readyz"):
+            _wait_ok(self.base + path, self.process, self.log, deadline)
+
+
+@pytest.fixture(scope="module")
+def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`riskcast serve` on a free port over the tiny promoted home (its output goes to the
+    artifacts folder), plus a fairness report for the champion and its ledger entry.
+
+    `riskcast audit` cannot audit the 1,500-person home (its proxy check fails on groups this
+    small), so the report is a real one from `riskcast audit-table` on a synthetic scored table
+    and the ledger gets the `audit` entry `riskcast audit` would append for it; the pages only
+    read both, so they are written while the server starts."""
+    from fairness.ledger import open_ledger
+    from features.settings import Settings as StoreSettings
+
+    root = tmp_path_factory.mktemp("browser")
+    env = build_service_env(root)
+    ledger = open_ledger(StoreSettings(home=env.home, database_url=None))  # tables exist now
+    port = _free_port()
+    server_env = {
+        **os.environ,
+        "RISKCAST_HOME": str(env.home),
+        "RISKCAST_CONFIG_DIR": str(ROOT / "configs"),
+        "RISKCAST_MODE": "dev",
+    }
+    for name in ("MLFLOW_TRACKING_URI", "RISKCAST_DATABASE_URL", "RISKCAST_UI_PURPOSE"):
+        server_env.pop(name, None)
+    riskcast = Path(sys.executable).parent / "riskcast"
+    log_path = artifacts_dir() / "server.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [str(riskcast), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started = time.monotonic()
+        try:
+            try:
+                outcome = _audit_entry(env, root, ledger)
+            finally:
+                ledger.dispose()
+            yield Served(env, f"http://127.0.0.1:{port}", outcome, process, log_path, started)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _audit_entry(env: ServiceEnv, root: Path, ledger: Ledger) -> str:
+    """A fairness report for the champion (synthetic scores) and its `audit` ledger entry."""
+    from fairness.policy import load_policy
+    from fairness.table_run import run_audit_table
+
+    rng = random.Random(5)
+    lines = ["label,probability,sex,region"]
+    for _ in range(1200):
+        p = rng.random()
+        region = rng.choice(["AST", "SHY", "KAR", "ALA"])
+        lines.append(f"{int(rng.random() < p)},{p:.4f},{rng.choice('FM')},{region}")
+    table = root / "browser-e2e-scores.csv"
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    policy = load_policy()
+    out = env.home / "reports" / f"recidivism-risk-v{env.model_version}"
+    result = run_audit_table(
+        table, "label", "probability", ["sex", "region"], out,
+        threshold=policy.threshold, policy=policy, n_boot=20,
+    )  # fmt: skip
+    decision = result.content["decision"]
+    ledger.append(
+        "audit", actor="ada", role="auditor", version=env.model_version,
+        decision=decision["outcome"], reasons=list(decision["reasons"]),
+        report_sha256=result.written.html_sha256,
+    )  # fmt: skip
+    return str(decision["outcome"])
+
+
+def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) -> None:
+    env, server = served.env, served.base
+    version = env.model_version
+    shots = artifacts_dir()
+    for old in shots.glob("*.png"):
+        old.unlink()
+    failures: list[str] = []
+    pages: list[Page] = []
+
+    def shot(page: Page, name: str) -> None:
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+    def watch(page: Page) -> Page:
+        pages.append(page)
+        page.on(
+            "response",
+            lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 500 else None,
+        )
+        return page
+
+    def log_in(page: Page, who: str) -> None:
+        page.goto(f"{server}/login")
+        page.fill("input[name=token]", env.tokens[who])
+        page.click("button:has-text('Log in')")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            served.wait_ready()  # it has been starting since the report was written
+            officer = browser.new_context(viewport={"width": 1280, "height": 900})
+            officer.set_default_timeout(TIMEOUT_MS)
+            page = watch(officer.new_page())
+
+            # -- the officer logs in: pages need the login; a wrong token is refused
+            page.goto(f"{server}/ui/list")
+            expect(page).to_have_url(f"{server}/login")
+            page.fill("input[name=token]", "rc_not-a-token")
+            page.click("button:has-text('Log in')")
+            expect(page.locator("p.error")).to_contain_text("unknown or revoked token")
+            shot(page, "01-login-refused")
+            log_in(page, "olga")
+            expect(page).to_have_url(f"{server}/ui/list")
+            expect(page.locator("h1")).to_have_text("Risk list: AST")
+            expect(page.locator("header .who")).to_contain_text("olga (officer, AST)")
+
+            # -- the unit's risk list, read for a chosen purpose, with tiers and reasons
+            page.select_option("select[name=purpose]", "support_referral")
+            page.fill("input[name=capacity]", "25")
+            page.click("button:has-text('Show')")
+            expect(page.locator("main p.muted").first).to_contain_text("25 persons in the list")
+            expect(page.locator("main p.muted").first).to_contain_text(f"Model version {version}")
+            expect(page.locator("main p.muted").first).to_contain_text(
+                "read logged with purpose support_referral"
+            )
+            tiers = {
+                t for t in page.locator("select[name=tier] option").all_inner_texts() if t != "all"
+            }
+            assert tiers >= {"low", "medium", "high"}, tiers
+            rows = page.locator("main table tbody tr")
+            assert rows.count() == 25
+            for row in rows.all()[:10]:
+                assert row.locator("span.tier").inner_text() in tiers
+                assert row.locator("li").count() >= 1  # top reasons
+            first = rows.first
+            person_id = first.locator("td a").inner_text().strip()
+            tier = first.locator("span.tier").inner_text()
+            assert person_id in env.persons["AST"], person_id
+            shot(page, "02-risk-list")
+
+            # -- the person: explanation chart, register facts, support, decision form
+            first.locator("td a").click()
+            expect(page).to_have_url(f"{server}/ui/person/{person_id}?purpose=support_referral")
+            expect(page.locator("h1")).to_have_text(f"Person {person_id}")
+            expect(page.locator("main span.tier").first).to_have_text(tier)
+            chart = page.locator("svg[aria-label='contributions by domain']")
+            assert chart.locator("rect").count() >= 3
+            assert "criminal history" in chart.locator("text").all_text_contents()
+            for heading in ("Why: contributions by domain", "Register facts behind it",
+                            "Suggested support", "Record a decision"):  # fmt: skip
+                expect(page.locator("h2", has_text=heading)).to_be_visible()
+            for heading in ("Top reasons", "Static history", "Dynamic needs"):
+                expect(page.locator("h3", has_text=heading)).to_be_visible()
+            support = page.locator("section", has=page.locator("h2", has_text="Suggested support"))
+            assert support.locator("li").count() >= 1
+            expect(page.locator("form.decision select[name=purpose]")).to_have_value(
+                "support_referral"
+            )
+            shot(page, "03-person")
+
+            # -- a referral to a named support measure, suggested for this person if any
+            options = page.locator("select[name=measure_id] option")
+            labels = options.all_inner_texts()
+            pick = next((i for i, t in enumerate(labels) if "(suggested)" in t), 1)
+            measure = options.nth(pick).get_attribute("value")
+            measure_name = labels[pick].replace("(suggested)", "").strip()
+            assert measure and measure_name
+            if "(suggested)" in labels[pick]:  # the form names what the page suggests
+                expect(support).to_contain_text(measure_name)
+            page.select_option("select[name=action]", "referred")
+            page.select_option("select[name=measure_id]", measure)
+            page.fill("textarea[name=reason]", REFERRAL_REASON)
+            page.click("button:has-text('Record decision')")
+            expect(page.locator("p.notice")).to_contain_text(f"recorded: referred to {measure}")
+            earlier = page.locator("h3:has-text('Earlier decisions') + table tbody tr")
+            expect(earlier).to_have_count(1)
+            assert _cells(earlier.first)[1:] == ["olga", "referred", measure, REFERRAL_REASON]
+            shot(page, "04-referral-recorded")
+
+            # -- disagreeing with the score needs a reason; with one it is an override
+            page.select_option("select[name=action]", "disagreed")
+            page.click("button:has-text('Record decision')")
+            expect(page.locator("p.error")).to_contain_text("needs a reason")
+            expect(earlier).to_have_count(1)
+            shot(page, "05-override-needs-a-reason")
+            page.select_option("select[name=action]", "disagreed")
+            page.fill("textarea[name=reason]", OVERRIDE_REASON)
+            page.click("button:has-text('Record decision')")
+            expect(page.locator("p.notice")).to_contain_text("recorded: disagreed")
+            expect(earlier).to_have_count(2)
+            assert _cells(earlier.first)[1:] == ["olga", "disagreed (override)", "",
+                                                 OVERRIDE_REASON]  # fmt: skip
+            shot(page, "06-override-recorded")
+
+            # -- officers get no auditor pages; logging out ends the session
+            forbidden = page.goto(f"{server}/ui/audit")
+            assert forbidden is not None and forbidden.status == 403
+            expect(page.locator("h1")).to_have_text("Error 403")
+            expect(page.locator("p.error")).to_contain_text("you are officer")
+            shot(page, "07-officer-forbidden")
+            page.click("button:has-text('Log out')")
+            expect(page).to_have_url(f"{server}/login")
+            page.goto(f"{server}/ui/person/{person_id}")
+            expect(page).to_have_url(f"{server}/login")
+            officer.close()
+
+            # -- the auditor, in a fresh browser context
+            auditor = browser.new_context(viewport={"width": 1280, "height": 900})
+            auditor.set_default_timeout(TIMEOUT_MS)
+            page = watch(auditor.new_page())
+            log_in(page, "ada")
+            expect(page).to_have_url(f"{server}/ui/audit")
+            expect(page.locator("h1")).to_have_text("Audit")
+            champion = page.locator("section", has=page.locator("h2", has_text="Champion"))
+            expect(champion).to_contain_text(f"recidivism-risk version {version}")
+            expect(champion).to_contain_text(f"decision {served.report_outcome}")
+
+            per_unit = page.locator("h2:has-text('Overrides and decisions') + table tbody tr")
+            units = [_cells(r) for r in per_unit.all()]
+            ast = [u for u in units if u[0] == "AST"]
+            assert len(ast) == 1, units
+            assert ast[0][2:4] == ["2", "1"], ast  # two decisions, one override
+            assert "referred: 1" in ast[0][4] and "disagreed: 1" in ast[0][4], ast
+
+            latest_rows = page.locator("h3:has-text('Latest decisions') + table tbody tr")
+            latest = [_cells(r) for r in latest_rows.all()]
+            mine = [d for d in latest if d[3] == person_id]
+            assert len(mine) == 2, latest
+            override, referral = mine  # newest first
+            assert override[2] == "olga" and override[4] == "disagreed override", override
+            assert override[6] == OVERRIDE_REASON and override[7] == tier, override
+            assert referral[4] == "referred" and referral[5] == measure, referral
+            assert referral[6] == REFERRAL_REASON, referral
+
+            ledger = page.locator("section", has=page.locator("h2", has_text="Promotion ledger"))
+            expect(ledger).to_contain_text("Chain: intact: 1 entries")
+            entries = [_cells(r) for r in ledger.locator("tbody tr").all()]
+            assert entries[0][2:6] == ["audit", version, served.report_outcome,
+                                       "ada (auditor)"], entries  # fmt: skip
+            access = page.locator("section", has=page.locator("h2", has_text="Access log"))
+            expect(access.locator("p").first).to_contain_text("Chain: intact")
+            shot(page, "08-audit")
+
+            # -- the access log, filtered to the officer's reads of this person
+            page.fill("input[name=actor]", "olga")
+            page.fill("input[name=person]", person_id)
+            page.click("button:has-text('Filter')")
+            expect(page).to_have_url(
+                f"{server}/ui/audit?actor=olga&person={person_id}&since=&limit=50"
+            )
+            logged = [_cells(r) for r in access.locator("tbody tr").all()]
+            assert logged and all(e[2] == "olga (officer)" for e in logged), logged
+            assert all(person_id in e[5] for e in logged), logged
+            assert all(e[7] == version for e in logged), logged  # the model version
+            by_action: dict[str, list[list[str]]] = {}
+            for e in logged:
+                by_action.setdefault(e[4], []).append(e)
+            assert set(by_action) == {"risk-list", "scores", "decision"}, logged
+            # the purpose chosen on the page: the landing list is read with the default
+            assert {e[3] for e in by_action["risk-list"]} == {"case_review", "support_referral"}
+            reads = by_action["scores"] + by_action["decision"]
+            assert all(e[3] == "support_referral" for e in reads), logged
+            assert [e[8] for e in by_action["decision"]] == ["201", "201"], logged
+            assert any('"referred"' in e[6] for e in by_action["decision"]), logged
+            assert any('"disagreed"' in e[6] for e in by_action["decision"]), logged
+            assert len(by_action["scores"]) >= 2 and all(e[8] == "200" for e in by_action["scores"])
+            expect(access.locator("p").first).to_contain_text("Chain: intact")
+            shot(page, "09-access-log")
+
+            # -- the champion's fairness report
+            page.click("a:has-text('Open the report')")
+            expect(page).to_have_url(f"{server}/ui/fairness-report/{version}")
+            expect(page.locator("h1")).to_contain_text("Fairness audit")
+            expect(page.locator("body")).to_contain_text(f"Decision: {served.report_outcome}")
+            shot(page, "10-fairness-report")
+
+            # -- auditors get no officer pages
+            forbidden = page.goto(f"{server}/ui/list")
+            assert forbidden is not None and forbidden.status == 403
+            expect(page.locator("p.error")).to_contain_text("you are auditor")
+            shot(page, "11-auditor-forbidden-list")
+            auditor.close()
+        except Exception:
+            if pages and not pages[-1].is_closed():
+                shot(pages[-1], "failure")  # the page the test stopped on
+            raise
+        finally:
+            browser.close()
+    assert not failures, failures
+    assert len(list(shots.glob("*.png"))) == 11
+
+
+def _cells(row: Locator) -> list[str]:
+    return [" ".join(t.split()) for t in row.locator("td").all_inner_texts()]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ok(url: str, process: subprocess.Popen[str], log: Path, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"{url} did not answer 200 in time:\n{log.read_text()}")
