@@ -212,7 +212,7 @@ def rebuild_test_frame(ctx: VersionContext, home: Path) -> tuple[pl.DataFrame, s
     from features.frames.definitions import load_spec
     from features.store.offline import OfflineStore
     from training.config import TrainingConfig
-    from training.dataset import build_dataset, dataset_digest
+    from training.dataset import add_extra_inputs, build_dataset, dataset_digest
     from training.labels import LabelDefinition
     from training.splits import select_dates, split_periods
 
@@ -223,6 +223,7 @@ def rebuild_test_frame(ctx: VersionContext, home: Path) -> tuple[pl.DataFrame, s
     ds = build_dataset(
         OfflineStore(home), load_spec(), split.test, cfg.population, label, cfg.label
     )
+    ds = add_extra_inputs(ds, cfg.extra_inputs)
     test = select_dates(ds.frame, split.test)
     return test, dataset_digest(test)
 

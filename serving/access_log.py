@@ -5,12 +5,17 @@ Each entry records when (``at``, UTC), who (``actor``, ``role``), why (``purpose
 response ``status``. It is a `features.chain.HashChain` like the promotion ledger, in the same
 database (SQLite ``riskcast.sqlite`` under ``RISKCAST_HOME``, or ``RISKCAST_DATABASE_URL``),
 table ``access_log``: hashes, serialised appends, append-only triggers and `AccessLog.verify`
-work exactly as the ledger's. Safe to append from many threads and processes at once.
+work exactly as the ledger's. Safe to append from many threads and processes at once; the
+service turns on group commit (`AccessLog.group_commit`), so that concurrent requests share a
+transaction and its fsync while each still waits for its own entry to be committed.
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import to_jsonable_python
 
 from features.chain import ChainBacked, ChainVerification, HashChain, JsonText
-from features.errors import InputError
+from features.errors import InputError, StoreError
 from features.settings import Settings, get_settings
 
 TABLE = "access_log"
@@ -65,6 +70,82 @@ class AccessLogVerification(ChainVerification):
     """The result of `AccessLog.verify`: ``ok`` iff ``problems`` is empty."""
 
 
+@dataclass
+class _Pending:
+    payload: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    entry: AccessLogEntry | None = None
+    error: BaseException | None = None
+
+
+class GroupCommitWriter:
+    """One thread appends whatever callers queued meanwhile, as one transaction."""
+
+    def __init__(self, chain: HashChain[AccessLogEntry], max_batch: int = 256) -> None:
+        self.chain, self.max_batch = chain, max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def append(self, payload: dict[str, Any]) -> AccessLogEntry:
+        if self._closed:
+            raise StoreError("the access log is closed")
+        pending = _Pending(payload)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.entry is not None
+        return pending.entry
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            entries = self.chain.append_many([p.payload for p in batch])
+        except InputError:  # one bad entry must not cost the others theirs: one by one
+            for p in batch:
+                try:
+                    p.entry = self.chain.append(p.payload)
+                except BaseException as exc:  # handed to the caller, who raises it
+                    p.error = exc
+                p.done.set()
+            return
+        except BaseException as exc:  # handed to every caller of the batch
+            for p in batch:
+                p.error = exc
+                p.done.set()
+            return
+        for p, entry in zip(batch, entries, strict=True):
+            p.entry = entry
+            p.done.set()
+
+
 class AccessLog(ChainBacked):
     """The access log on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
 
@@ -81,6 +162,7 @@ class AccessLog(ChainBacked):
             command="access-log",
         )
         self.schema = schema
+        self._writer: GroupCommitWriter | None = None
 
     def append(
         self,
@@ -98,23 +180,58 @@ class AccessLog(ChainBacked):
 
         ``params`` is stored as JSON (dates, enums and the like in their JSON form); an invalid
         entry raises `InputError` and writes nothing; a database failure raises `StoreError`."""
+        payload = self.payload(
+            actor=actor,
+            role=role,
+            purpose=purpose,
+            action=action,
+            persons=persons,
+            params=params,
+            model_version=model_version,
+            status=status,
+        )
+        if self._writer is not None:
+            return self._writer.append(payload)
+        return self.chain.append(payload)
+
+    @staticmethod
+    def payload(
+        *,
+        actor: str,
+        role: str,
+        purpose: str,
+        action: str,
+        persons: list[str],
+        params: dict[str, Any],
+        model_version: str | None,
+        status: int,
+    ) -> dict[str, Any]:
         try:
             params_json = to_jsonable_python(dict(params))
             json.dumps(params_json, allow_nan=False)
         except (TypeError, ValueError) as exc:  # pydantic_core's serialisation error is one
             raise InputError(f"access log entry: params: not JSON-serialisable ({exc})") from exc
-        return self.chain.append(
-            {
-                "actor": actor,
-                "role": role,
-                "purpose": purpose,
-                "action": action,
-                "persons": [str(p) for p in persons],
-                "params": params_json,
-                "model_version": model_version,
-                "status": status,
-            }
-        )
+        return {
+            "actor": actor,
+            "role": role,
+            "purpose": purpose,
+            "action": action,
+            "persons": [str(p) for p in persons],
+            "params": params_json,
+            "model_version": model_version,
+            "status": status,
+        }
+
+    def group_commit(self) -> None:
+        """From now on, concurrent appends share one transaction (and one fsync): each caller
+        still returns only once its own entry is committed, so nothing is served unlogged."""
+        if self._writer is None:
+            self._writer = GroupCommitWriter(self.chain)
+
+    def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        super().dispose()
 
     def entries(
         self,

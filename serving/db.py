@@ -14,6 +14,27 @@ from features.errors import StoreError
 
 metadata = sa.MetaData()
 
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (UTC).
+
+    PostgreSQL keeps the offset (``timestamptz``); SQLite keeps none, and a naive datetime would
+    reach the API without one (not an RFC 3339 ``date-time``). Naive values are taken as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 users = sa.Table(
     "service_users",
     metadata,
@@ -22,15 +43,15 @@ users = sa.Table(
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("regions", sa.Text, nullable=False),  # JSON list
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
 )
 
 decisions = sa.Table(
     "service_decisions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
     sa.Column("officer", sa.String(100), nullable=False),
     sa.Column("person_id", sa.String(64), nullable=False, index=True),
     sa.Column("region", sa.String(64), nullable=False),
@@ -50,7 +71,7 @@ service_state = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("changed_by", sa.String(100), nullable=False),
-    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("changed_at", UtcDateTime(), nullable=False),
 )
 
 STOP_KEY = "stopped"

@@ -1,4 +1,8 @@
-"""Oversight: decisions and overrides, the champion's model card, the stop switch."""
+"""Oversight: decisions and overrides, the champion's model card, the stop switch.
+
+Recording a decision and listing decisions read person-level data: both are in the access log
+(the listing with the purpose ``oversight``, the persons listed and its parameters).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from serving.auth import (
 from serving.db import decisions, set_stop, stop_reason, utcnow
 from serving.explain import score_vectors
 from serving.schemas import (
+    NO_NUL,
     DecisionAction,
     DecisionRequest,
     DecisionResponse,
@@ -29,13 +34,30 @@ from serving.schemas import (
     StopRequest,
     StopStatus,
     UnitSummary,
+    error_responses,
 )
-from serving.users import Role
+from serving.state import AccessLogWriter, ServiceState
+from serving.users import Role, User
 
 router = APIRouter(prefix="/v1", tags=["oversight"])
+OVERSIGHT_PURPOSE = "oversight"
+"""The purpose recorded in the access log when decisions are listed (oversight of the model's
+use is the only reason to read them; no purpose parameter is asked for)."""
 
 
-@router.post("/decisions", response_model=DecisionResponse, status_code=201)
+@router.post(
+    "/decisions",
+    response_model=DecisionResponse,
+    status_code=201,
+    responses=error_responses(
+        401,
+        503,
+        described={
+            403: "not an officer, or the person is outside your regions (logged)",
+            404: "the person is not in the register",
+        },
+    ),
+)
 def post_decision(
     body: DecisionRequest, user: Officer, state: State, access: AccessLog
 ) -> DecisionResponse:
@@ -105,19 +127,56 @@ def post_decision(
     return DecisionResponse.model_validate({"id": int(new_id), **values})
 
 
-@router.get("/decisions", response_model=DecisionsResponse)
+@router.get(
+    "/decisions",
+    response_model=DecisionsResponse,
+    responses=error_responses(
+        401,
+        503,
+        described={403: "data scientists, or an officer asking for another region (logged)"},
+    ),
+)
 def get_decisions(
     user: Overseer,
     state: State,
-    region: Annotated[str | None, Query(max_length=64)] = None,
+    access: AccessLog,
+    region: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     overrides_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DecisionsResponse:
-    """Decisions and overrides per unit (officers: their regions only) and the latest ones."""
+    """Decisions and overrides per unit (officers: their regions only) and the latest ones.
+
+    The listing names persons, so it is in the access log (purpose ``oversight``)."""
+    return decisions_view(
+        user, state, access, region=region, overrides_only=overrides_only, limit=limit
+    )
+
+
+def decisions_view(
+    user: User,
+    state: ServiceState,
+    access: AccessLogWriter,
+    *,
+    region: str | None,
+    overrides_only: bool,
+    limit: int,
+) -> DecisionsResponse:
+    """The listing behind `GET /v1/decisions` and the audit page; appends its access-log entry
+    (the persons of the decisions listed), or the 403 of an officer asking for another region."""
+    version = state.model.version if state.model else None
+    params = {"region": region, "overrides_only": overrides_only, "limit": limit}
     query = sa.select(decisions)
     if user.role is Role.officer:
         if region is not None and region not in user.regions:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"region {region!r} is not yours")
+            forbid_regions(
+                user,
+                [f"region:{region}"],
+                access,
+                purpose=OVERSIGHT_PURPOSE,
+                action="decisions",
+                params=params,
+                model_version=version,
+            )
         query = query.where(decisions.c.region.in_(list(user.regions)))
     if region is not None:
         query = query.where(decisions.c.region == region)
@@ -137,10 +196,24 @@ def get_decisions(
         u.overrides += int(bool(r["override"]))
         u.by_action[r["action"]] = u.by_action.get(r["action"], 0) + 1
     listed = [DecisionResponse.model_validate(dict(r)) for r in rows[:limit]]
+    access.append(
+        actor=user.name,
+        role=user.role.value,
+        purpose=OVERSIGHT_PURPOSE,
+        action="decisions",
+        persons=list(dict.fromkeys(d.person_id for d in listed)),
+        params={**params, "listed": len(listed)},
+        model_version=version,
+        status=200,
+    )
     return DecisionsResponse(units=list(units.values()), decisions=listed)
 
 
-@router.get("/models/champion", response_model=ModelCard)
+@router.get(
+    "/models/champion",
+    response_model=ModelCard,
+    responses=error_responses(401, described={503: "no champion is loaded"}),
+)
 def get_champion(user: AnyRole, state: State) -> ModelCard:
     """The model card of the version being served."""
     if state.model is None:
@@ -166,21 +239,26 @@ def get_champion(user: AnyRole, state: State) -> ModelCard:
     )
 
 
-@router.post("/admin/stop", response_model=StopStatus)
+_ADMIN_ONLY = error_responses(401, 503, described={403: "admins only"})
+
+
+@router.post("/admin/stop", response_model=StopStatus, responses=_ADMIN_ONLY)
 def stop(body: StopRequest, user: Admin, state: State) -> StopStatus:
     """Withdraw the model from serving at once (all workers share the switch)."""
     set_stop(state.engine, stopped=True, by=user.name, reason=body.reason)
     return StopStatus(stopped=True, reason=stop_reason(state.engine))
 
 
-@router.post("/admin/resume", response_model=StopStatus)
+@router.post("/admin/resume", response_model=StopStatus, responses=_ADMIN_ONLY)
 def resume(user: Admin, state: State) -> StopStatus:
+    """Serve the champion again after a stop."""
     set_stop(state.engine, stopped=False, by=user.name, reason="")
     return StopStatus(stopped=False, reason=None)
 
 
-@router.get("/admin/stop", response_model=StopStatus)
+@router.get("/admin/stop", response_model=StopStatus, responses=_ADMIN_ONLY)
 def stop_status(user: Admin, state: State) -> StopStatus:
+    """Whether scoring is stopped, and why."""
     reason = stop_reason(state.engine)
     return StopStatus(stopped=reason is not None, reason=reason)
 

@@ -117,7 +117,7 @@ def get_risk_list(
     district: Annotated[str | None, Query(max_length=64)] = None,
     tier: Annotated[list[str] | None, Query(description="keep these tiers")] = None,
     capacity: Annotated[int, Query(ge=1, le=100_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> RiskListResponse | Response:

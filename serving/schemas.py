@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-PersonId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+NO_NUL = r"^[^\x00]*$"
+"""The pattern of text the service stores or looks up: PostgreSQL refuses NUL characters in
+text (it would be a 500); as a pattern, the refusal is a 422 naming the field, and documented."""
+PersonId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NO_NUL),
+]
 
 
 class _Request(BaseModel):
@@ -31,15 +38,20 @@ class DecisionAction(StrEnum):
 class DecisionRequest(_Request):
     person_id: PersonId
     action: DecisionAction
-    measure_id: str | None = Field(default=None, description="required when action = referred")
+    measure_id: str | None = Field(
+        default=None, max_length=64, pattern=NO_NUL, description="required when action = referred"
+    )
     reason: str | None = Field(
-        default=None, max_length=2000, description="required when action = disagreed (override)"
+        default=None,
+        max_length=2000,
+        pattern=NO_NUL,
+        description="required when action = disagreed (override)",
     )
     purpose: str = Field(description="one of the configured purposes")
 
 
 class StopRequest(_Request):
-    reason: str = Field(min_length=3, max_length=500)
+    reason: str = Field(min_length=3, max_length=500, pattern=NO_NUL)
 
 
 # ---- responses ----------------------------------------------------------------------------
@@ -154,6 +166,37 @@ class ModelCard(BaseModel):
     features: list[dict[str, str | int]]
     calibration: str | None
     card_markdown: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer except 422 (whose ``detail`` lists the fields)."""
+
+    detail: str
+    error: str | None = Field(
+        default=None, description="the riskcast error class, when one was raised (else absent)"
+    )
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "missing, unknown or revoked bearer token",
+    403: "your role may not do this, or the persons or region are not yours (logged)",
+    404: "not found",
+    413: "too many person ids in one request",
+    503: "the service is starting, a store is unavailable, or scoring is stopped",
+}
+
+
+def error_responses(
+    *codes: int, described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error answers, each with the `ErrorResponse` body: ``codes``
+    with their usual description, and ``described`` (code -> description) with their own."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        out[code] = {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]}
+    for code, description in (described or {}).items():
+        out[code] = {"model": ErrorResponse, "description": description}
+    return out
 
 
 class ServiceStatus(BaseModel):

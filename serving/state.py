@@ -201,6 +201,7 @@ def open_state(settings: ServingSettings) -> ServiceState:
         from serving.access_log import open_access_log
 
         access_log = open_access_log(settings.store_settings())
+        access_log.group_commit()  # concurrent requests share a commit, each waits for its own
         state.closers.append(access_log.dispose)
         state.access_log = access_log
     except ImportError:

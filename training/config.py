@@ -110,6 +110,12 @@ class TrainingConfig(_Strict):
     experiment: str = "riskcast-training"
     truth_dir: Path | None = None
     delivery: Path | None = None
+    extra_inputs: Path | None = Field(
+        default=None,
+        description="a Parquet table keyed by person_id (and as_of, if it has one) whose other "
+        "numeric columns are joined as extra model inputs (unconstrained); null = none. "
+        "Protected attributes are refused; proxies are for the fairness audit to find",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

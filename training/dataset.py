@@ -2,19 +2,23 @@
 
 `build_dataset` reads the store (an edge); `dataset_digest` and `label_column` are pure.
 Snapshots whose label window is not fully observed by the last delivery are refused with a
-message naming them (never silently kept: their labels would be too low).
+message naming them (never silently kept: their labels would be too low). `add_extra_inputs`
+joins the optional extra inputs of the training config (``extra_inputs``) as model inputs;
+training and the audit's rebuild of the test snapshot both call it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from features.contract import PROTECTED_ATTRIBUTES
 from features.errors import ConfigError, InputError
 from features.frames.builder import Population, collect_features
 from features.frames.definitions import FeatureSpec
@@ -28,7 +32,8 @@ KEYS = ("person_id", "as_of")
 @dataclass(frozen=True)
 class Dataset:
     """Rows (person, as_of) with keys, the model inputs, the protected (audit) features and
-    ``label`` (Int8 0/1), sorted by as_of then person_id."""
+    ``label`` (Int8 0/1), sorted by as_of then person_id. ``extra`` names the model inputs
+    that came from the config's ``extra_inputs`` table (the last ones of ``features``)."""
 
     frame: pl.DataFrame
     features: list[str]
@@ -36,6 +41,7 @@ class Dataset:
     label_name: str
     horizon_days: int
     spec_hash: str
+    extra: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -111,3 +117,42 @@ def build_dataset(
         horizon_days=label.horizon_days,
         spec_hash=spec.spec_hash(),
     )
+
+
+def add_extra_inputs(ds: Dataset, path: Path | None) -> Dataset:
+    """``ds`` with the columns of the Parquet table at ``path`` joined as extra model inputs
+    (``path`` None: ``ds`` unchanged). The table is keyed by ``person_id`` and, if it has the
+    column, ``as_of`` (unique keys); every other column must be numeric and becomes an input,
+    null where the table has no row. Protected attributes (the contract's and the spec's
+    audit-only features) are refused, as is a name the dataset already has."""
+    if path is None:
+        return ds
+    where = f"extra_inputs {path}"
+    try:
+        extra = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ConfigError(f"{where}: cannot read the table ({exc})") from exc
+    keys = [k for k in KEYS if k in extra.columns]
+    if "person_id" not in keys:
+        raise ConfigError(f"{where}: the table has no person_id column")
+    names = [c for c in extra.columns if c not in keys]
+    leaked = sorted(set(names) & (set(PROTECTED_ATTRIBUTES) | set(ds.protected)))
+    if leaked:
+        raise ConfigError(
+            f"protected attributes must never be model inputs: {', '.join(leaked)} ({where})"
+        )
+    clash = sorted(set(names) & set(ds.frame.columns))
+    wrong = [
+        c for c in names if not (extra.schema[c].is_numeric() or extra.schema[c] == pl.Boolean)
+    ]
+    if not names or clash or wrong:
+        raise ConfigError(
+            f"{where}: needs numeric input columns besides {', '.join(keys)} with new names"
+            + (f"; already in the dataset: {', '.join(clash)}" if clash else "")
+            + (f"; not numeric: {', '.join(wrong)}" if wrong else "")
+        )
+    if extra.select(keys).is_duplicated().any():
+        raise ConfigError(f"{where}: duplicate rows for key(s) {', '.join(keys)}")
+    extra = extra.with_columns(pl.col(k).cast(ds.frame.schema[k]) for k in keys)
+    frame = ds.frame.join(extra, on=keys, how="left").sort("as_of", "person_id")
+    return replace(ds, frame=frame, features=[*ds.features, *names], extra=tuple(names))

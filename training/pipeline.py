@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from features.store.offline import OfflineStore
 from training.baselines import LogisticBaseline, PointsScale
 from training.calibration import Method, choose_calibrator, fit_calibrator
 from training.config import ResolvedConfig, load_training_config
-from training.dataset import Dataset, build_dataset
+from training.dataset import Dataset, add_extra_inputs, build_dataset
 from training.evaluation import plot_calibration, plot_capture, plot_roc
 from training.model import Calibrator, FeatureInfo, RiskModel, fit_lgbm, sigmoid
 from training.report import (
@@ -69,12 +69,17 @@ def monotone_constraints(spec: FeatureSpec) -> dict[str, int]:
     return {f.name: int(f.direction) for f in spec.features if not f.protected}
 
 
-def feature_infos(spec: FeatureSpec) -> list[FeatureInfo]:
+EXTRA_DOMAIN = "extra_inputs"
+"""The domain of model inputs joined from the config's ``extra_inputs`` table."""
+
+
+def feature_infos(spec: FeatureSpec, extra: Sequence[str] = ()) -> list[FeatureInfo]:
+    """Metadata of the model inputs: the spec's, then the ``extra`` inputs (unconstrained)."""
     return [
         FeatureInfo(f.name, f.domain.value, f.kind.value, int(f.direction), f.description)
         for f in spec.features
         if not f.protected
-    ]
+    ] + [FeatureInfo(n, EXTRA_DOMAIN, "static", 0, "extra input (extra_inputs)") for n in extra]
 
 
 def check_no_protected(features: list[str], spec: FeatureSpec) -> None:
@@ -217,6 +222,7 @@ def train(
 
     progress(f"building {len(split.used)} snapshots ({cfg.population}) ...", None)
     ds = build_dataset(store, spec, split.used, cfg.population, resolved.label, cfg.label)
+    ds = add_extra_inputs(ds, cfg.extra_inputs)
     check_no_protected(ds.features, spec)
     lap("dataset")
     monotone = monotone_constraints(spec)
@@ -263,7 +269,7 @@ def train(
         booster,
         calibrator,
         cfg.tier_objects(),
-        feature_infos(spec),
+        feature_infos(spec, ds.extra),
         metadata={
             "label": cfg.label,
             "horizon_days": ds.horizon_days,

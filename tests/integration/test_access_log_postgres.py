@@ -118,3 +118,79 @@ def test_tampering_is_refused_or_detected(schema: str) -> None:
         assert problems[2].startswith("seq 5: chain broken"), problems
     finally:
         log.dispose()
+
+
+def _grouped_worker(url: str, schema: str, name: str, threads: int, count: int, start: Any) -> None:
+    """A service worker with group commit on: ``threads`` request threads share commits."""
+    import threading
+
+    log = AccessLog(url, schema=schema)
+    log.group_commit()
+    errors: list[BaseException] = []
+
+    def requests(t: int) -> None:
+        try:
+            for i in range(count):
+                log.append(
+                    actor=name,
+                    role="officer",
+                    purpose="case review",
+                    action="scores",
+                    persons=[f"{name}-{t}-{i}"],
+                    params={"thread": t, "i": i},
+                    model_version="1",
+                    status=200,
+                )
+        except BaseException as exc:  # pragma: no cover - fails the worker below
+            errors.append(exc)
+
+    try:
+        start.wait(timeout=60)
+        pool = [threading.Thread(target=requests, args=(t,)) for t in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    finally:
+        log.dispose()
+    if errors:
+        raise errors[0]
+
+
+def test_group_commit_in_four_workers_loses_nothing(schema: str) -> None:
+    threads, per_thread = 4, 50
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(WORKERS)
+    names = [f"g{k}" for k in range(WORKERS)]
+    procs = [
+        ctx.Process(
+            target=_grouped_worker, args=(POSTGRES, schema, name, threads, per_thread, start)
+        )
+        for name in names
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    alive = [p for p in procs if p.is_alive()]
+    for proc in alive:  # pragma: no cover - only on a hang
+        proc.kill()
+    assert not alive, "a worker hung"
+    assert [p.exitcode for p in procs] == [0] * WORKERS
+
+    log = open_access_log(Settings(database_url=POSTGRES), schema=schema)
+    try:
+        result = log.verify()
+        total = WORKERS * threads * per_thread
+        assert result.ok, result.problems[:10]
+        assert result.entries == total
+        entries = log.entries()
+        assert [e.seq for e in entries] == list(range(1, total + 1))
+        assert len({e.persons[0] for e in entries}) == total
+        for name in names:  # each request thread's entries in its own order
+            mine = log.entries(actor=name)
+            for t in range(threads):
+                ours = [e.params["i"] for e in mine if e.params["thread"] == t]
+                assert ours == list(range(per_thread))
+    finally:
+        log.dispose()

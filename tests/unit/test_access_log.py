@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -321,3 +322,79 @@ def test_cli_empty(home: Path) -> None:
     verified = runner.invoke(app, ["access-log", "verify"])
     assert verified.exit_code == 0
     assert verified.stdout.strip() == "access log intact: 0 entries, head none"
+
+
+def test_group_commit_shares_transactions_and_loses_nothing(tmp_path: Path) -> None:
+    log = AccessLog(f"sqlite:///{tmp_path / 'riskcast.sqlite'}")
+    log.group_commit()
+    commits: list[int] = []
+    real = log.chain.append_many
+
+    def counting(payloads: Any) -> Any:
+        commits.append(len(payloads))
+        return real(payloads)
+
+    log.chain.append_many = counting  # type: ignore[method-assign]
+    start = threading.Barrier(8)
+    got: dict[str, AccessLogEntry] = {}
+
+    def request(name: str) -> None:
+        start.wait()
+        for i in range(15):
+            got[f"{name}-{i}"] = log.append(
+                actor=name,
+                role="officer",
+                purpose="p",
+                action="scores",
+                persons=[f"{name}-{i}"],
+                params={"i": i},
+                model_version="1",
+                status=200,
+            )
+
+    threads = [threading.Thread(target=request, args=(f"t{k}",)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entries = log.entries()
+    assert [e.seq for e in entries] == list(range(1, 121))
+    assert log.verify().ok
+    assert sum(commits) == 120
+    # each caller got back exactly its own committed entry
+    assert {k: e.persons[0] for k, e in got.items()} == {k: k for k in got}
+    assert {e.hash for e in got.values()} == {e.hash for e in entries}
+    log.dispose()
+
+
+def test_group_commit_refuses_only_the_bad_entry(tmp_path: Path) -> None:
+    log = AccessLog(f"sqlite:///{tmp_path / 'riskcast.sqlite'}")
+    log.group_commit()
+    assert log._writer is not None
+    good = log.payload(
+        actor="a",
+        role="officer",
+        purpose="p",
+        action="scores",
+        persons=["x"],
+        params={},
+        model_version="1",
+        status=200,
+    )
+    bad = good | {"status": 42}  # not an HTTP status
+    log._writer._commit(
+        batch := [_pending(good), _pending(bad), _pending(good | {"persons": ["y"]})]
+    )
+    assert [p.error is None for p in batch] == [True, False, True]
+    assert isinstance(batch[1].error, InputError)
+    assert [e.persons for e in log.entries()] == [["x"], ["y"]]
+    assert log.verify().ok
+    log.dispose()
+    with pytest.raises(StoreError, match="closed"):
+        log._writer.append(good)
+
+
+def _pending(payload: dict[str, Any]) -> Any:
+    from serving.access_log import _Pending
+
+    return _Pending(payload)
