@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -14,7 +14,7 @@ from serving.users import Role, User
 _bearer = HTTPBearer(auto_error=False, description="token from `riskcast users add`")
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState | None = getattr(request.app.state, "riskcast", None)
     if state is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is starting")
@@ -24,7 +24,9 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-def current_user(
+# Dependencies are async: a sync one costs a thread-pool hop per request. The two that read
+# the database (token, stop switch) do one short indexed read each.
+async def current_user(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
@@ -44,11 +46,12 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require(*roles: Role) -> Callable[[User], User]:
+def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
     """A dependency: the current user, if their role is one of ``roles`` (else 403)."""
     allowed = {r.value for r in roles}
+    # async (no I/O): a sync dependency would cost a thread-pool hop on every request
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role.value not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -65,7 +68,7 @@ Overseer = Annotated[User, Depends(require(Role.officer, Role.auditor, Role.admi
 AnyRole = CurrentUser
 
 
-def get_access_log(state: State) -> AccessLogWriter:
+async def get_access_log(state: State) -> AccessLogWriter:
     """The access log; person-level reads are refused (503) when it cannot be written."""
     if state.access_log is None:
         raise HTTPException(
@@ -96,7 +99,7 @@ def check_purpose(state: ServiceState, purpose: str | None, loc: Sequence[str | 
     return purpose
 
 
-def serving_model(state: State) -> LoadedModel:
+async def serving_model(state: State) -> LoadedModel:
     """The champion, unless none is loaded or the stop switch is on (503 with the reason)."""
     from serving.db import stop_reason
 

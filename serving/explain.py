@@ -87,17 +87,16 @@ def explain_row(
 ) -> Explanation:
     """One person's explanation from their inputs and contributions (bias last)."""
     features = model.features
-    domains: dict[str, DomainContribution] = {}
+    values_by_domain: dict[str, list[float]] = {}  # contribution, static, dynamic
     for j, f in enumerate(features):
         c = float(contrib[j])
-        d = domains.setdefault(
-            f.domain, DomainContribution(domain=f.domain, contribution=0.0, static=0.0, dynamic=0.0)
-        )
-        d.contribution += c
-        if f.kind == "dynamic":
-            d.dynamic += c
-        else:
-            d.static += c
+        sums = values_by_domain.setdefault(f.domain, [0.0, 0.0, 0.0])
+        sums[0] += c
+        sums[2 if f.kind == "dynamic" else 1] += c
+    domains = {
+        name: DomainContribution(domain=name, contribution=s[0], static=s[1], dynamic=s[2])
+        for name, s in values_by_domain.items()
+    }
     order = sorted(range(len(features)), key=lambda j: -float(contrib[j]))
     raising = [j for j in order if contrib[j] > 0]
     needs = [j for j in raising if features[j].kind == "dynamic"]

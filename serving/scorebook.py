@@ -20,6 +20,7 @@ from training.contributions import exact_contributions
 from training.model import RiskModel, assign_tiers, sigmoid, to_matrix
 
 NO_REASON = -1
+EXPLAINED_CACHE = 200_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class ScoreBook:
     """Per (region, None) and (region, district): its rows in rank order."""
     index: dict[str, int] = field(default_factory=dict)
     method: str = ""
+    explained: dict[int, Scored] = field(default_factory=dict, repr=False)
+    """Explanations built on first read (a person read again costs a lookup)."""
 
     @property
     def size(self) -> int:
@@ -151,8 +154,13 @@ def scored_from_book(
     book: ScoreBook, row: int, model: RiskModel, catalogue: InterventionCatalogue
 ) -> Scored:
     """The same `Scored` that `serving.explain.score_vectors` gives, read from the book."""
+    cached = book.explained.get(row)
+    if cached is not None:
+        return cached
+    if len(book.explained) >= EXPLAINED_CACHE:
+        book.explained.clear()
     as_of = book.as_of[row]
-    return Scored(
+    scored = Scored(
         person_id=str(book.person_ids[row]),
         probability=float(book.probability[row]),
         tier=str(book.tier[row]),
@@ -162,3 +170,5 @@ def scored_from_book(
             model, book.values[row], book.contrib[row], float(book.raw[row]), catalogue
         ),
     )
+    book.explained[row] = scored
+    return scored

@@ -187,8 +187,13 @@ def exact_contributions(
     num_threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Contributions:
-    """``pred_contrib`` for every row of ``matrix``, one TreeSHAP call per tree and pattern."""
+    """``pred_contrib`` for every row of ``matrix``, one TreeSHAP call per tree and pattern.
+
+    Works on a private copy of ``booster``: LightGBM keeps the iteration range of the last
+    predict call in the booster itself, so per-tree calls would corrupt concurrent predictions
+    (a service scoring requests while its score book is built) on a shared one."""
     n, n_features = matrix.shape
+    booster = lgb.Booster(model_str=booster.model_to_string())
     if n == 0:  # LightGBM refuses empty input
         return Contributions(np.zeros(0), np.zeros((0, n_features + 1)), 0, "direct")
     raw = np.asarray(booster.predict(matrix, raw_score=True, num_threads=num_threads))

@@ -90,3 +90,29 @@ def test_no_rows() -> None:
     x, y = _data(500, seed=5)
     got = exact_contributions(_train(x, y), x[:0])
     assert got.contrib.shape == (0, x.shape[1] + 1) and got.raw.shape == (0,)
+
+
+def test_concurrent_predictions_on_the_same_booster_stay_whole() -> None:
+    """Per-tree calls must not leak their iteration range into other threads' predictions."""
+    import threading
+
+    x, y = _data(4000, seed=6)
+    booster = _train(x, y)
+    expected = booster.predict(x[:50], raw_score=True)
+    wrong: list[float] = []
+    done = threading.Event()
+
+    def requests() -> None:
+        while not done.is_set():
+            got = booster.predict(x[:50], raw_score=True, num_threads=1)
+            wrong.append(float(np.abs(got - expected).max()))
+
+    thread = threading.Thread(target=requests)
+    thread.start()
+    try:
+        for _ in range(3):
+            exact_contributions(booster, x)
+    finally:
+        done.set()
+        thread.join()
+    assert wrong and max(wrong) < 1e-12
