@@ -144,6 +144,13 @@ class HashChain(Generic[E]):
             sa.Column("hash", sa.String(64), nullable=False, unique=True),
         )
         self.append_only = f"the {self.label} is append-only"
+        # statements built once: building one costs more than running it
+        self._head = (
+            sa.select(self.table.c.seq, self.table.c.at, self.table.c.hash)
+            .order_by(self.table.c.seq.desc())
+            .limit(1)
+        )
+        self._insert = sa.insert(self.table)
         self._ready = False
 
     @property
@@ -233,14 +240,11 @@ class HashChain(Generic[E]):
         if not payloads:
             return []
         self.ensure()
-        t = self.table
         entries: list[E] = []
         try:
             with self.writing() as conn, conn.begin():
                 self.lock(conn)
-                head = conn.execute(
-                    sa.select(t.c.seq, t.c.at, t.c.hash).order_by(t.c.seq.desc()).limit(1)
-                ).first()
+                head = conn.execute(self._head).first()
                 seq, prev_hash = (0, GENESIS) if head is None else (head.seq, head.hash)
                 last_at = None if head is None else utc(head.at)
                 for payload in payloads:
@@ -255,7 +259,7 @@ class HashChain(Generic[E]):
                     entry = self.model.model_construct(**(checked | {"hash": entry_hash(checked)}))
                     entries.append(entry)
                     seq, prev_hash, last_at = seq + 1, entry.hash, checked["at"]  # type: ignore[attr-defined]
-                conn.execute(sa.insert(t), [self._row(e) for e in entries])
+                conn.execute(self._insert, [self._row(e) for e in entries])
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.label} at {self.where}: cannot append: {exc}") from exc
         return entries

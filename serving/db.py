@@ -75,6 +75,7 @@ service_state = sa.Table(
 )
 
 STOP_KEY = "stopped"
+_STOP_QUERY = sa.select(service_state).where(service_state.c.key == STOP_KEY)  # built once
 
 
 def utcnow() -> datetime:
@@ -96,9 +97,8 @@ def open_engine(url: str) -> sa.Engine:
 
 def stop_reason(engine: sa.Engine) -> str | None:
     """The stop switch: the reason it was turned on, or None when serving is allowed."""
-    query = sa.select(service_state).where(service_state.c.key == STOP_KEY)
     with engine.connect() as conn:
-        row = conn.execute(query).mappings().first()
+        row = conn.execute(_STOP_QUERY).mappings().first()
     if row is None:
         return None
     return f"{row['value']} (stopped by {row['changed_by']} at {row['changed_at']})"
