@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from serving.settings import load_serving_settings
+        from serving.transport import NoDelayH11Protocol
 
         settings = load_serving_settings()  # refuses production with default secrets
         uvicorn.run(
@@ -44,6 +45,7 @@ def register(app: typer.Typer) -> None:
             port=port or settings.port,
             workers=workers or settings.workers,
             proxy_headers=True,
+            http=NoDelayH11Protocol,
         )
 
     users = typer.Typer(help="Service users and their bearer tokens.", no_args_is_help=True)
