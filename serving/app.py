@@ -120,6 +120,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         """Prometheus metrics: requests and latency by route, scores served, model version."""
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    from serving.routes_admin import router as admin
     from serving.routes_audit import router as audit
     from serving.routes_oversight import router as oversight
     from serving.routes_scores import router as scores
@@ -129,6 +130,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.include_router(scores, responses=error_responses(401, 503))
     app.include_router(oversight)
     app.include_router(audit)
+    app.include_router(admin)
     install_ui(app, settings)
     fallback = cast(HTTPExceptionHandler, app.exception_handlers[StarletteHTTPException])
     app.add_exception_handler(StarletteHTTPException, _undecodable_body_is_422(fallback))

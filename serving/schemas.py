@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from serving.users import Role
+
 NO_NUL = r"^[^\x00]*$"
 """The pattern of text the service stores or looks up: PostgreSQL refuses NUL characters in
 text (it would be a 500); as a pattern, the refusal is a 422 naming the field, and documented."""
@@ -52,6 +54,28 @@ class DecisionRequest(_Request):
 
 class StopRequest(_Request):
     reason: str = Field(min_length=3, max_length=500, pattern=NO_NUL)
+
+
+UserName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=NO_NUL),
+]
+RegionCode = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NO_NUL),
+]
+
+
+class UserCreateRequest(_Request):
+    """A new user, as `riskcast users add NAME --role R [--region R ...]`."""
+
+    name: UserName = Field(description="unique; 1 to 100 characters")
+    role: Role
+    regions: list[RegionCode] = Field(
+        default_factory=list,
+        max_length=100,
+        description="an officer's regions (at least one); empty for every other role",
+    )
 
 
 # ---- responses ----------------------------------------------------------------------------
@@ -166,6 +190,27 @@ class ModelCard(BaseModel):
     features: list[dict[str, str | int]]
     calibration: str | None
     card_markdown: str | None
+
+
+class UserOut(BaseModel):
+    """A service user as admins see it (never the token or its hash)."""
+
+    name: str
+    role: Role
+    regions: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    active: bool
+
+
+class UsersResponse(BaseModel):
+    users: list[UserOut]
+
+
+class UserCreatedResponse(UserOut):
+    token: str = Field(
+        description="the bearer token, shown only in this answer (only its hash is stored)"
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -19,6 +19,12 @@ from features.errors import InputError, NotFoundError
 from serving.db import users, utcnow
 
 
+class UserConflict(InputError):
+    """A user of that name exists already, or is revoked already (HTTP 409; CLI exit 2)."""
+
+    http_status = 409
+
+
 class Role(StrEnum):
     officer = "officer"
     data_scientist = "data_scientist"
@@ -84,7 +90,7 @@ class UserStore:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(users).values(**values))
         except sa.exc.IntegrityError as exc:
-            raise InputError(f"users add: a user named {name!r} already exists") from exc
+            raise UserConflict(f"users add: a user named {name!r} already exists") from exc
         return self.get(name), token
 
     def get(self, name: str) -> User:
@@ -99,13 +105,17 @@ class UserStore:
             rows = conn.execute(sa.select(users).order_by(users.c.id)).mappings().all()
         return [_user(r) for r in rows]
 
-    def revoke(self, name: str) -> User:
-        user = self.get(name)
-        if user.revoked_at is None:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    sa.update(users).where(users.c.name == name).values(revoked_at=utcnow())
-                )
+    def revoke(self, name: str, *, once: bool = False) -> User:
+        """Revoke at once (idempotent); with ``once``, `UserConflict` if already revoked."""
+        self.get(name)  # NotFoundError for an unknown user
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                sa.update(users)
+                .where(users.c.name == name, users.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ).rowcount
+        if once and not changed:
+            raise UserConflict(f"user {name!r} is revoked already")
         return self.get(name)
 
     def authenticate(self, token: str) -> User | None:

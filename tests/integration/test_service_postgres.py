@@ -211,3 +211,49 @@ def test_decisions_summary_stop_switch_and_access_log_on_postgres(
             {"t": "access_log"},
         ).scalars()
         assert schema in set(where)
+
+
+def test_admins_create_and_revoke_users_over_http_on_postgres(
+    app_on_postgres: tuple[TestClient, dict[str, str]],
+) -> None:
+    c, tokens = app_on_postgres
+    state = c.app.state.riskcast  # type: ignore[attr-defined]
+    assert state.engine.dialect.name == "postgresql"
+    made = c.post(
+        "/v1/admin/users",
+        json={"name": "nina", "role": "officer", "regions": ["SHY", "AST"]},
+        headers=_auth(tokens, "root"),
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    assert made.json()["regions"] == ["AST", "SHY"] and made.json()["created_at"].endswith("Z")
+    assert c.get("/v1/decisions", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    # the unique name is enforced by PostgreSQL too (IntegrityError -> 409, nothing written)
+    taken = c.post(
+        "/v1/admin/users", json={"name": "nina", "role": "auditor"}, headers=_auth(tokens, "root")
+    )
+    assert taken.status_code == 409 and taken.json()["detail"].startswith("name:")
+    refused = c.post(
+        "/v1/admin/users", json={"name": "ole", "role": "officer"}, headers=_auth(tokens, "olga")
+    )
+    assert refused.status_code == 403
+
+    revoked = c.post("/v1/admin/users/nina/revoke", headers=_auth(tokens, "root"))
+    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    assert c.get("/v1/decisions", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    again = c.post("/v1/admin/users/nina/revoke", headers=_auth(tokens, "root"))
+    assert again.status_code == 409
+    assert c.post("/v1/admin/users/root/revoke", headers=_auth(tokens, "root")).status_code == 409
+
+    listing = c.get("/v1/admin/users", headers=_auth(tokens, "root"))
+    assert [(u["name"], u["active"]) for u in listing.json()["users"]] == [
+        ("olga", True),
+        ("ada", True),
+        ("root", True),
+        ("nina", False),
+    ]
+    with state.engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.name == "nina")).mappings().one()
+    assert row["revoked_at"].tzinfo is not None and row["created_at"] < row["revoked_at"]
+    assert row["token_hash"] == hash_token(token, state.settings.token_pepper.get_secret_value())
+    assert token not in listing.text and row["token_hash"] not in listing.text
