@@ -23,7 +23,7 @@ import polars as pl
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fairness.metrics import audit_attribute, num, operating_points, rates
+from fairness.metrics import INSUFFICIENT, OK, audit_attribute, num, operating_points, rates
 from fairness.policy import FairnessPolicy, group_columns
 from fairness.report import WrittenReport, report_content, write_report
 from features.errors import NotFoundError
@@ -92,12 +92,46 @@ def audit_scored_frame(
     }
 
 
+def _stratified_train_mask(groups: np.ndarray) -> np.ndarray:
+    """Half of every group's rows (the first in the given, shuffled, order) for training: a
+    group of two rows or more has rows in both halves."""
+    train = np.zeros(groups.size, dtype=bool)
+    for name in np.unique(groups):
+        where = np.flatnonzero(groups == name)
+        train[where[: (where.size + 1) // 2]] = True
+    return train
+
+
+def _weighted_ovr_auc(truth: np.ndarray, probs: np.ndarray, classes: np.ndarray) -> float | None:
+    """One-vs-rest AUC averaged with the held-out class frequencies as weights (binary: the
+    plain AUC); classes absent from ``truth`` carry no weight, None if none can be scored."""
+    aucs, weights = [], []
+    for j, name in enumerate(classes):
+        is_c = truth == name
+        if 0 < is_c.sum() < truth.size:
+            aucs.append(float(roc_auc_score(is_c, probs[:, j])))
+            weights.append(float(is_c.sum()))
+    return float(np.average(aucs, weights=weights)) if aucs else None
+
+
+def _sizes(names: np.ndarray, counts: np.ndarray) -> str:
+    """``"E1 (n=29), E2 (n=8)"``, largest group first."""
+    order = sorted(range(names.size), key=lambda i: (-int(counts[i]), str(names[i])))
+    return ", ".join(f"{names[i]} (n={counts[i]})" for i in order)
+
+
 def proxy_check(
     frame: pl.DataFrame, features: list[str], policy: FairnessPolicy, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """How well the model inputs predict each protected attribute: the cross-validated AUC of a
+    """How well the model inputs predict each protected attribute: the held-out AUC of a
     logistic regression (one-vs-rest, weighted; 0.5 = no information), and the inputs with the
-    largest standardised coefficients (the strongest proxies)."""
+    largest standardised coefficients (the strongest proxies).
+
+    The rows are split in halves stratified by group, so every group trains and is scored.
+    A group below ``min_group_size`` is left out of the model and named in ``reason``; with
+    fewer than two groups at that size the attribute is ``insufficient_evidence`` (AUC None),
+    never a crash of the audit. Every record has the keys attribute, status, auc, strongest,
+    weights and reason."""
     groups = group_columns(frame, policy)
     rows = min(frame.height, PROXY_ROWS)
     idx = np.random.default_rng(seed).permutation(frame.height)[:rows]
@@ -109,42 +143,46 @@ def proxy_check(
     )
     sd = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    half = rows // 2
+    minimum = max(policy.min_group_size, 2)  # a group needs a row in each half
     out: list[dict[str, Any]] = []
     for attr in policy.protected:
+        record: dict[str, Any] = {
+            "attribute": attr.name, "status": OK, "auc": None, "strongest": [], "weights": [],
+            "reason": "",
+        }  # fmt: skip
+        out.append(record)
         if attr.column in features:  # never a model input; if it were, it is its own proxy
-            out.append({"attribute": attr.name, "auc": 1.0, "strongest": [attr.column]})
+            record |= {"auc": 1.0, "strongest": [attr.column], "reason": "a model input itself"}
             continue
         g = groups[attr.name].to_numpy()[idx]
-        classes = np.unique(g)
-        if classes.size < 2 or half < 20:
-            out.append({"attribute": attr.name, "auc": None, "strongest": []})
+        names, counts = np.unique(g, return_counts=True)
+        small = counts < minimum
+        if (~small).sum() < 2:
+            record |= {
+                "status": INSUFFICIENT,
+                "reason": f"fewer than two groups reach the minimum size {minimum}, so the "
+                f"training half would not hold two groups to tell apart: {_sizes(names, counts)}",
+            }
             continue
-        clf = LogisticRegression(max_iter=300)
-        clf.fit(x[:half], g[:half])
-        test_g = g[half:]
-        probs = clf.predict_proba(x[half:])
-        seen = [c for c in clf.classes_ if np.any(test_g == c)]
-        if len(seen) < 2:
-            auc = None
-        elif clf.classes_.size == 2:
-            auc = float(roc_auc_score(test_g == clf.classes_[1], probs[:, 1]))
-        else:
-            auc = float(
-                roc_auc_score(
-                    test_g, probs, multi_class="ovr", average="weighted", labels=clf.classes_
-                )
+        if small.any():
+            record["reason"] = (
+                f"left out, below the minimum size {minimum} (insufficient evidence): "
+                + _sizes(names[small], counts[small])
             )
+        keep = np.isin(g, names[~small])
+        xk, gk = x[keep], g[keep]
+        train = _stratified_train_mask(gk)
+        clf = LogisticRegression(max_iter=300)
+        clf.fit(xk[train], gk[train])
+        held = ~train & np.isin(gk, clf.classes_)  # only groups the model was trained on
+        auc = _weighted_ovr_auc(gk[held], clf.predict_proba(xk[held]), clf.classes_)
         weight = np.abs(clf.coef_).max(axis=0)
         top = np.argsort(-weight)[:3]
-        out.append(
-            {
-                "attribute": attr.name,
-                "auc": auc,
-                "strongest": [features[i] for i in top],
-                "weights": [float(weight[i]) for i in top],
-            }
-        )
+        record |= {
+            "auc": auc,
+            "strongest": [features[i] for i in top],
+            "weights": [float(weight[i]) for i in top],
+        }
     return out
 
 

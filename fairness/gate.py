@@ -5,6 +5,10 @@ Rules (``configs/fairness.yaml``, sections ``metrics`` and ``gate``):
 - a binding disparity **fails** when its whole confidence interval lies beyond the tolerance
   (difference beyond ``±max_difference`` or ratio beyond ``[1/max_ratio, max_ratio]``), so
   sampling noise alone never blocks; advisory metrics are reported, never blocking;
+- a ratio counts only when the difference interval excludes 0 too: ratios of rare rates swing
+  on a handful of events (a ratio beyond the tolerance without that is named in the check's
+  detail as "not taken as evidence"); a rate with no events in a group carries its exact
+  interval (`fairness.metrics`), so FPR 0 against a reference of 0.001 is no disparity;
 - a group of a single protected attribute below ``min_group_size`` makes the outcome
   ``insufficient_evidence`` (intersection cells below it are reported, not blocking: they are
   small by construction);
@@ -68,8 +72,17 @@ def _point(metric: str) -> str:
     return OVERALL_POINT if metric in ("calibration_gap", "auc") else THRESHOLD_POINT
 
 
-def _beyond(d: Mapping[str, Any], tol: MetricTolerance) -> str | None:
-    """Why the disparity's interval lies wholly beyond the tolerance, or None."""
+def _interval(est: Mapping[str, Any]) -> str:
+    return f"{est['value']:+.3f} [{est['low']:+.3f}, {est['high']:+.3f}]"
+
+
+def _judge(d: Mapping[str, Any], tol: MetricTolerance) -> tuple[str | None, str | None]:
+    """(why the disparity fails, why a ratio beyond the tolerance is not taken as evidence).
+
+    The difference fails when its whole interval lies beyond ``±max_difference``. The ratio
+    fails when its whole interval lies beyond ``[1/max_ratio, max_ratio]`` *and* the whole
+    difference interval excludes 0: a ratio of rare rates swings widely on a handful of
+    events, so it counts only once the groups are shown to differ at all."""
     diff, ratio = d["difference"], d["ratio"]
     has_diff = diff["low"] is not None and diff["high"] is not None
     if (
@@ -77,21 +90,23 @@ def _beyond(d: Mapping[str, Any], tol: MetricTolerance) -> str | None:
         and has_diff
         and (diff["low"] > tol.max_difference or diff["high"] < -tol.max_difference)
     ):
-        return (
-            f"difference {diff['value']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] "
-            f"beyond ±{tol.max_difference}"
-        )
+        return f"difference {_interval(diff)} beyond ±{tol.max_difference}", None
     has_ratio = ratio["low"] is not None and ratio["high"] is not None
-    if (
+    if not (
         tol.max_ratio is not None
         and has_ratio
         and (ratio["low"] > tol.max_ratio or ratio["high"] < 1 / tol.max_ratio)
     ):
-        return (
-            f"ratio {ratio['value']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}] "
-            f"beyond [{1 / tol.max_ratio:.2f}, {tol.max_ratio}]"
-        )
-    return None
+        return None, None
+    why = (
+        f"ratio {ratio['value']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}] "
+        f"beyond [{1 / tol.max_ratio:.2f}, {tol.max_ratio}]"
+    )
+    if not has_diff:
+        return None, f"{why} not taken as evidence: the difference has no interval"
+    if diff["low"] <= 0 <= diff["high"]:
+        return None, f"{why} not taken as evidence: the difference {_interval(diff)} includes 0"
+    return f"{why}, difference {_interval(diff)}", None
 
 
 def fairness_checks(audit: Mapping[str, Any], policy: FairnessPolicy) -> list[Check]:
@@ -129,16 +144,23 @@ def fairness_checks(audit: Mapping[str, Any], policy: FairnessPolicy) -> list[Ch
             ]
             if not rows:
                 continue
-            beyond = [
-                f"{d['group']}: {why}"
-                for d in rows
-                if d["status"] != INSUFFICIENT and (why := _beyond(d, tol)) is not None
-            ]
-            check_name = f"{tol.name} disparity by {name} vs {attr['reference']}"
+            ref = attr["reference"]
+            beyond: list[str] = []
+            unjudged: list[str] = []
+            for d in rows:
+                if d["status"] == INSUFFICIENT:
+                    continue
+                why, note = _judge(d, tol)
+                if why is not None:
+                    beyond.append(f"{d['group']}: {why}")
+                if note is not None:
+                    unjudged.append(f"{d['group']}: {note}")
+            check_name = f"{tol.name} disparity by {name} vs {ref}"
             if beyond:
-                checks.append(Check(check_name, FAIL, "; ".join(beyond)))
+                checks.append(Check(check_name, FAIL, "; ".join(beyond + unjudged)))
             else:
-                checks.append(Check(check_name, PASS, "every interval reaches the tolerance"))
+                detail = "every interval reaches the tolerance"
+                checks.append(Check(check_name, PASS, "; ".join([detail, *unjudged])))
     return checks
 
 

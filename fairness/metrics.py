@@ -9,11 +9,20 @@ all scored rows) the selection rate, FPR, FNR and PPV. Point values come from Fa
 seeded). Operating points are fixed on the audited rows (the list is a decision about these
 people); the bootstrap measures the uncertainty of the group rates given that decision.
 
+A rate with no events in a group (no flagged negatives: FPR 0) or with only events (FPR 1) is
+the same in every bootstrap replicate, so the bootstrap would give it the interval [0, 0] and
+claim a certainty that n people cannot give; such a cell gets the exact (Clopper-Pearson)
+interval of its count instead (0 of 600: [0, 0.006]).
+
 Disparities are the difference and the ratio of each group's metric to the reference group's,
-with intervals from the same bootstrap replicates. A group smaller than ``min_group_size`` is
-kept with its n and the status ``insufficient_evidence``; its metrics are ``None`` (never zero,
-never dropped), and so are disparities involving it. Undefined values (an FPR with no
-negatives, a ratio to zero) are ``None`` as well.
+with intervals from the same bootstrap replicates; when either side is such an exact cell, the
+interval combines the two sides' bounds (difference ``[lo_a - hi_b, hi_a - lo_b]``, ratio
+``[lo_a / hi_b, hi_a / lo_b]``, none when unbounded), which is conservative.
+
+A group smaller than ``min_group_size`` is kept with its n and the status
+``insufficient_evidence``; its metrics are ``None`` (never zero, never dropped), and so are
+disparities involving it. Undefined values (an FPR with no negatives, a ratio to zero) are
+``None`` as well.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any
 import numpy as np
 from fairlearn.metrics import MetricFrame
 from numpy.typing import NDArray
-from scipy.stats import rankdata
+from scipy.stats import beta, rankdata
 
 from features.errors import InputError
 from training.evaluation import calibration_slope, equal_frequency_bins
@@ -85,6 +94,26 @@ def rates(y: FloatArray, f: FloatArray) -> dict[str, FloatArray]:
         "fnr": _ratio(pos - tp, pos),
         "ppv": _ratio(tp, sel),
     }
+
+
+def rate_counts(y: FloatArray, f: FloatArray) -> dict[str, tuple[int, int]]:
+    """``{metric: (events, trials)}`` of each rate in `rates` for one group's rows."""
+    n, pos = int(y.size), int(y.sum())
+    sel, tp = int(f.sum()), int((y * f).sum())
+    return {
+        "selection_rate": (sel, n),
+        "fpr": (sel - tp, n - pos),
+        "fnr": (pos - tp, pos),
+        "ppv": (tp, sel),
+    }
+
+
+def exact_interval(events: int, trials: int, confidence: float) -> tuple[float, float]:
+    """The Clopper-Pearson interval of ``events`` out of ``trials`` (``trials`` > 0)."""
+    alpha = (1 - confidence) / 2
+    lo = 0.0 if events == 0 else float(beta.ppf(alpha, events, trials - events + 1))
+    hi = 1.0 if events == trials else float(beta.ppf(1 - alpha, events + 1, trials - events))
+    return lo, hi
 
 
 def auc_rows(y: FloatArray, s: FloatArray) -> FloatArray:
@@ -231,6 +260,7 @@ def audit_attribute(
 
     rng = np.random.default_rng(seed)
     reps: dict[str, dict[str, dict[str, FloatArray]]] = {}
+    exact: set[tuple[str, str, str]] = set()  # (group, point, metric) with exact intervals
     rows: list[dict[str, Any]] = []
     for i in order:
         g = str(names[i])
@@ -259,13 +289,15 @@ def audit_attribute(
             m: estimate(float(v), r.get(OVERALL_POINT, {}).get(m), confidence)
             for m, v in overall.items()
         }
-        row["points"] = {
-            p: {
-                m: estimate(point_values[p][g][m], r.get(p, {}).get(m), confidence)
-                for m in RATE_METRICS
-            }
-            for p in points
-        }
+        row["points"] = {}
+        for p, f in fg.items():
+            row["points"][p] = {}
+            for m, (events, trials) in rate_counts(yg, f.astype(np.float64)).items():
+                est = estimate(point_values[p][g][m], r.get(p, {}).get(m), confidence)
+                if trials > 0 and events in (0, trials):  # flat over the bootstrap
+                    est["low"], est["high"] = exact_interval(events, trials, confidence)
+                    exact.add((g, p, m))
+                row["points"][p][m] = est
         row["calibration_slope"] = num(calibration_slope(yg, sg)) if probabilities else None
         row["calibration_bins"] = calibration_table(yg, sg) if probabilities else []
         rows.append(row)
@@ -276,7 +308,7 @@ def audit_attribute(
         "n": int(yv.size),
         "scores_are_probabilities": probabilities,
         "groups": rows,
-        "disparities": disparities(rows, reps, ref, confidence),
+        "disparities": disparities(rows, reps, ref, confidence, exact),
         "composition": composition(gv, points),
     }
 
@@ -286,8 +318,10 @@ def disparities(
     reps: dict[str, dict[str, dict[str, FloatArray]]],
     ref: str,
     confidence: float,
+    exact: set[tuple[str, str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Difference and ratio of every group's metric to the reference group's, with intervals."""
+    """Difference and ratio of every group's metric to the reference group's, with intervals
+    (bootstrap; combined bounds when either side's cell is in ``exact``)."""
     by_group = {r["group"]: r for r in rows}
     ref_row = by_group[ref]
     out: list[dict[str, Any]] = []
@@ -311,6 +345,10 @@ def disparities(
                     }
                     out.append(entry)
                     continue
+                if exact and ((g, point, m) in exact or (ref, point, m) in exact):
+                    entry |= {"status": OK} | bound_disparity(metrics[m], ref_metrics[m])
+                    out.append(entry)
+                    continue
                 ra, rb = reps[g][point][m], reps[ref][point][m]
                 n = min(ra.size, rb.size)
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -322,6 +360,19 @@ def disparities(
                 }
                 out.append(entry)
     return out
+
+
+def bound_disparity(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Difference and ratio of estimates ``a`` and ``b`` with intervals from their bounds."""
+    none = {"low": None, "high": None}
+    diff: dict[str, Any] = {"value": num(a["value"] - b["value"])} | none
+    ratio: dict[str, Any] = {"value": num(a["value"] / b["value"]) if b["value"] else None} | none
+    lo_a, hi_a, lo_b, hi_b = a["low"], a["high"], b["low"], b["high"]
+    if None not in (lo_a, hi_a, lo_b, hi_b):
+        diff |= {"low": lo_a - hi_b, "high": hi_a - lo_b}
+        if lo_b > 0:  # else unbounded above: no interval
+            ratio |= {"low": lo_a / hi_b, "high": hi_a / lo_b}
+    return {"difference": diff, "ratio": ratio}
 
 
 def composition(

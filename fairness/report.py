@@ -181,7 +181,15 @@ def _fmt(est: Any) -> str:
         return f"{est['value']:.3f}{ci}"
     if isinstance(est, float):
         return "–" if not math.isfinite(est) else f"{est:.3f}"
+    if est is None:
+        return "–"
+    if isinstance(est, list):
+        return html.escape(", ".join(_fmt_plain(v) for v in est)) or "–"
     return html.escape(str(est))
+
+
+def _fmt_plain(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def _group_table(attr: Mapping[str, Any], point: str) -> str:

@@ -13,7 +13,6 @@ installs it, and the test fails, never skips, when it is missing.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -85,12 +84,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`riskcast serve` on a free port over the tiny promoted home (its output goes to the
-    artifacts folder), plus a fairness report for the champion and its ledger entry.
-
-    `riskcast audit` cannot audit the 1,500-person home (its proxy check fails on groups this
-    small), so the report is a real one from `riskcast audit-table` on a synthetic scored table
-    and the ledger gets the `audit` entry `riskcast audit` would append for it; the pages only
-    read both, so they are written while the server starts."""
+    artifacts folder), plus the champion's fairness report and its ledger entry from
+    `riskcast audit VERSION --by ada --role auditor`; the pages only read both, so the audit
+    runs while the server starts."""
     from fairness.ledger import open_ledger
     from features.settings import Settings as StoreSettings
 
@@ -120,7 +116,7 @@ def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         started = time.monotonic()
         try:
             try:
-                outcome = _audit_entry(env, root, ledger)
+                outcome = _audit_entry(env, ledger)
             finally:
                 ledger.dispose()
             yield Served(env, f"http://127.0.0.1:{port}", outcome, process, log_path, started)
@@ -133,32 +129,32 @@ def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 process.wait()
 
 
-def _audit_entry(env: ServiceEnv, root: Path, ledger: Ledger) -> str:
-    """A fairness report for the champion (synthetic scores) and its `audit` ledger entry."""
-    from fairness.policy import load_policy
-    from fairness.table_run import run_audit_table
+def _audit_entry(env: ServiceEnv, ledger: Ledger) -> str:
+    """`riskcast audit` of the champion (report under ``reports/``, an `audit` ledger entry
+    by ada, the auditor); its outcome as the ledger records it."""
+    from typer.testing import CliRunner
 
-    rng = random.Random(5)
-    lines = ["label,probability,sex,region"]
-    for _ in range(1200):
-        p = rng.random()
-        region = rng.choice(["AST", "SHY", "KAR", "ALA"])
-        lines.append(f"{int(rng.random() < p)},{p:.4f},{rng.choice('FM')},{region}")
-    table = root / "browser-e2e-scores.csv"
-    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    policy = load_policy()
-    out = env.home / "reports" / f"recidivism-risk-v{env.model_version}"
-    result = run_audit_table(
-        table, "label", "probability", ["sex", "region"], out,
-        threshold=policy.threshold, policy=policy, n_boot=20,
-    )  # fmt: skip
-    decision = result.content["decision"]
-    ledger.append(
-        "audit", actor="ada", role="auditor", version=env.model_version,
-        decision=decision["outcome"], reasons=list(decision["reasons"]),
-        report_sha256=result.written.html_sha256,
-    )  # fmt: skip
-    return str(decision["outcome"])
+    from features.settings import get_settings
+    from serving.cli import build_app
+
+    args = ["audit", env.model_version, "--by", "ada", "--role", "auditor"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RISKCAST_HOME", str(env.home))
+        for name in ("MLFLOW_TRACKING_URI", "RISKCAST_DATABASE_URL"):
+            mp.delenv(name, raising=False)
+        get_settings.cache_clear()
+        try:
+            done = CliRunner().invoke(build_app(), args)
+        finally:
+            get_settings.cache_clear()
+    assert done.exit_code == 0, done.output + repr(done.exception)
+    report = env.home / "reports" / f"recidivism-risk-v{env.model_version}"
+    assert (report / "fairness-report.html").is_file(), done.output
+    entries = ledger.entries()
+    assert [(e.kind, e.version, e.actor) for e in entries] == [
+        ("audit", env.model_version, "ada")
+    ], entries
+    return entries[-1].decision
 
 
 def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) -> None:
@@ -366,6 +362,7 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             expect(page).to_have_url(f"{server}/ui/fairness-report/{version}")
             expect(page.locator("h1")).to_contain_text("Fairness audit")
             expect(page.locator("body")).to_contain_text(f"Decision: {served.report_outcome}")
+            expect(page.locator("h2", has_text="Proxy check")).to_be_visible()
             shot(page, "10-fairness-report")
 
             # -- auditors get no officer pages

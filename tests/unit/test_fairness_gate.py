@@ -101,6 +101,105 @@ def test_gate_refuses_an_auc_drop_and_reports_insufficient_evidence(
     assert any("C (n=20)" in r for r in unsure.reasons)
 
 
+def _rare(
+    b_a: float, b_b: float, n_b: int, cap_b: float | None = None, n_a: int = 5_000
+) -> pl.DataFrame:
+    """Calibrated scores (``score`` = the true risk) with rare flags at the 0.35 threshold:
+    risks ~ Beta(1, b); ``cap_b`` keeps every B score below the threshold (B: no flags)."""
+    rng = np.random.default_rng(0)
+    p_a, p_b = rng.beta(1, b_a, n_a), rng.beta(1, b_b, n_b)
+    if cap_b is not None:
+        p_b = np.minimum(p_b, cap_b)
+    p = np.concatenate([p_a, p_b])
+    y = (rng.random(p.size) < p).astype(int)
+    return pl.DataFrame({"group": ["A"] * n_a + ["B"] * n_b, "y": y, "score": p})
+
+
+def _checks(decision: Any) -> dict[str, Any]:
+    return {c.name: c for c in decision.checks}
+
+
+FPR_CHECK = "fpr disparity by group vs A"
+
+
+def test_a_group_without_events_against_a_rare_rate_passes(policy: FairnessPolicy) -> None:
+    """B (600 people) has no flagged negatives, A an FPR of about 0.001. The bootstrap gave
+    B's FPR the interval [0, 0], so the ratio read "0.00 [0.00, 0.00]" and the gate refused
+    a difference of -0.001 (whose bootstrap interval excluded 0 too, so the difference rule
+    alone would not have helped). B's FPR now has its exact interval, [0, 0.006]."""
+    audit = _audit(_rare(15, 15, 600, cap_b=0.3, n_a=12_000), policy)
+    decision = decide(audit, None, policy)
+    assert decision.outcome == PASS, decision.reasons
+    assert _checks(decision)[FPR_CHECK].outcome == PASS
+    rows = {r["group"]: r for r in audit["attributes"][0]["groups"]}
+    fpr_a, fpr_b = (rows[g]["points"]["threshold"]["fpr"] for g in "AB")
+    assert 0 < fpr_a["value"] < 0.002 and fpr_a["low"] > 0
+    assert (fpr_b["value"], fpr_b["low"]) == (0.0, 0.0)
+    assert fpr_b["high"] == pytest.approx(1 - 0.025 ** (1 / (600 - rows["B"]["positives"])))
+
+
+def test_rare_rates_still_fail_when_the_evidence_shows_a_disparity(
+    policy: FairnessPolicy,
+) -> None:
+    """Differences below 0.05 that the ratio rule must still catch: B's FPR about 9 times
+    A's (0.020 vs 0.002), and B without flagged negatives (of ~1,800) against A's 0.022."""
+    higher = decide(_audit(_rare(15, 8, 2000), policy), None, policy)
+    assert higher.outcome == FAIL
+    detail = _checks(higher)[FPR_CHECK].detail
+    assert detail.startswith("B: ratio ") and "difference +0.0" in detail, detail
+
+    none = decide(_audit(_rare(8, 8, 2000, cap_b=0.3), policy), None, policy)
+    assert none.outcome == FAIL
+    detail = _checks(none)[FPR_CHECK].detail
+    assert detail.startswith("B: ratio 0.00 [0.00, 0.1") and "difference -0.02" in detail, detail
+
+
+def _one_disparity(
+    difference: tuple[float, float, float], ratio: tuple[float, float, float]
+) -> dict[str, Any]:
+    """A hand-made audit: one attribute, groups A (reference) and B, one FPR disparity."""
+    est = {"value": 0.1, "low": 0.05, "high": 0.15}
+    group = {"n": 500, "status": "ok", "overall": {}, "points": {"threshold": {"fpr": est}}}
+    return {
+        "overall": {"ece": 0.01},
+        "attributes": [
+            {
+                "attribute": "group",
+                "reference": "A",
+                "groups": [group | {"group": "A"}, group | {"group": "B"}],
+                "disparities": [
+                    {
+                        "group": "B", "point": "threshold", "metric": "fpr", "status": "ok",
+                        "difference": dict(zip(("value", "low", "high"), difference, strict=True)),
+                        "ratio": dict(zip(("value", "low", "high"), ratio, strict=True)),
+                    }
+                ],
+            }
+        ],
+    }  # fmt: skip
+
+
+def test_a_ratio_beyond_the_tolerance_needs_a_difference_that_excludes_zero(
+    policy: FairnessPolicy,
+) -> None:
+    ratio = (3.0, 1.4, 9.0)  # wholly beyond 1.25
+    unsure = decide(_one_disparity((0.002, -0.0002, 0.004), ratio), None, policy)
+    check = _checks(unsure)["fpr disparity by group vs A"]
+    assert (unsure.outcome, check.outcome) == (PASS, PASS), unsure.reasons
+    assert "not taken as evidence: the difference +0.002 [-0.000, +0.004] includes 0" in (
+        check.detail
+    )
+    shown = decide(_one_disparity((0.002, 0.001, 0.004), ratio), None, policy)
+    check = _checks(shown)["fpr disparity by group vs A"]
+    assert (shown.outcome, check.outcome) == (FAIL, FAIL)
+    assert check.detail == (
+        "B: ratio 3.00 [1.40, 9.00] beyond [0.80, 1.25], difference +0.002 [+0.001, +0.004]"
+    )
+    # a difference beyond its tolerance fails whatever the ratio says
+    wide = decide(_one_disparity((0.08, 0.06, 0.1), (1.5, 0.9, 2.0)), None, policy)
+    assert _checks(wide)["fpr disparity by group vs A"].detail.startswith("B: difference +0.080")
+
+
 def _entry(seq: int, kind: str, version: str, decision: str):
     from datetime import UTC, datetime
 

@@ -11,6 +11,7 @@ from fairness.metrics import (
     INSUFFICIENT,
     auc_rows,
     audit_attribute,
+    exact_interval,
     operating_points,
     rates,
     top_share_flags,
@@ -55,6 +56,33 @@ def test_disparities_difference_ratio_and_undefined_ratio() -> None:
     assert d[("threshold", "ppv")]["ratio"]["value"] == pytest.approx(0.5)
     assert d[("overall", "auc")]["difference"]["value"] == pytest.approx(-0.5)
     assert audit["composition"]["threshold"] == pytest.approx({"A": 2 / 3, "B": 1 / 3})
+
+
+def test_rates_without_events_get_exact_intervals_not_zero_width_ones() -> None:
+    """A count of 0 (or all) is the same in every bootstrap replicate: its interval would be
+    [0, 0]. It gets the Clopper-Pearson interval, and disparities with it combine bounds."""
+    from scipy.stats import binomtest
+
+    assert exact_interval(0, 600, 0.95) == pytest.approx((0.0, 1 - 0.025 ** (1 / 600)))
+    assert exact_interval(600, 600, 0.95) == pytest.approx((0.025 ** (1 / 600), 1.0))
+    ci = binomtest(7, 40).proportion_ci(0.9, method="exact")
+    assert exact_interval(7, 40, 0.9) == pytest.approx((ci.low, ci.high))
+
+    audit = _audit()
+    fpr_a = _row(audit, "A")["points"]["threshold"]["fpr"]  # 1 of 1 negative flagged
+    fpr_b = _row(audit, "B")["points"]["threshold"]["fpr"]  # 0 of 2 negatives flagged
+    assert (fpr_a["low"], fpr_a["high"]) == pytest.approx((0.025, 1.0))
+    assert (fpr_b["low"], fpr_b["high"]) == pytest.approx((0.0, 1 - 0.025**0.5))
+    d = next(
+        x
+        for x in audit["disparities"]
+        if (x["group"], x["point"], x["metric"]) == ("A", "threshold", "fpr")
+    )
+    diff = d["difference"]
+    assert (diff["value"], diff["low"], diff["high"]) == pytest.approx(
+        (1.0, 0.025 - (1 - 0.025**0.5), 1.0)
+    )
+    assert d["ratio"] == {"value": None, "low": None, "high": None}  # B's FPR may be 0
 
 
 def test_vectorised_helpers() -> None:
