@@ -24,6 +24,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from training.model import locked_predict
+
 ZERO_THRESHOLD = 1e-35
 """LightGBM's kZeroThreshold: values this close to zero count as zero for missing=Zero."""
 _NAN_CODE, _ZERO_CODE, _FIRST_INTERVAL = 0, 1, 2
@@ -189,19 +191,19 @@ def exact_contributions(
 ) -> Contributions:
     """``pred_contrib`` for every row of ``matrix``, one TreeSHAP call per tree and pattern.
 
-    Works on a private copy of ``booster``: LightGBM keeps the iteration range of the last
-    predict call in the booster itself, so per-tree calls would corrupt concurrent predictions
-    (a service scoring requests while its score book is built) on a shared one."""
+    Every LightGBM call holds `training.model.LIGHTGBM_LOCK`: LightGBM keeps the iteration
+    range of the last call in the booster and ``pred_contrib`` is not thread safe, so a
+    service scoring requests while its score book is built must not overlap calls."""
     n, n_features = matrix.shape
-    booster = lgb.Booster(model_str=booster.model_to_string())
     if n == 0:  # LightGBM refuses empty input
         return Contributions(np.zeros(0), np.zeros((0, n_features + 1)), 0, "direct")
-    raw = np.asarray(booster.predict(matrix, raw_score=True, num_threads=num_threads))
+    raw = locked_predict(booster, matrix, raw_score=True, num_threads=num_threads)
     raw = raw.astype(np.float64)
     codec = SplitCodec.from_booster(booster)
     if pattern_share(codec, matrix) > DENSE_SHARE:
         contrib = np.asarray(
-            booster.predict(matrix, pred_contrib=True, num_threads=num_threads), dtype=np.float64
+            locked_predict(booster, matrix, pred_contrib=True, num_threads=num_threads),
+            dtype=np.float64,
         ).reshape(n, n_features + 1)
         if progress is not None:
             progress(1, 1)
@@ -215,7 +217,8 @@ def exact_contributions(
         first, inverse = _dense_ids(keys, space)
         patterns += first.size
         share = np.asarray(
-            booster.predict(
+            locked_predict(
+                booster,
                 matrix[first],
                 pred_contrib=True,
                 start_iteration=t,

@@ -93,26 +93,42 @@ def test_no_rows() -> None:
 
 
 def test_concurrent_predictions_on_the_same_booster_stay_whole() -> None:
-    """Per-tree calls must not leak their iteration range into other threads' predictions."""
+    """A service scores requests (raw and pred_contrib) while its score book is built with
+    per-tree calls on the same booster: no call may see another's iteration range, and
+    nothing may crash (LightGBM's pred_contrib is not thread safe on its own)."""
     import threading
+
+    from training.model import locked_predict
 
     x, y = _data(4000, seed=6)
     booster = _train(x, y)
-    expected = booster.predict(x[:50], raw_score=True)
+    expected_raw = booster.predict(x[:50], raw_score=True)
+    expected_contrib = booster.predict(x[:50], pred_contrib=True)
     wrong: list[float] = []
     done = threading.Event()
 
     def requests() -> None:
         while not done.is_set():
-            got = booster.predict(x[:50], raw_score=True, num_threads=1)
-            wrong.append(float(np.abs(got - expected).max()))
+            raw = locked_predict(booster, x[:50], raw_score=True, num_threads=1)
+            contrib = locked_predict(booster, x[:50], pred_contrib=True, num_threads=1)
+            wrong.append(
+                max(
+                    float(np.abs(raw - expected_raw).max()),
+                    float(np.abs(contrib - expected_contrib).max()),
+                )
+            )
 
-    thread = threading.Thread(target=requests)
-    thread.start()
+    threads = [threading.Thread(target=requests) for _ in range(3)]
+    for thread in threads:
+        thread.start()
     try:
         for _ in range(3):
-            exact_contributions(booster, x)
+            got = exact_contributions(booster, x)
+            np.testing.assert_allclose(
+                got.contrib, booster.predict(x, pred_contrib=True), atol=1e-9
+            )
     finally:
         done.set()
-        thread.join()
+        for thread in threads:
+            thread.join()
     assert wrong and max(wrong) < 1e-12
