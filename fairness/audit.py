@@ -199,7 +199,22 @@ def label_bias(
         g = groups[attr.name].to_numpy()
         for name in sorted(set(g.tolist())):
             m = (g == name) & ok
-            if m.sum() < policy.min_group_size:
+            if m.sum() < policy.min_group_size:  # reported, never silently dropped
+                out.append(
+                    {
+                        "attribute": attr.name,
+                        "group": name,
+                        "n": int(m.sum()),
+                        "status": "insufficient_evidence",
+                        "recorded_rate": None,
+                        "true_rate": None,
+                        "fpr_recorded": None,
+                        "fpr_true": None,
+                        "fnr_recorded": None,
+                        "fnr_true": None,
+                        "reason": f"below the minimum group size {policy.min_group_size}",
+                    }
+                )
                 continue
             rec = rates(y[m].astype(np.float64), flags[m])
             t, f = p_true[m], flags[m]
@@ -210,12 +225,14 @@ def label_bias(
                     "attribute": attr.name,
                     "group": name,
                     "n": int(m.sum()),
+                    "status": "ok",
                     "recorded_rate": float(y[m].mean()),
                     "true_rate": float(t.mean()),
                     "fpr_recorded": num(float(rec["fpr"])),
                     "fpr_true": true_fpr,
                     "fnr_recorded": num(float(rec["fnr"])),
                     "fnr_true": true_fnr,
+                    "reason": None,
                 }
             )
     return out
