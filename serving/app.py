@@ -101,14 +101,19 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 if reason:
                     problems.append(f"scoring is stopped: {reason}")
         version = state.model.version if state and state.model else None
+        keeper = state.book_keeper if state else None
+        book = "off" if keeper is None else keeper.status
         if problems:
             body = ServiceStatus(
-                status="unavailable", model_version=version, message="; ".join(problems)
+                status="unavailable",
+                model_version=version,
+                message="; ".join(problems),
+                score_book=book,
             )
             return JSONResponse(
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content=body.model_dump()
             )
-        return ServiceStatus(status="ready", model_version=version)
+        return ServiceStatus(status="ready", model_version=version, score_book=book)
 
     @app.get(
         "/metrics",

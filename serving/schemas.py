@@ -248,6 +248,11 @@ class ServiceStatus(BaseModel):
     status: str
     model_version: str | None = None
     message: str | None = None
+    score_book: str | None = Field(
+        default=None,
+        description="the score book's state: ready (persons, method), building (trees done), "
+        "failed (why), or off; scores are correct in every state",
+    )
 
 
 class StopStatus(BaseModel):

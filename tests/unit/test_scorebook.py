@@ -103,3 +103,10 @@ def test_district_lists_are_slices_of_the_region(
     b = direct.get("/v1/risk-lists", params=query, token=token).json()["rows"]
     expected = [r["person_id"] for r in region if r["district"] == district][:100]
     assert [r["person_id"] for r in a] == expected == [r["person_id"] for r in b]
+
+
+def test_readiness_names_the_score_book_state(clients: tuple[AsgiClient, AsgiClient]) -> None:
+    booked, direct = clients
+    ready = booked.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["score_book"].startswith("ready (")
+    assert direct.get("/readyz").json()["score_book"] == "off"
