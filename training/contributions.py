@@ -123,14 +123,16 @@ class SplitCodec:
 
 
 def _dense_ids(keys: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
-    """(representative row per distinct key, row -> distinct index)."""
-    if key_space <= _LOOKUP_LIMIT:
+    """(a representative row per distinct key, row -> distinct index)."""
+    if key_space <= min(_LOOKUP_LIMIT, 4 * keys.size):  # else the table costs more than a sort
         present = np.zeros(key_space, dtype=np.int64)
         present[keys] = 1
         ids = np.cumsum(present) - 1
         inverse = ids[keys]
-        first = np.full(int(present.sum()), keys.size, dtype=np.int64)
-        np.minimum.at(first, inverse, np.arange(keys.size, dtype=np.int64))
+        # any row of a pattern represents it (all give the same share): with repeated
+        # indices, fancy assignment keeps one of them, much faster than ufunc.at
+        first = np.empty(int(present.sum()), dtype=np.int64)
+        first[inverse] = np.arange(keys.size, dtype=np.int64)
         return first, inverse
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return first.astype(np.int64), inverse.reshape(-1).astype(np.int64)
