@@ -13,10 +13,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-# 1. dependencies only (pinned lock file): the same command the Makefile runs
-COPY requirements.lock ./
+# 1. dependencies only: the runtime lock (the development lock's pins without test and lint
+#    tools; `make lock` writes both), installed the way the Makefile installs its lock
+COPY requirements-runtime.lock ./
 RUN pip install --upgrade pip uv==0.13.9 \
-    && uv pip sync --system requirements.lock
+    && uv pip sync --system requirements-runtime.lock
 
 # 2. the source
 COPY pyproject.toml README.md ./
