@@ -81,29 +81,44 @@ class _Pending:
 class GroupCommitWriter:
     """One thread appends whatever callers queued meanwhile, as one transaction."""
 
-    def __init__(self, chain: HashChain[AccessLogEntry], max_batch: int = 256) -> None:
-        self.chain, self.max_batch = chain, max_batch
+    def __init__(
+        self, chain: HashChain[AccessLogEntry], max_batch: int = 256, timeout: float = 60.0
+    ) -> None:
+        self.chain, self.max_batch, self.timeout = chain, max_batch, timeout
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._closed = False
+        self._gate = threading.Lock()  # closing and queueing exclude each other
         self._thread.start()
 
     def append(self, payload: dict[str, Any]) -> AccessLogEntry:
-        if self._closed:
-            raise StoreError("the access log is closed")
         pending = _Pending(payload)
-        self._queue.put(pending)
-        pending.done.wait()
+        with self._gate:
+            if self._closed or not self._thread.is_alive():
+                raise StoreError("the access log is closed")
+            self._queue.put(pending)
+        if not pending.done.wait(self.timeout):
+            raise StoreError(f"the access log did not commit within {self.timeout:.0f} s")
         if pending.error is not None:
             raise pending.error
         assert pending.entry is not None
         return pending.entry
 
     def close(self) -> None:
-        if not self._closed:
+        with self._gate:
+            if self._closed:
+                return
             self._closed = True
             self._queue.put(None)
-            self._thread.join(timeout=10)
+        self._thread.join(timeout=10)
+        while True:  # anything still queued will not be written: say so to its caller
+            try:
+                left = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if left is not None:
+                left.error = StoreError("the access log closed before this entry was written")
+                left.done.set()
 
     def _run(self) -> None:
         while True:

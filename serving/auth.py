@@ -24,9 +24,10 @@ async def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-# Dependencies are async: a sync one costs a thread-pool hop per request. The two that read
-# the database (token, stop switch) do one short indexed read each.
-async def current_user(
+# Dependencies without I/O are async (a sync one costs a thread-pool hop per request); the
+# two that read the database (token, stop switch) stay sync, so that a slow database blocks a
+# pool thread, not the event loop.
+def current_user(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
@@ -99,7 +100,7 @@ def check_purpose(state: ServiceState, purpose: str | None, loc: Sequence[str | 
     return purpose
 
 
-async def serving_model(state: State) -> LoadedModel:
+def serving_model(state: State) -> LoadedModel:
     """The champion, unless none is loaded or the stop switch is on (503 with the reason)."""
     from serving.db import stop_reason
 

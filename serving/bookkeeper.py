@@ -66,14 +66,20 @@ class BookKeeper:
         return f"building ({done}/{total} trees)" if total else "building"
 
     def book(self) -> ScoreBook | None:
-        """The book if it matches the current materialisation (else None; a rebuild starts)."""
+        """The book if it matches the current materialisation (else None; a rebuild starts).
+
+        Checked at most every ``check_seconds``: a new materialisation drops the book; no book
+        and no build running (a failed build, or a build that ended just as the store
+        changed) starts one."""
         now = self.clock()
         if now - self._checked >= self.check_seconds:
             self._checked = now
             key = materialization_key(self.store.current())
-            if key != self._key:
-                with self._lock:
+            with self._lock:
+                if key != self._key:
                     self._key, self._book = key, None
+                missing = self._book is None and key is not None
+            if missing:
                 self.start()
         return self._book
 
@@ -92,6 +98,8 @@ class BookKeeper:
         return self._book
 
     def _build(self) -> None:
+        """Build for the store's current materialisation; publish only if it is still current
+        when done (else build again)."""
         while True:
             key = materialization_key(self.store.current())
             if key is None:
@@ -108,18 +116,19 @@ class BookKeeper:
                     materialization=key,
                     progress=lambda done, total: setattr(self, "progress", (done, total)),
                 )
-            except Exception as exc:  # keep serving directly; say why on /readyz
+                now_key = materialization_key(self.store.current())
+            except Exception as exc:  # serve directly meanwhile; the next check retries
                 log.exception("building the score book failed")
                 self.error = f"{type(exc).__name__}: {exc}"
                 return
+            if now_key != key:
+                continue  # the store moved on while we built
             with self._lock:
-                if key == self._key or self._key is None:
-                    self._key, self._book, self.error = key, book, None
-                    log.info(
-                        "score book ready: %d persons in %.1f s (%s)",
-                        book.size,
-                        time.perf_counter() - started,
-                        book.method,
-                    )
-                    return
-            # the materialisation changed while building: build again
+                self._key, self._book, self.error = key, book, None
+            log.info(
+                "score book ready: %d persons in %.1f s (%s)",
+                book.size,
+                time.perf_counter() - started,
+                book.method,
+            )
+            return

@@ -20,7 +20,7 @@ from training.contributions import exact_contributions
 from training.model import RiskModel, assign_tiers, sigmoid, to_matrix
 
 NO_REASON = -1
-EXPLAINED_CACHE = 200_000
+EXPLAINED_CACHE = 2_048  # ~25-45 KB each: at most ~100 MB per worker
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,12 @@ def build_scorebook(
     rank = ranking["row"].to_numpy().astype(np.int64)
     placed = (
         ranking.select("row", "person_id")
-        .join(directory.select("person_id", "region", "district"), on="person_id", how="left")
+        .join(
+            directory.select("person_id", "region", "district"),
+            on="person_id",
+            how="left",
+            maintain_order="left",  # the unit lists below rely on rank order
+        )
         .filter(pl.col("region").is_not_null())
     )
     units: dict[tuple[str, str | None], np.ndarray] = {}

@@ -24,10 +24,12 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from features.errors import InputError
 from training.model import locked_predict
 
-ZERO_THRESHOLD = 1e-35
-"""LightGBM's kZeroThreshold: values this close to zero count as zero for missing=Zero."""
+ZERO_THRESHOLD = float(np.float32(1e-35))
+"""LightGBM's kZeroThreshold (the float ``1e-35f``, as a double): values this close to zero
+count as zero for missing=Zero."""
 _NAN_CODE, _ZERO_CODE, _FIRST_INTERVAL = 0, 1, 2
 _LOOKUP_LIMIT = 1 << 24  # dense ids through a lookup table below this many possible keys
 
@@ -169,6 +171,8 @@ DENSE_SHARE = 0.25
 """Above this share of distinct (tree, pattern) pairs per (tree, row) in a sample, patterns
 would cost more than they save (each per-tree call costs several times a whole-model row)."""
 SAMPLE_ROWS = 20_000
+TREE_CHUNK_ROWS = 50_000
+"""Rows per one-tree ``pred_contrib`` call (a tree costs ~1/200 of a model): short lock holds."""
 
 
 def pattern_share(codec: SplitCodec, matrix: np.ndarray) -> float:
@@ -196,6 +200,11 @@ def exact_contributions(
     Every LightGBM call holds `training.model.LIGHTGBM_LOCK`: LightGBM keeps the iteration
     range of the last call in the booster and ``pred_contrib`` is not thread safe, so a
     service scoring requests while its score book is built must not overlap calls."""
+    if booster.num_model_per_iteration() != 1:
+        raise InputError(
+            "exact contributions need one tree per iteration (a binary or regression model), "
+            f"this booster has {booster.num_model_per_iteration()}"
+        )
     n, n_features = matrix.shape
     if n == 0:  # LightGBM refuses empty input
         return Contributions(np.zeros(0), np.zeros((0, n_features + 1)), 0, "direct")
@@ -222,6 +231,7 @@ def exact_contributions(
             locked_predict(
                 booster,
                 matrix[first],
+                chunk_rows=TREE_CHUNK_ROWS,
                 pred_contrib=True,
                 start_iteration=t,
                 num_iteration=1,

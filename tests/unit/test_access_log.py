@@ -398,3 +398,30 @@ def _pending(payload: dict[str, Any]) -> Any:
     from serving.access_log import _Pending
 
     return _Pending(payload)
+
+
+def test_group_commit_after_close_and_a_stuck_database_fail_clearly(tmp_path: Path) -> None:
+    import time as _time
+
+    log = AccessLog(f"sqlite:///{tmp_path / 'riskcast.sqlite'}")
+    log.group_commit()
+    writer = log._writer
+    assert writer is not None
+    payload = log.payload(
+        actor="a",
+        role="officer",
+        purpose="p",
+        action="scores",
+        persons=["x"],
+        params={},
+        model_version="1",
+        status=200,
+    )
+    real = log.chain.append_many
+    log.chain.append_many = lambda p: (_time.sleep(0.5), real(p))[1]  # type: ignore[method-assign]
+    writer.timeout = 0.1
+    with pytest.raises(StoreError, match="did not commit within"):
+        writer.append(payload)
+    log.dispose()
+    with pytest.raises(StoreError, match="closed"):
+        writer.append(payload)

@@ -132,3 +132,38 @@ def test_concurrent_predictions_on_the_same_booster_stay_whole() -> None:
         for thread in threads:
             thread.join()
     assert wrong and max(wrong) < 1e-12
+
+
+def test_lightgbm_zero_band_is_its_float_threshold() -> None:
+    """|x| <= 1e-35f counts as zero for LightGBM; 1e-35 as a double is a little smaller."""
+    x, y = _data(3000, seed=7)
+    booster = _train(x, y, zero_as_missing=True)
+    edge = float(np.float32(1e-35))
+    # tiny values first, then ordinary small values that share their interval (the last row
+    # of a pattern represents it): a wrong zero band gives the tiny rows their shares
+    values = [edge, -edge, 1e-35, 0.3, -0.3, 0.2, -0.2]
+    new = np.tile(x[:4], (len(values), 1))
+    new[:, 0] = np.repeat(values, 4)
+    np.testing.assert_allclose(
+        exact_contributions(booster, new).contrib,
+        booster.predict(new, pred_contrib=True),
+        atol=1e-9,
+    )
+    # the band itself: +-1e-35f are zero (LightGBM's IsZero), 2e-35 is not
+    codec = SplitCodec.from_booster(booster)
+    probe = np.zeros((4, x.shape[1]))
+    probe[:, 0] = [edge, -edge, 0.0, 2e-35]
+    codes = codec.global_codes(probe)[0]
+    assert codes[:3].tolist() == [1, 1, 1] and codes[3] != 1
+
+
+def test_multiclass_boosters_are_refused() -> None:
+    from features.errors import InputError
+
+    x, y = _data(600, seed=8)
+    y3 = (y + (x[:, 1] > 2)).astype(int)
+    booster = lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(x, y3), 5
+    )
+    with pytest.raises(InputError, match="one tree per iteration"):
+        exact_contributions(booster, x)
