@@ -39,14 +39,11 @@ def _worker(url: str, schema: str, name: str, count: int, start: Any) -> None:
         log.dispose()
 
 
-def test_four_worker_processes_lose_nothing(schema: str) -> None:
+def _run_workers(target: Any, args: list[tuple[Any, ...]]) -> None:
+    """One spawned process per args tuple (a shared start barrier appended); all must exit 0."""
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(WORKERS)
-    names = [f"w{k}" for k in range(WORKERS)]
-    procs = [
-        ctx.Process(target=_worker, args=(POSTGRES, schema, name, PER_WORKER, start))
-        for name in names
-    ]
+    start = ctx.Barrier(len(args))
+    procs = [ctx.Process(target=target, args=(*a, start)) for a in args]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -55,7 +52,12 @@ def test_four_worker_processes_lose_nothing(schema: str) -> None:
     for proc in alive:  # pragma: no cover - only on a hang
         proc.kill()
     assert not alive, "a worker hung"
-    assert [p.exitcode for p in procs] == [0] * WORKERS
+    assert [p.exitcode for p in procs] == [0] * len(args)
+
+
+def test_four_worker_processes_lose_nothing(schema: str) -> None:
+    names = [f"w{k}" for k in range(WORKERS)]
+    _run_workers(_worker, [(POSTGRES, schema, name, PER_WORKER) for name in names])
 
     log = open_access_log(Settings(database_url=POSTGRES), schema=schema)
     try:
@@ -159,24 +161,8 @@ def _grouped_worker(url: str, schema: str, name: str, threads: int, count: int, 
 
 def test_group_commit_in_four_workers_loses_nothing(schema: str) -> None:
     threads, per_thread = 4, 50
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(WORKERS)
     names = [f"g{k}" for k in range(WORKERS)]
-    procs = [
-        ctx.Process(
-            target=_grouped_worker, args=(POSTGRES, schema, name, threads, per_thread, start)
-        )
-        for name in names
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=240)
-    alive = [p for p in procs if p.is_alive()]
-    for proc in alive:  # pragma: no cover - only on a hang
-        proc.kill()
-    assert not alive, "a worker hung"
-    assert [p.exitcode for p in procs] == [0] * WORKERS
+    _run_workers(_grouped_worker, [(POSTGRES, schema, name, threads, per_thread) for name in names])
 
     log = open_access_log(Settings(database_url=POSTGRES), schema=schema)
     try:
