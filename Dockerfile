@@ -21,6 +21,7 @@ RUN pip install --upgrade pip uv==0.13.9 \
 
 # 2. the source
 COPY pyproject.toml README.md ./
+COPY riskcast ./riskcast
 COPY features ./features
 COPY training ./training
 COPY serving ./serving

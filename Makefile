@@ -20,8 +20,9 @@ demo: $(STAMP)
 	$(BIN)/python experiments/demo.py
 
 test: $(STAMP)
+	tests/e2e/ensure_chromium.sh
 	$(BIN)/ruff check .
-	$(BIN)/mypy features training serving fairness experiments
+	$(BIN)/mypy riskcast features training serving fairness experiments
 	$(BIN)/pytest -n 2 tests
 
 lint: $(STAMP)
@@ -29,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy features training serving fairness experiments
+	$(BIN)/mypy riskcast features training serving fairness experiments
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_features.py --persons 1000000

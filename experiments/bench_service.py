@@ -40,9 +40,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from riskcast.names import CHAMPION, PERSON_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-MODEL = "recidivism-risk"
+MODEL = PERSON_MODEL
 LEVELS = (1, 8, 32)
 TARGET_P99_MS = 15.0
 TARGET_P99_LEVEL = 8
@@ -223,7 +225,7 @@ def persons_with_vectors(home: Path, region: str, count: int) -> tuple[list[str]
     import polars as pl
 
     from features.online.store import open_online_store
-    from features.settings import Settings
+    from riskcast.settings import Settings
     from serving.state import load_directory
 
     members = load_directory(home).frame.filter(pl.col("region") == region)
@@ -378,7 +380,7 @@ def main() -> None:
     }
     r_cmd = [_bin("riskcast"), "serve", "--host", HOST, "--port", str(r_port)]
     r_cmd += ["--workers", str(options.workers)]
-    m_cmd = [_bin("mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion"]
+    m_cmd = [_bin("mlflow"), "models", "serve", "-m", f"models:/{MODEL}@{CHAMPION}"]
     m_cmd += ["--env-manager", "local", "-h", HOST, "-p", str(m_port), "-w", str(options.workers)]
     print("$ " + " ".join(r_cmd[-7:]), f"(log {r_log})")
     print("$ MLFLOW_TRACKING_URI=" + uri + " " + " ".join(m_cmd[-10:]), f"(log {m_log})")

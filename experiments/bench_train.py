@@ -3,7 +3,7 @@
     .venv/bin/python experiments/bench_train.py --persons 1000000 --trials 30
     .venv/bin/python experiments/bench_train.py --reuse var/bench/1000000/delivery --trials 30
 
-Simulates (or reuses a delivery folder with its ``<delivery>_truth`` beside it), ingests into a
+Simulates (or reuses a delivery folder the simulator wrote, its truth beside it), ingests into a
 fresh ``RISKCAST_HOME`` under ``--work`` and runs the same `training.pipeline.train` as
 ``riskcast train`` with ``configs/training.yaml``. Prints the wall time of training, training
 rows x features, the test metrics of the model, the baselines and the oracle, the paired
@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.ingest import ingest_delivery
-from features.simulator import simulate
+from features.simulator import simulate, truth_folder
 from training.pipeline import train
 
 
@@ -36,13 +36,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--reuse", type=Path, help="an existing delivery folder (truth beside)")
+    parser.add_argument(
+        "--truth", type=Path, default=None, help="truth manifest (default: the simulator's)"
+    )
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--config", type=Path, default=None)
     opts = parser.parse_args()
     work = (opts.work or Path("var") / "bench_train" / str(opts.persons)).resolve()
     work.mkdir(parents=True, exist_ok=True)
     delivery = opts.reuse.resolve() if opts.reuse else work / "delivery"
-    truth = delivery.with_name(delivery.name + "_truth")
+    truth = opts.truth or truth_folder(delivery)  # the simulator knows where it wrote it
     if not opts.reuse:
         if delivery.exists():
             print(f"reusing {delivery}")
@@ -69,7 +72,7 @@ def main() -> None:
         home=home,
         config=opts.config,
         trials=opts.trials,
-        truth_dir=truth if truth.is_dir() else None,
+        truth_dir=truth,
         progress=lambda message, _f: print(
             f"  [{time.perf_counter() - started:6.0f} s] {message}", flush=True
         ),

@@ -5,13 +5,19 @@ ingests it, builds point-in-time features, materializes the online store, reads 
 back, trains (a few Optuna trials; MLflow run + `challenger` version), audits the challenger,
 promotes it through the fairness gate (an auditor's recorded override if the gate refuses),
 verifies the ledger and prints a short summary with the headline metrics and the report's
-path. It then creates five demo users through `riskcast users add` (an officer for each of the
-two most populous regions, an auditor, a data scientist and an admin), prints one line per user
-(``demo user NAME role=ROLE region=REGION token=TOKEN``), the page URLs and the MLflow UI
-command, starts `riskcast serve` on 127.0.0.1:$PORT (default 8000), checks that it answers a
-demo officer's `POST /v1/scores` and keeps serving in the foreground until Ctrl-C
-(``--no-serve`` stops after printing). Everything lives under ``$RISKCAST_HOME/demo`` (default
-``./var/demo``), which is reset at the start so the demo can be rerun.
+path. Before the audit it creates five demo users through `riskcast users add` (an officer for
+each of the two most populous regions, an auditor, a data scientist and an admin): an override
+is made by the demo auditor, proven by its token (``RISKCAST_TOKEN``). It prints one line per
+user (``demo user NAME role=ROLE region=REGION token=TOKEN``), the page URLs and the MLflow UI
+command (the one `riskcast train` prints), starts `riskcast serve` on 127.0.0.1:$PORT (default
+8000), checks that it answers a demo officer's `POST /v1/scores` and keeps serving in the
+foreground until Ctrl-C (``--no-serve`` stops after printing).
+
+Files live under ``$RISKCAST_HOME/demo`` (default ``./var/demo``), which is reset at the start
+so the demo can be rerun. Every step honours the settings: with ``RISKCAST_DATABASE_URL`` the
+online store, users, ledger and access log are in that database, and with
+``MLFLOW_TRACKING_URI`` runs and versions are in that MLflow (the production path). Such a
+database is not the demo's to reset: it must hold no riskcast tables yet (a fresh database).
 """
 
 from __future__ import annotations
@@ -32,8 +38,12 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from features.frames.scope import SCOPE_PREFIX
 from features.online.store import open_online_store
-from features.settings import Settings
+from riskcast.db import make_engine, masked
+from riskcast.names import CHALLENGER, CHAMPION, PERSON_MODEL
+from riskcast.settings import Settings, read_settings
+from training.tracking import tracking_uri, ui_command
 
 console = Console()
 
@@ -75,13 +85,16 @@ def main() -> None:
     )
     options = parser.parse_args()
 
-    base = Path(os.environ.get("RISKCAST_HOME", "var")).resolve()
-    home = base / "demo"
+    configured = read_settings()  # RISKCAST_HOME (else var), RISKCAST_DATABASE_URL, MLflow
+    home = configured.home.resolve() / "demo"
+    settings = configured.model_copy(update={"home": home})
+    refuse_used_database(settings)
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
+    # every step reads the same settings: only the home is the demo's own
     env = {**os.environ, "RISKCAST_HOME": str(home)}
-    env.pop("RISKCAST_DATABASE_URL", None)  # the embedded default: SQLite under home
+    os.environ["RISKCAST_HOME"] = str(home)  # this process reads them too (tracking, stores)
     env.pop("RISKCAST_MODE", None)  # the demo runs in dev mode, with the development pepper
     delivery = home / "deliveries" / "2025-12"
     features_file = home / "features" / "with_record-2024-12-31.parquet"
@@ -146,8 +159,11 @@ def main() -> None:
         ),
     }
     version = challenger_version(home)
+    regions = most_populous_regions(home, 2)
+    users = create_users(regions, env)
+    auditor = next(u for u in users if u["role"] == "auditor")
     timings["audit"] = run(
-        "6. audit the challenger on its out-of-time test snapshot (groups, intersections, CIs)",
+        "7. audit the challenger on its out-of-time test snapshot (groups, intersections, CIs)",
         "audit",
         version,
         "--by",
@@ -155,7 +171,7 @@ def main() -> None:
         env=env,
     )
     timings["promote"] = run(
-        "7. promote through the gate (moves `champion` only on pass; refusals are recorded)",
+        "8. promote through the gate (moves `champion` only on pass; refusals are recorded)",
         "promote",
         version,
         "--by",
@@ -167,31 +183,52 @@ def main() -> None:
     )
     if champion_version(home) != version:
         timings["override"] = run(
-            "7b. the gate refused: an auditor overrides, with a written reason (recorded as such)",
+            "8b. the gate refused: an auditor overrides, with a written reason (recorded as such)",
             "promote",
             version,
-            "--by",
-            "demo-auditor",
-            "--role",
-            "auditor",
-            "--override",
+            "--override",  # recorded under the token's user, the demo auditor
             "--reason",
             "demo only: refusal reviewed, the model is not used on real people",
-            env=env,
+            env={**env, "RISKCAST_TOKEN": auditor["token"]},  # the auditor proves who it is
         )
-    timings["ledger"] = run("8. verify the promotion ledger", "ledger", "verify", env=env)
-    summarize(home, delivery, features_file, report_file, timings)
+    timings["ledger"] = run("9. verify the promotion ledger", "ledger", "verify", env=env)
+    summarize(settings, delivery, features_file, report_file, timings)
     headline(home)
-    report = home / "reports" / f"recidivism-risk-v{version}" / "fairness-report.html"
-    console.print(f"fairness report: [bold]{report}[/]")
+    console.print(f"fairness reports: [bold]{home / 'reports' / f'{PERSON_MODEL}-v{version}'}[/]")
 
-    regions = most_populous_regions(home, 2)
-    users = create_users(regions, env)
     base_url = f"http://{HOST}:{options.port}"
     print_access(users, base_url, home)
     if options.no_serve:
         return
     serve(home, users, regions[0], base_url, options.port, env)
+
+
+RISKCAST_TABLES = ("service_users", "feature_materializations", "ledger_entries", "access_log")
+
+
+def refuse_used_database(settings: Settings) -> None:
+    """With ``RISKCAST_DATABASE_URL`` the demo writes into that database, which it cannot reset
+    as it resets its home: stop at once (one line) if riskcast has used it already."""
+    if settings.database_url is None:
+        return
+    engine = make_engine(settings.database_url, what="demo database")
+    try:
+        import sqlalchemy as sa
+
+        try:
+            used = set(sa.inspect(engine).get_table_names()) & set(RISKCAST_TABLES)
+        except sa.exc.SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            console.print(f"[red]cannot reach {masked(settings.database_url)}: {reason}")
+            sys.exit(1)
+    finally:
+        engine.dispose()
+    if used:
+        console.print(
+            f"[red]{masked(settings.database_url)} already holds riskcast tables "
+            f"({', '.join(sorted(used))}): the demo needs a fresh database (RISKCAST_DATABASE_URL)"
+        )
+        sys.exit(1)
 
 
 # (name, role, index of the region among the most populous ones, for officers)
@@ -218,7 +255,7 @@ def most_populous_regions(home: Path, count: int) -> list[str]:
 
 def create_users(regions: list[str], env: dict[str, str]) -> list[dict[str, str]]:
     """Create the demo users through `riskcast users add`; their tokens come from its output."""
-    console.rule("[bold]9. demo users (`riskcast users add`; the tokens are shown only now)")
+    console.rule("[bold]6. demo users (`riskcast users add`; the tokens are shown only now)")
     users: list[dict[str, str]] = []
     for name, role, index in DEMO_USERS:
         args = ["users", "add", f"demo-{name}", "--role", role]
@@ -252,16 +289,12 @@ def print_access(users: list[dict[str, str]], base_url: str, home: Path) -> None
     for u in users:
         # plain print: one exact, unwrapped line per user, whatever the terminal's width
         print(f"demo user {u['name']} role={u['role']} region={u['region']} token={u['token']}")
-    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
     print(f"login (paste a token):         {base_url}/login")
     print(f"officer list:                  {base_url}/ui/list")
     print(f"auditor view:                  {base_url}/ui/audit")
     print(f"API docs:                      {base_url}/docs")
     print(f"metrics:                       {base_url}/metrics")
-    print(
-        f"MLflow UI:                     {Path(sys.executable).parent / 'mlflow'} ui "
-        f"--backend-store-uri {uri}"
-    )
+    print(f"MLflow UI:                     {ui_command(tracking_uri(home), home)}")
     sys.stdout.flush()
 
 
@@ -364,22 +397,33 @@ def check_service(
 
 
 def person_in_region(home: Path, region: str) -> str:
-    """A person of ``region`` with a vector in the online store (the first in id order)."""
+    """A person of ``region`` inside the model's population of validity (the first in id order):
+    the service answers everyone else `outside_population`, without a score."""
+    from features.frames.definitions import load_spec
+    from features.frames.scope import PopulationScope, outside_reasons
     from serving.state import load_directory
+    from training.config import load_training_config
 
+    cfg = load_training_config().training
+    scope = PopulationScope.of(cfg.population, load_spec(), cfg.min_age)
     members = load_directory(home).frame.filter(pl.col("region") == region)
-    store = open_online_store(Settings(home=home, database_url=None))
+    store = open_online_store(read_settings())
     ids = sorted(members["person_id"].to_list())
     for start in range(0, len(ids), 500):
         vectors = store.get_vectors(ids[start : start + 500])
-        if vectors.height:
-            return str(vectors["person_id"].sort()[0])
-    console.print(f"[red]no person of region {region} has a vector in the online store")
+        inside = vectors.filter(outside_reasons(vectors, scope).is_null())
+        if inside.height:
+            return str(inside["person_id"].sort()[0])
+    console.print(f"[red]no person of region {region} is inside the model's population")
     sys.exit(1)
 
 
 def summarize(
-    home: Path, delivery: Path, features_file: Path, report_file: Path, timings: dict[str, float]
+    settings: Settings,
+    delivery: Path,
+    features_file: Path,
+    report_file: Path,
+    timings: dict[str, float],
 ) -> None:
     console.rule("[bold]summary")
     report = json.loads(report_file.read_text(encoding="utf-8"))
@@ -402,7 +446,7 @@ def summarize(
         f"{frame.width - 2} columns; their true 12-month registered re-offence rate "
         f"(simulator truth) is {label_rate:.1%}, mean p_true {mean_p_true:.1%}"
     )
-    store = open_online_store(Settings(home=home, database_url=None))
+    store = open_online_store(settings)
     sample = frame["person_id"].head(3).to_list()
     vectors = store.get_vectors(sample)
     current = store.current()
@@ -410,8 +454,9 @@ def summarize(
         console.print("[red]the online store is empty after materialize")
         sys.exit(1)
     console.print(
-        f"online store ({store.where}): {current.rows:,} vectors of {len(current.features)} "
-        f"model inputs as of {current.as_of}, spec {current.spec_hash}"
+        f"online store ({store.where}): {current.rows:,} vectors of "
+        f"{sum(1 for f in current.features if not f.startswith(SCOPE_PREFIX))} model inputs "
+        f"(and population membership) as of {current.as_of}, spec {current.spec_hash}"
     )
     table = Table(title="three vectors read back from the online store (first columns)")
     shown = [vectors.columns[0], *vectors.columns[4:10]]
@@ -422,36 +467,34 @@ def summarize(
     console.print(table)
     for step, seconds in timings.items():
         console.print(f"  {step:<15} {seconds:6.1f} s")
-    console.print(f"everything is under {home}")
+    console.print(f"files are under {settings.home}")
 
 
 def _client(home: Path) -> Any:
+    """The registry `riskcast train` wrote to (``MLFLOW_TRACKING_URI``, else SQLite in home)."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    uri = tracking_uri(home)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def challenger_version(home: Path) -> str:
-    return str(_client(home).get_model_version_by_alias("recidivism-risk", "challenger").version)
+    return str(_client(home).get_model_version_by_alias(PERSON_MODEL, CHALLENGER).version)
 
 
 def champion_version(home: Path) -> str | None:
     try:
-        return str(_client(home).get_model_version_by_alias("recidivism-risk", "champion").version)
+        return str(_client(home).get_model_version_by_alias(PERSON_MODEL, CHAMPION).version)
     except Exception:  # no champion yet
         return None
 
 
 def headline(home: Path) -> None:
     """The challenger's headline out-of-time metrics, read back from MLflow."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias("recidivism-risk", "challenger")
+    client = _client(home)
+    version = client.get_model_version_by_alias(PERSON_MODEL, CHALLENGER)
     metrics = client.get_run(str(version.run_id)).data.metrics
-    table = Table(title=f"recidivism-risk v{version.version} (challenger): test snapshot")
+    table = Table(title=f"{PERSON_MODEL} v{version.version} ({CHALLENGER}): test snapshot")
     for column in ("scorer", "AUC", "Brier", "ECE", "top-10% capture", "mean p", "observed"):
         table.add_column(column)
     for scorer in ("model", "logistic", "points", "oracle"):
@@ -471,7 +514,8 @@ def headline(home: Path) -> None:
             f"{m['observed_rate']:.4f}",
         )
     console.print(table)
-    console.print(f"run {version.run_id}: mlflow ui --backend-store-uri {uri}")
+    console.print(f"run {version.run_id}")
+    print(ui_command(tracking_uri(home), home), flush=True)  # plain print: one unwrapped line
 
 
 if __name__ == "__main__":

@@ -3,17 +3,18 @@
 Edges (I/O): `load_version` reads the version's run from MLflow (its `config/training.json`,
 tags and the `RiskModel`); `rebuild_test_frame` rebuilds the test snapshots from the offline
 store with the Step 2 dataset builder and checks the digest training recorded; `run_audit`
-writes the report under ``RISKCAST_HOME/reports/`` and logs it to the version's run, and
-records an ``audit`` ledger entry. Everything between is pure: `audit_scored_frame` (groups
-per attribute and intersection, overall metrics), `proxy_check` and `label_bias`.
+keeps the report in a folder of its own under ``RISKCAST_HOME/reports/<model>-v<N>/``
+(`fairness.report_store`) and logs it to the version's run; it reports each phase to a
+``progress`` callback (the CLI shows it on stderr). Everything between is pure:
+`audit_scored_frame` (groups per attribute and intersection, overall metrics), `proxy_check`
+and `label_bias`, each returning the typed models of `fairness.results`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,20 @@ import polars as pl
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fairness.metrics import INSUFFICIENT, OK, audit_attribute, num, operating_points, rates
+from fairness.metrics import audit_attribute, num, operating_points, rates
 from fairness.policy import FairnessPolicy, group_columns
-from fairness.report import WrittenReport, report_content, write_report
-from features.errors import NotFoundError
+from fairness.report import WrittenReport, keep_report, report_content
+from fairness.report_store import version_dir
+from fairness.results import (
+    INSUFFICIENT,
+    OK,
+    AuditResult,
+    GateDecision,
+    LabelBiasRow,
+    ProxyCheck,
+)
+from riskcast.errors import NotFoundError
+from riskcast.names import PERSON_MODEL
 from training.evaluation import binary_metrics
 
 PROXY_ROWS = 20_000
@@ -44,17 +55,21 @@ class VersionContext:
 
 @dataclass(frozen=True)
 class VersionAudit:
+    """An audited version: the typed audit and decision, the report's JSON content and files."""
+
     version: str
-    audit: dict[str, Any]
+    audit: AuditResult
     content: dict[str, Any]
     written: WrittenReport
     data_digests: dict[str, str]
+    decision: GateDecision | None = None
+    population: str | None = None
 
 
 # --------------------------------------------------------------------------- pure parts
 def audit_scored_frame(
     frame: pl.DataFrame, y: np.ndarray, p: np.ndarray, policy: FairnessPolicy
-) -> dict[str, Any]:
+) -> AuditResult:
     """The audit of probabilities ``p`` for outcomes ``y`` per protected attribute and
     intersection of ``policy`` (the frame must hold the protected columns)."""
     groups = group_columns(frame, policy)
@@ -80,16 +95,16 @@ def audit_scored_frame(
                 seed=policy.bootstrap.seed + i,
             )
         )
-    return {
-        "label": "label",
-        "score": "probability",
-        "threshold": policy.threshold,
-        "capacities": list(policy.capacities),
-        "min_group_size": policy.min_group_size,
-        "bootstrap": policy.bootstrap.model_dump(),
-        "overall": {k: num(v) for k, v in binary_metrics(y, p).items()},
-        "attributes": attributes,
-    }
+    return AuditResult(
+        label="label",
+        score="probability",
+        threshold=policy.threshold,
+        capacities=list(policy.capacities),
+        min_group_size=policy.min_group_size,
+        bootstrap=policy.bootstrap,
+        overall={k: num(v) for k, v in binary_metrics(y, p).items()},
+        attributes=attributes,
+    )
 
 
 def _stratified_train_mask(groups: np.ndarray) -> np.ndarray:
@@ -122,7 +137,7 @@ def _sizes(names: np.ndarray, counts: np.ndarray) -> str:
 
 def proxy_check(
     frame: pl.DataFrame, features: list[str], policy: FairnessPolicy, seed: int = 0
-) -> list[dict[str, Any]]:
+) -> list[ProxyCheck]:
     """How well the model inputs predict each protected attribute: the held-out AUC of a
     logistic regression (one-vs-rest, weighted; 0.5 = no information), and the inputs with the
     largest standardised coefficients (the strongest proxies).
@@ -130,8 +145,8 @@ def proxy_check(
     The rows are split in halves stratified by group, so every group trains and is scored.
     A group below ``min_group_size`` is left out of the model and named in ``reason``; with
     fewer than two groups at that size the attribute is ``insufficient_evidence`` (AUC None),
-    never a crash of the audit. Every record has the keys attribute, status, auc, strongest,
-    weights and reason."""
+    never a crash of the audit. Every record (`ProxyCheck`) has the fields attribute, status,
+    auc, strongest, weights and reason."""
     groups = group_columns(frame, policy)
     rows = min(frame.height, PROXY_ROWS)
     idx = np.random.default_rng(seed).permutation(frame.height)[:rows]
@@ -144,28 +159,32 @@ def proxy_check(
     sd = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     minimum = max(policy.min_group_size, 2)  # a group needs a row in each half
-    out: list[dict[str, Any]] = []
+    out: list[ProxyCheck] = []
     for attr in policy.protected:
-        record: dict[str, Any] = {
-            "attribute": attr.name, "status": OK, "auc": None, "strongest": [], "weights": [],
-            "reason": "",
-        }  # fmt: skip
-        out.append(record)
         if attr.column in features:  # never a model input; if it were, it is its own proxy
-            record |= {"auc": 1.0, "strongest": [attr.column], "reason": "a model input itself"}
+            out.append(
+                ProxyCheck(
+                    attribute=attr.name, status=OK, auc=1.0, strongest=[attr.column], weights=[],
+                    reason="a model input itself",
+                )
+            )  # fmt: skip
             continue
         g = groups[attr.name].to_numpy()[idx]
         names, counts = np.unique(g, return_counts=True)
         small = counts < minimum
         if (~small).sum() < 2:
-            record |= {
-                "status": INSUFFICIENT,
-                "reason": f"fewer than two groups reach the minimum size {minimum}, so the "
-                f"training half would not hold two groups to tell apart: {_sizes(names, counts)}",
-            }
+            out.append(
+                ProxyCheck(
+                    attribute=attr.name, status=INSUFFICIENT, auc=None, strongest=[], weights=[],
+                    reason=f"fewer than two groups reach the minimum size {minimum}, so the "
+                    "training half would not hold two groups to tell apart: "
+                    + _sizes(names, counts),
+                )
+            )  # fmt: skip
             continue
+        reason = ""
         if small.any():
-            record["reason"] = (
+            reason = (
                 f"left out, below the minimum size {minimum} (insufficient evidence): "
                 + _sizes(names[small], counts[small])
             )
@@ -178,42 +197,47 @@ def proxy_check(
         auc = _weighted_ovr_auc(gk[held], clf.predict_proba(xk[held]), clf.classes_)
         weight = np.abs(clf.coef_).max(axis=0)
         top = np.argsort(-weight)[:3]
-        record |= {
-            "auc": auc,
-            "strongest": [features[i] for i in top],
-            "weights": [float(weight[i]) for i in top],
-        }
+        out.append(
+            ProxyCheck(
+                attribute=attr.name,
+                status=OK,
+                auc=auc,
+                strongest=[features[i] for i in top],
+                weights=[float(weight[i]) for i in top],
+                reason=reason,
+            )
+        )
     return out
 
 
 def label_bias(
     p_true: np.ndarray, y: np.ndarray, p: np.ndarray, frame: pl.DataFrame, policy: FairnessPolicy
-) -> list[dict[str, Any]]:
+) -> list[LabelBiasRow]:
     """FPR / FNR per group at the threshold against recorded labels and against the
     simulator's true offending probability (expected rates with ``p_true`` as soft labels)."""
     groups = group_columns(frame, policy)
     flags = (p >= policy.threshold).astype(np.float64)
     ok = np.isfinite(p_true)
-    out: list[dict[str, Any]] = []
+    out: list[LabelBiasRow] = []
     for attr in policy.protected:
         g = groups[attr.name].to_numpy()
         for name in sorted(set(g.tolist())):
             m = (g == name) & ok
             if m.sum() < policy.min_group_size:  # reported, never silently dropped
                 out.append(
-                    {
-                        "attribute": attr.name,
-                        "group": name,
-                        "n": int(m.sum()),
-                        "status": "insufficient_evidence",
-                        "recorded_rate": None,
-                        "true_rate": None,
-                        "fpr_recorded": None,
-                        "fpr_true": None,
-                        "fnr_recorded": None,
-                        "fnr_true": None,
-                        "reason": f"below the minimum group size {policy.min_group_size}",
-                    }
+                    LabelBiasRow(
+                        attribute=attr.name,
+                        group=name,
+                        n=int(m.sum()),
+                        status=INSUFFICIENT,
+                        recorded_rate=None,
+                        true_rate=None,
+                        fpr_recorded=None,
+                        fpr_true=None,
+                        fnr_recorded=None,
+                        fnr_true=None,
+                        reason=f"below the minimum group size {policy.min_group_size}",
+                    )
                 )
                 continue
             rec = rates(y[m].astype(np.float64), flags[m])
@@ -221,19 +245,19 @@ def label_bias(
             true_fpr = float((f * (1 - t)).sum() / max((1 - t).sum(), 1e-12))
             true_fnr = float(((1 - f) * t).sum() / max(t.sum(), 1e-12))
             out.append(
-                {
-                    "attribute": attr.name,
-                    "group": name,
-                    "n": int(m.sum()),
-                    "status": "ok",
-                    "recorded_rate": float(y[m].mean()),
-                    "true_rate": float(t.mean()),
-                    "fpr_recorded": num(float(rec["fpr"])),
-                    "fpr_true": true_fpr,
-                    "fnr_recorded": num(float(rec["fnr"])),
-                    "fnr_true": true_fnr,
-                    "reason": None,
-                }
+                LabelBiasRow(
+                    attribute=attr.name,
+                    group=name,
+                    n=int(m.sum()),
+                    status=OK,
+                    recorded_rate=float(y[m].mean()),
+                    true_rate=float(t.mean()),
+                    fpr_recorded=num(float(rec["fpr"])),
+                    fpr_true=true_fpr,
+                    fnr_recorded=num(float(rec["fnr"])),
+                    fnr_true=true_fnr,
+                    reason=None,
+                )
             )
     return out
 
@@ -276,16 +300,23 @@ def rebuild_test_frame(ctx: VersionContext, home: Path) -> tuple[pl.DataFrame, s
     gap = label.horizon_days if cfg.gap_days is None else cfg.gap_days
     split = split_periods(cfg.snapshots.dates(), cfg.periods, gap)
     ds = build_dataset(
-        OfflineStore(home), load_spec(), split.test, cfg.population, label, cfg.label
+        OfflineStore(home), load_spec(), split.test, cfg.population, label, cfg.label, cfg.min_age
     )
     ds = add_extra_inputs(ds, cfg.extra_inputs)
     test = select_dates(ds.frame, split.test)
     return test, dataset_digest(test)
 
 
-def truth_folder(tags: Mapping[str, str]) -> Path | None:
-    match = re.match(r"oracle from (.+)$", tags.get("riskcast.truth", ""))
-    return Path(match.group(1)) if match else None
+def population_of_validity(ctx: VersionContext) -> str | None:
+    """What the audited (and served) population is: the version's declared scope (None: the
+    version declares none and cannot be served)."""
+    from features.frames.scope import PopulationScope
+
+    declared = ctx.model.metadata.get("scope")
+    if declared is None:
+        return None
+    scope = PopulationScope.model_validate(declared)
+    return f"{scope.describe()}; the test snapshot audited here is drawn from it"
 
 
 def run_audit(
@@ -293,21 +324,30 @@ def run_audit(
     policy: FairnessPolicy,
     *,
     home: Path,
-    model_name: str = "recidivism-risk",
+    model_name: str = PERSON_MODEL,
     uri: str | None = None,
-    decide_fn: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+    decide_fn: Callable[[AuditResult], GateDecision] | None = None,
     mitigation: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> VersionAudit:
-    """Audit ``version`` and write its report (HTML + JSON) under ``home/reports``; with
-    ``decide_fn`` the report carries the gate decision it returns for the audit."""
+    """Audit ``version`` and keep its report (HTML + JSON) in a new folder under
+    ``home/reports/<model>-v<N>/``; with ``decide_fn`` the report (and the result) carries the
+    gate decision it returns. ``progress`` hears each phase (the audit takes seconds)."""
     from fairness.report import log_report_to_mlflow
-    from training.pipeline import load_oracle
     from training.tracking import tracking_uri
+    from training.truth import oracle_for_run
 
+    say = progress or (lambda message: None)
+    say(f"v{version}: loading the model and its training config from MLflow")
     ctx = load_version(model_name, version, home=home, uri=uri)
+    say(f"v{version}: rebuilding the out-of-time test snapshot from the store")
     frame, digest = rebuild_test_frame(ctx, home)
+    say(f"v{version}: scoring {frame.height:,} rows")
     y = frame["label"].cast(pl.Float64).to_numpy()
     p = np.asarray(ctx.model.predict_proba(frame), dtype=np.float64)
+    say(
+        f"v{version}: group metrics with bootstrap intervals ({policy.bootstrap.n_boot} replicates)"
+    )
     audit = audit_scored_frame(frame, y, p, policy)
     features = list(ctx.model.feature_names)
     notes: list[str] = []
@@ -317,38 +357,45 @@ def run_audit(
             f"the rebuilt test snapshot ({frame.height} rows) has digest {digest}; training "
             f"recorded {recorded} for its test snapshot (both are listed under data digests)"
         )
-    extra: dict[str, Any] = {"rationale": policy.rationale, "run_id": ctx.run_id}
+    population = population_of_validity(ctx)
+    extra: dict[str, Any] = {
+        "rationale": policy.rationale,
+        "run_id": ctx.run_id,
+        "population": population,
+    }
     if features:
+        say(f"v{version}: proxy check (do the inputs predict the protected attributes?)")
         extra["proxies"] = proxy_check(frame, features, policy, policy.bootstrap.seed)
-    truth = truth_folder(ctx.tags)
     horizon = int(ctx.config["label"]["horizon_days"])
-    p_true = load_oracle(truth, frame, horizon) if truth else None
+    p_true = oracle_for_run(ctx.tags, frame, horizon)
     if p_true is not None and np.isfinite(p_true).any():
         extra["label_bias"] = label_bias(p_true, y, p, frame, policy)
         notes.append("label bias: see recorded vs true rates per group (simulator truth)")
     if mitigation:
-        from fairness.mitigation import what_if
+        from fairness.mitigation import what_if_result
 
         groups = group_columns(frame, policy)
         extra["mitigation"] = {
-            a["attribute"]: what_if(
-                y, p, groups[a["attribute"]].to_numpy(), policy.threshold, a["reference"]
+            a.attribute: what_if_result(
+                y, p, groups[a.attribute].to_numpy(), policy.threshold, a.reference
             )
-            for a in audit["attributes"]
-            if a["attribute"] in {x.name for x in policy.protected}
+            for a in audit.attributes
+            if a.attribute in {x.name for x in policy.protected}
         }
     digests = {"test": digest} | ({"test (recorded by training)": recorded} if recorded else {})
+    decision = decide_fn(audit) if decide_fn else None
     content = report_content(
         audit,
         title=f"Fairness audit of {model_name} v{ctx.version}",
         model_version=f"{model_name} v{ctx.version}",
         data_digests=digests,
         policy_version=policy.policy_version,
-        decision=decide_fn(audit) if decide_fn else None,
+        decision=decision,
         notes=notes,
         extra=extra,
     )
-    out = home / "reports" / f"{model_name}-v{ctx.version}"
-    written = write_report(content, out)
+    say(f"v{version}: writing the report (figures, HTML, JSON)")
+    written = keep_report(content, version_dir(home, model_name, ctx.version))
+    say(f"v{version}: attaching the report to the MLflow run")
     log_report_to_mlflow(ctx.run_id, written, uri or tracking_uri(home))
-    return VersionAudit(ctx.version, audit, content, written, digests)
+    return VersionAudit(ctx.version, audit, content, written, digests, decision, population)

@@ -2,38 +2,46 @@
 
 SQLAlchemy Core on SQLite (the embedded default, ``riskcast.sqlite`` under ``RISKCAST_HOME``)
 or PostgreSQL (``RISKCAST_DATABASE_URL``; ``schema`` isolates it). One table,
-``ledger_entries``, one row per entry, kept by the shared `features.chain.HashChain`:
+``ledger_entries``, one row per entry, kept by the shared `riskcast.chain.HashChain`:
 
-- ``hash`` is the sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of every other
-  field, ``prev_hash`` included; ``prev_hash`` is the previous entry's ``hash`` (64 zeros for
-  the first entry), so editing, deleting or reordering an entry breaks the chain;
+- ``hash`` is the HMAC-SHA256, keyed with ``RISKCAST_CHAIN_KEY`` (never in the database), of the
+  canonical JSON (sorted keys, no spaces, UTF-8) of every other field, ``prev_hash`` included;
+  ``prev_hash`` is the previous entry's ``hash`` (64 zeros for the first entry), so editing,
+  deleting or reordering an entry breaks the chain, and nobody without the key can re-hash it;
+- every commit's head is appended to an anchor file outside the database (under
+  ``RISKCAST_HOME/anchors``), so deleting the newest entries is found too;
 - appends are serialised: one transaction holding a lock (``BEGIN IMMEDIATE`` on SQLite, a
   transaction-scoped advisory lock on PostgreSQL) reads the head and writes the next entry; the
   primary key on ``seq`` and a unique ``prev_hash`` make a fork impossible even without it;
 - triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), and `verify` recomputes the
-  whole chain, so tampering by someone who dropped the triggers is still found.
+  whole chain and compares it with the anchors, so tampering by someone who dropped the
+  triggers is still found.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.chain import (
+from riskcast.chain import (
     GENESIS,
     ChainBacked,
+    ChainSpec,
     ChainVerification,
     HashChain,
     JsonText,
     canonical_json,
     entry_hash,
+    plain_hash,
 )
-from features.errors import InputError
-from features.settings import Settings, get_settings
+from riskcast.chain.settings import ChainSettings
+from riskcast.clock import AwareUtcDatetime
+from riskcast.errors import InputError
+from riskcast.names import PERSON_MODEL
+from riskcast.settings import Settings
 
 __all__ = [
     "GENESIS",
@@ -45,7 +53,10 @@ __all__ = [
     "LedgerVerification",
     "canonical_json",
     "entry_hash",
+    "ledger_version",
     "open_ledger",
+    "plain_hash",
+    "split_version",
 ]
 
 TABLE = "ledger_entries"
@@ -70,7 +81,7 @@ class LedgerEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seq: int = Field(ge=1)
-    at: datetime
+    at: AwareUtcDatetime
     kind: Kind
     actor: str = Field(min_length=1)
     role: str = Field(min_length=1)
@@ -81,13 +92,6 @@ class LedgerEntry(BaseModel):
     data_digests: dict[str, str] = Field(default_factory=dict)
     prev_hash: str
     hash: str
-
-    @field_validator("at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must be timezone-aware (UTC)")
-        return value.astimezone(UTC)
 
     @field_validator("report_sha256")
     @classmethod
@@ -104,18 +108,15 @@ class LedgerVerification(ChainVerification):
 class Ledger(ChainBacked):
     """The ledger on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
-        self.chain: HashChain[LedgerEntry] = HashChain(
-            url,
-            table=TABLE,
-            columns=COLUMNS,
-            model=LedgerEntry,
-            schema=schema,
-            nullable={"report_sha256"},
-            label="ledger",
-            command="ledger",
-        )
-        self.schema = schema
+    spec = ChainSpec(
+        table=TABLE,
+        columns=COLUMNS,
+        model=LedgerEntry,
+        nullable={"report_sha256"},
+        label="ledger",
+        command="ledger",
+    )
+    chain: HashChain[LedgerEntry]
 
     # ---- writing -----------------------------------------------------------------------------
     def append(
@@ -167,11 +168,31 @@ class Ledger(ChainBacked):
         return found[0] if found else None
 
     def verify(self, *, head: str | None = None) -> LedgerVerification:
-        """Recompute every hash and link; each problem names the seq and what is wrong.
-
-        Removing the newest entries leaves a valid (shorter) chain: pass a ``head`` recorded
-        earlier (e.g. printed by a previous verify) to check that it is still in the chain."""
+        """Recompute every keyed hash and link and compare the newest entries with the anchors;
+        each problem names the seq and what is wrong. ``head``: a head recorded elsewhere that
+        must still be in the ledger (`HashChain.verify`)."""
         return LedgerVerification.model_validate(self.chain.verify(head=head).model_dump())
+
+
+MODEL_SEP = "@"
+"""Between a model name and its version in an entry's ``version`` (``street-crime@3``)."""
+
+
+def ledger_version(model_name: str, version: str) -> str:
+    """The ``version`` an entry records for ``version`` of ``model_name``: the bare number for
+    the person model (as every entry always did), ``<model>@<N>`` for any other model.
+
+    Why in ``version`` and not a new column: one ledger holds both models' decisions (issue 12)
+    and a column would change the table and every stored entry's hash; with the name in the
+    version, old entries read and verify as they are, a person version filter (``--version
+    3``) never matches another model's entry, and `split_version` reads the name back."""
+    return version if model_name == PERSON_MODEL else f"{model_name}{MODEL_SEP}{version}"
+
+
+def split_version(recorded: str) -> tuple[str, str]:
+    """(model name, version) of an entry's ``version`` (`ledger_version` read back)."""
+    model, sep, version = recorded.rpartition(MODEL_SEP)
+    return (model, version) if sep and model else (PERSON_MODEL, recorded)
 
 
 def _check_kind(kind: str) -> None:
@@ -179,9 +200,11 @@ def _check_kind(kind: str) -> None:
         raise InputError(f"ledger entry kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
-def open_ledger(settings: Settings | None = None, *, schema: str | None = None) -> Ledger:
-    """The configured ledger: ``RISKCAST_DATABASE_URL``, else SQLite under the home."""
-    settings = settings or get_settings()
-    if settings.database_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    return Ledger(settings.effective_database_url, schema=schema)
+def open_ledger(
+    settings: Settings | None = None,
+    *,
+    schema: str | None = None,
+    chain: ChainSettings | None = None,
+) -> Ledger:
+    """The configured ledger (see `ChainBacked.configured`)."""
+    return Ledger.configured(settings, schema=schema, chain=chain)

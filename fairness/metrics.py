@@ -1,4 +1,4 @@
-"""Group metrics and disparities with bootstrap intervals; pure (numpy / polars in, dicts out).
+"""Group metrics and disparities with bootstrap intervals; pure (numpy in, typed results out).
 
 For one protected attribute (or intersection) `audit_attribute` reports, per group: n, positives,
 base rate, AUC, and, when scores are probabilities, mean predicted, calibration gap (mean
@@ -23,6 +23,9 @@ A group smaller than ``min_group_size`` is kept with its n and the status
 ``insufficient_evidence``; its metrics are ``None`` (never zero, never dropped), and so are
 disparities involving it. Undefined values (an FPR with no negatives, a ratio to zero) are
 ``None`` as well.
+
+The results are the frozen models of `fairness.results` (`AttributeAudit`, `GroupMetrics`,
+`Disparity`, `Estimate`); the inputs are checked once, in `fairness.validation`.
 """
 
 from __future__ import annotations
@@ -36,13 +39,20 @@ from fairlearn.metrics import MetricFrame
 from numpy.typing import NDArray
 from scipy.stats import beta, rankdata
 
-from features.errors import InputError
+from fairness.results import (
+    INSUFFICIENT,
+    OK,
+    AttributeAudit,
+    CalibrationBin,
+    Disparity,
+    Estimate,
+    GroupMetrics,
+)
+from fairness.validation import validate_audit_inputs, validate_reference
 from training.evaluation import calibration_slope, equal_frequency_bins
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-OK = "ok"
-INSUFFICIENT = "insufficient_evidence"
 THRESHOLD_POINT = "threshold"
 OVERALL_POINT = "overall"
 RATE_METRICS = ("selection_rate", "fpr", "fnr", "ppv")
@@ -206,16 +216,21 @@ def num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def estimate(value: float | None, reps: FloatArray | None, confidence: float) -> dict[str, Any]:
+def estimate(value: float | None, reps: FloatArray | None, confidence: float) -> Estimate:
     lo, hi = interval(reps, confidence)
-    return {"value": num(value), "low": lo, "high": hi}
+    return Estimate(value=num(value), low=lo, high=hi)
+
+
+NO_ESTIMATE = Estimate()
 
 
 # --------------------------------------------------------------------------- the audit
-def calibration_table(y: FloatArray, p: FloatArray, bins: int = 10) -> list[dict[str, float]]:
+def calibration_table(y: FloatArray, p: FloatArray, bins: int = 10) -> list[CalibrationBin]:
     """Mean predicted vs observed per equal-frequency bin (deciles by default)."""
     return [
-        {"n": float(b.size), "mean_predicted": float(p[b].mean()), "observed": float(y[b].mean())}
+        CalibrationBin(
+            n=float(b.size), mean_predicted=float(p[b].mean()), observed=float(y[b].mean())
+        )
         for b in equal_frequency_bins(p, bins)
     ]
 
@@ -232,25 +247,15 @@ def audit_attribute(
     n_boot: int = 300,
     confidence: float = 0.95,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> AttributeAudit:
     """The audit of one attribute; see the module docstring for what is in it."""
-    yv = np.asarray(y, dtype=np.float64).ravel()
-    sv = np.asarray(score, dtype=np.float64).ravel()
-    gv = np.asarray([str(g) for g in groups])
-    if not (yv.size == sv.size == gv.size) or yv.size == 0:
-        raise InputError(
-            f"audit {attribute}: {yv.size} outcomes, {sv.size} scores, {gv.size} groups"
-        )
-    if not np.all(np.isin(yv, (0.0, 1.0))):
-        raise InputError(f"audit {attribute}: outcomes must be 0 or 1")
-    if not np.all(np.isfinite(sv)):
-        raise InputError(f"audit {attribute}: scores must be finite")
+    inputs = validate_audit_inputs(y, score, groups, context=f"audit {attribute}")
+    yv, sv, gv = inputs.y, inputs.score, inputs.groups
     probabilities = bool(sv.min() >= 0.0 and sv.max() <= 1.0)
     names, counts = np.unique(gv, return_counts=True)
     order = sorted(range(names.size), key=lambda i: (-counts[i], names[i]))
     ref = reference if reference is not None else str(names[order[0]])
-    if ref not in set(names.tolist()):
-        raise InputError(f"audit {attribute}: reference group {ref!r} is not in the data")
+    validate_reference(ref, names.tolist(), context=f"audit {attribute}")
 
     point_values: dict[str, dict[str, dict[str, float]]] = {
         OVERALL_POINT: metric_frame_points(yv, sv, gv, ["auc"])
@@ -261,22 +266,21 @@ def audit_attribute(
     rng = np.random.default_rng(seed)
     reps: dict[str, dict[str, dict[str, FloatArray]]] = {}
     exact: set[tuple[str, str, str]] = set()  # (group, point, metric) with exact intervals
-    rows: list[dict[str, Any]] = []
+    rows: list[GroupMetrics] = []
     for i in order:
         g = str(names[i])
         mask = gv == g
         n, positives = int(counts[i]), int(yv[mask].sum())
-        row: dict[str, Any] = {"group": g, "n": n, "positives": positives, "reference": g == ref}
         if n < min_group_size:
-            row["status"] = INSUFFICIENT
             score_names = SCORE_METRICS if probabilities else SCORE_METRICS[:2]
-            row["overall"] = {m: estimate(None, None, confidence) for m in score_names}
-            row["points"] = {
-                p: {m: estimate(None, None, confidence) for m in RATE_METRICS} for p in points
-            }
-            row["calibration_slope"] = None
-            row["calibration_bins"] = []
-            rows.append(row)
+            rows.append(
+                GroupMetrics(
+                    group=g, n=n, positives=positives, reference=g == ref, status=INSUFFICIENT,
+                    overall={m: NO_ESTIMATE for m in score_names},
+                    points={p: {m: NO_ESTIMATE for m in RATE_METRICS} for p in points},
+                    calibration_slope=None, calibration_bins=[],
+                )
+            )  # fmt: skip
             continue
         yg, sg = yv[mask], sv[mask]
         fg = {p: f[mask] for p, f in points.items()}
@@ -284,95 +288,98 @@ def audit_attribute(
         reps[g] = r
         overall = score_metrics(yg, sg, probabilities)
         overall["auc"] = np.asarray(point_values[OVERALL_POINT][g]["auc"])
-        row["status"] = OK
-        row["overall"] = {
-            m: estimate(float(v), r.get(OVERALL_POINT, {}).get(m), confidence)
-            for m, v in overall.items()
-        }
-        row["points"] = {}
+        at_points: dict[str, dict[str, Estimate]] = {}
         for p, f in fg.items():
-            row["points"][p] = {}
+            at_points[p] = {}
             for m, (events, trials) in rate_counts(yg, f.astype(np.float64)).items():
                 est = estimate(point_values[p][g][m], r.get(p, {}).get(m), confidence)
                 if trials > 0 and events in (0, trials):  # flat over the bootstrap
-                    est["low"], est["high"] = exact_interval(events, trials, confidence)
+                    lo, hi = exact_interval(events, trials, confidence)
+                    est = Estimate(value=est.value, low=lo, high=hi)
                     exact.add((g, p, m))
-                row["points"][p][m] = est
-        row["calibration_slope"] = num(calibration_slope(yg, sg)) if probabilities else None
-        row["calibration_bins"] = calibration_table(yg, sg) if probabilities else []
-        rows.append(row)
+                at_points[p][m] = est
+        rows.append(
+            GroupMetrics(
+                group=g, n=n, positives=positives, reference=g == ref, status=OK,
+                overall={
+                    m: estimate(float(v), r.get(OVERALL_POINT, {}).get(m), confidence)
+                    for m, v in overall.items()
+                },
+                points=at_points,
+                calibration_slope=num(calibration_slope(yg, sg)) if probabilities else None,
+                calibration_bins=calibration_table(yg, sg) if probabilities else [],
+            )
+        )  # fmt: skip
 
-    return {
-        "attribute": attribute,
-        "reference": ref,
-        "n": int(yv.size),
-        "scores_are_probabilities": probabilities,
-        "groups": rows,
-        "disparities": disparities(rows, reps, ref, confidence, exact),
-        "composition": composition(gv, points),
-    }
+    return AttributeAudit(
+        attribute=attribute,
+        reference=ref,
+        n=int(yv.size),
+        scores_are_probabilities=probabilities,
+        groups=rows,
+        disparities=disparities(rows, reps, ref, confidence, exact),
+        composition=composition(gv, points),
+    )
 
 
 def disparities(
-    rows: list[dict[str, Any]],
+    rows: list[GroupMetrics],
     reps: dict[str, dict[str, dict[str, FloatArray]]],
     ref: str,
     confidence: float,
     exact: set[tuple[str, str, str]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Disparity]:
     """Difference and ratio of every group's metric to the reference group's, with intervals
     (bootstrap; combined bounds when either side's cell is in ``exact``)."""
-    by_group = {r["group"]: r for r in rows}
-    ref_row = by_group[ref]
-    out: list[dict[str, Any]] = []
+    ref_row = next(r for r in rows if r.group == ref)
+    out: list[Disparity] = []
     for row in rows:
-        g = row["group"]
+        g = row.group
         if g == ref:
             continue
-        sufficient = row["status"] == OK and ref_row["status"] == OK
-        for point, metrics in [(OVERALL_POINT, row["overall"]), *row["points"].items()]:
-            ref_metrics = ref_row["overall"] if point == OVERALL_POINT else ref_row["points"][point]
-            for m in metrics:
+        sufficient = row.sufficient and ref_row.sufficient
+        for point, metrics in [(OVERALL_POINT, row.overall), *row.points.items()]:
+            ref_metrics = ref_row.overall if point == OVERALL_POINT else ref_row.at(point)
+            for m, est in metrics.items():
                 if m == "base_rate" or (point == OVERALL_POINT and m == "mean_predicted"):
                     continue
-                entry: dict[str, Any] = {"group": g, "point": point, "metric": m}
-                a, b = metrics[m]["value"], ref_metrics.get(m, {}).get("value")
+                ref_est = ref_metrics.get(m, NO_ESTIMATE)
+                a, b = est.value, ref_est.value
                 if not sufficient or a is None or b is None:
-                    entry |= {
-                        "status": INSUFFICIENT if not sufficient else OK,
-                        "difference": estimate(None, None, confidence),
-                        "ratio": estimate(None, None, confidence),
-                    }
-                    out.append(entry)
-                    continue
-                if exact and ((g, point, m) in exact or (ref, point, m) in exact):
-                    entry |= {"status": OK} | bound_disparity(metrics[m], ref_metrics[m])
-                    out.append(entry)
-                    continue
-                ra, rb = reps[g][point][m], reps[ref][point][m]
-                n = min(ra.size, rb.size)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio_reps = ra[:n] / rb[:n]
-                entry |= {
-                    "status": OK,
-                    "difference": estimate(a - b, ra[:n] - rb[:n], confidence),
-                    "ratio": estimate(a / b if b else None, ratio_reps, confidence),
-                }
-                out.append(entry)
+                    status = INSUFFICIENT if not sufficient else OK
+                    diff, ratio = NO_ESTIMATE, NO_ESTIMATE
+                elif exact and ((g, point, m) in exact or (ref, point, m) in exact):
+                    status = OK
+                    diff, ratio = bound_disparity(est, ref_est)
+                else:
+                    ra, rb = reps[g][point][m], reps[ref][point][m]
+                    n = min(ra.size, rb.size)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ratio_reps = ra[:n] / rb[:n]
+                    status = OK
+                    diff = estimate(a - b, ra[:n] - rb[:n], confidence)
+                    ratio = estimate(a / b if b else None, ratio_reps, confidence)
+                out.append(
+                    Disparity(
+                        group=g, point=point, metric=m, status=status, difference=diff, ratio=ratio
+                    )
+                )
     return out
 
 
-def bound_disparity(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def bound_disparity(a: Estimate, b: Estimate) -> tuple[Estimate, Estimate]:
     """Difference and ratio of estimates ``a`` and ``b`` with intervals from their bounds."""
-    none = {"low": None, "high": None}
-    diff: dict[str, Any] = {"value": num(a["value"] - b["value"])} | none
-    ratio: dict[str, Any] = {"value": num(a["value"] / b["value"]) if b["value"] else None} | none
-    lo_a, hi_a, lo_b, hi_b = a["low"], a["high"], b["low"], b["high"]
-    if None not in (lo_a, hi_a, lo_b, hi_b):
-        diff |= {"low": lo_a - hi_b, "high": hi_a - lo_b}
-        if lo_b > 0:  # else unbounded above: no interval
-            ratio |= {"low": lo_a / hi_b, "high": hi_a / lo_b}
-    return {"difference": diff, "ratio": ratio}
+    if a.value is None or b.value is None:
+        return NO_ESTIMATE, NO_ESTIMATE
+    diff_value = num(a.value - b.value)
+    ratio_value = num(a.value / b.value) if b.value else None
+    lo_a, hi_a, lo_b, hi_b = a.low, a.high, b.low, b.high
+    if lo_a is None or hi_a is None or lo_b is None or hi_b is None:
+        return Estimate(value=diff_value), Estimate(value=ratio_value)
+    diff = Estimate(value=diff_value, low=lo_a - hi_b, high=hi_a - lo_b)
+    if lo_b > 0:  # else unbounded above: no interval
+        return diff, Estimate(value=ratio_value, low=lo_a / hi_b, high=hi_a / lo_b)
+    return diff, Estimate(value=ratio_value)
 
 
 def composition(

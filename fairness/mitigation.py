@@ -5,6 +5,9 @@ Both need the protected attribute **at scoring time** (a different threshold per
 riskcast's design does not allow in production: this is an analysis for auditors, not a mode
 of the service. The numbers are in-sample (fitted and evaluated on the same rows), so they are
 optimistic.
+
+`what_if_result` gives the typed `fairness.results.MitigationWhatIf`; callers that write it out
+dump it (``model_dump(mode="json")``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fairness.metrics import num, rates
+from fairness.results import (
+    GroupRates,
+    GroupThresholdsSummary,
+    MitigationSummary,
+    MitigationWhatIf,
+    OptimizerSummary,
+)
 
 STATEMENT = (
     "Mitigation needs the protected attribute at scoring time (one threshold per group); "
@@ -37,17 +47,15 @@ class _ScoreAsPrediction(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 def _summary(
     y: NDArray[np.float64], flags: NDArray[np.float64], groups: NDArray[Any]
-) -> dict[str, Any]:
-    per_group = {}
+) -> MitigationSummary:
+    per_group: dict[str, GroupRates] = {}
     for g in sorted(set(groups.tolist())):
         m = groups == g
         r = rates(y[m], flags[m])
-        per_group[str(g)] = {k: num(float(v)) for k, v in r.items()}
-    return {
-        "accuracy": float(np.mean(flags == y)),
-        "selection_rate": float(flags.mean()),
-        "groups": per_group,
-    }
+        per_group[str(g)] = GroupRates.model_validate({k: num(float(v)) for k, v in r.items()})
+    return MitigationSummary(
+        accuracy=float(np.mean(flags == y)), selection_rate=float(flags.mean()), groups=per_group
+    )
 
 
 def group_thresholds_for_fpr(
@@ -68,10 +76,10 @@ def group_thresholds_for_fpr(
     return out
 
 
-def what_if(
+def what_if_result(
     y: NDArray[np.float64], score: NDArray[np.float64], groups: NDArray[Any],
     threshold: float, reference: str, seed: int = 0,
-) -> dict[str, Any]:  # fmt: skip
+) -> MitigationWhatIf:  # fmt: skip
     """Before, with FPR-matching group thresholds, and with `ThresholdOptimizer`
     (FPR parity, accuracy objective): accuracy, selection rate and per-group rates."""
     from fairlearn.postprocessing import ThresholdOptimizer
@@ -93,12 +101,24 @@ def what_if(
         opt.predict(x, sensitive_features=groups, random_state=seed), dtype=np.float64
     )
     base = _summary(y, before, groups)
-    out: dict[str, Any] = {"statement": STATEMENT, "reference": reference, "before": base}
-    for name, flags, extra in (
-        ("group_thresholds", grouped, {"thresholds": cuts}),
-        ("threshold_optimizer", optimised, {"constraint": "false_positive_rate_parity"}),
-    ):
-        s = _summary(y, flags, groups)
-        s["accuracy_cost"] = base["accuracy"] - s["accuracy"]
-        out[name] = s | extra
-    return out
+    by_group = _summary(y, grouped, groups)
+    optimal = _summary(y, optimised, groups)
+    return MitigationWhatIf(
+        statement=STATEMENT,
+        reference=reference,
+        before=base,
+        group_thresholds=GroupThresholdsSummary(
+            accuracy=by_group.accuracy,
+            selection_rate=by_group.selection_rate,
+            groups=by_group.groups,
+            accuracy_cost=base.accuracy - by_group.accuracy,
+            thresholds=cuts,
+        ),
+        threshold_optimizer=OptimizerSummary(
+            accuracy=optimal.accuracy,
+            selection_rate=optimal.selection_rate,
+            groups=optimal.groups,
+            accuracy_cost=base.accuracy - optimal.accuracy,
+            constraint="false_positive_rate_parity",
+        ),
+    )

@@ -1,6 +1,6 @@
 """The fairness policy (``configs/fairness.yaml``) as typed pydantic models; unknown keys refused.
 
-`load_policy(path=None)` reads it through `features.configio` (errors name the field);
+`load_policy(path=None)` reads it through `riskcast.configio` (errors name the field);
 `band_expression(attr)` / `group_columns(frame, policy)` turn the raw protected columns of a
 frame into the audited group labels (age banded, intersections joined with `` × ``).
 """
@@ -13,10 +13,12 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.configio import find_config, load_yaml_model
-from features.errors import InputError
+from fairness.validation import require_columns
+from riskcast.configio import find_config, load_yaml_model
+from riskcast.errors import InputError
+from riskcast.names import PERSON_MODEL
 
-MODEL_NAME = "recidivism-risk"  # the registered model the gate guards by default
+MODEL_NAME = PERSON_MODEL  # the registered model the gate guards by default (old name kept)
 
 POLICY_FILE = "fairness.yaml"
 INTERSECTION_SEP = " × "
@@ -84,6 +86,55 @@ class GateTolerances(_Model):
     require_sufficient_evidence: bool = True
 
 
+AppealCategory = Literal[
+    "violence", "bullying", "corruption", "utilities", "drugs", "alcohol", "noise", "other"
+]  # the contract's appeal categories (features.contract.schema.APPEAL_CATEGORY)
+
+
+DEFAULT_APPEALS: tuple[AppealCategory, ...] = ("violence", "alcohol", "noise")
+
+
+class PlacesGate(_Model):
+    """The places challenger versus the champion, on paired bootstrap intervals over weeks."""
+
+    min_pai_ratio: float = Field(default=0.95, gt=0)
+    max_deviance_ratio: float = Field(default=1.02, gt=0)
+    min_weeks: int = Field(default=8, ge=2)
+    require_sufficient_evidence: bool = True
+
+
+class PlacesExposure(_Model):
+    """Exposure by district: flagged-area share against incident share."""
+
+    max_ratio: float = Field(default=1.5, gt=1)
+    min_flagged_share: float = Field(default=0.02, ge=0, lt=1)
+
+
+class PlacesFeedback(_Model):
+    """The feedback-loop check: registrations against citizens' appeals, before/after flagging."""
+
+    appeal_categories: list[AppealCategory] = Field(
+        default_factory=lambda: list(DEFAULT_APPEALS), min_length=1
+    )
+    lookback_weeks: int = Field(default=26, ge=4)
+    min_weeks_before: int = Field(default=8, ge=1)
+    min_count: int = Field(default=20, ge=1)
+    min_registration_rise: float = Field(default=1.2, gt=1)
+    max_appeal_rise: float = Field(default=1.0, gt=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+
+class PlacesPolicy(_Model):
+    """The ``places`` section: the gate, exposure and feedback-loop rules of `fairness.places`."""
+
+    rationale: str = ""
+    area_share: float = Field(default=0.05, gt=0, le=0.5)
+    gate: PlacesGate = PlacesGate()
+    bootstrap: Bootstrap = Bootstrap(n_boot=1000, confidence=0.95, seed=0)
+    exposure: PlacesExposure = PlacesExposure()
+    feedback: PlacesFeedback = PlacesFeedback()
+
+
 class FairnessPolicy(_Model):
     policy_version: str
     rationale: str
@@ -95,6 +146,7 @@ class FairnessPolicy(_Model):
     bootstrap: Bootstrap = Bootstrap()
     metrics: list[MetricTolerance]
     gate: GateTolerances = GateTolerances()
+    places: PlacesPolicy | None = None  # the map-cell model's rules (None: no places gate)
 
     @model_validator(mode="after")
     def _consistent(self) -> FairnessPolicy:
@@ -143,9 +195,11 @@ def band_expression(attr: ProtectedAttribute) -> pl.Expr:
 
 def group_columns(frame: pl.DataFrame, policy: FairnessPolicy) -> pl.DataFrame:
     """One string column per protected attribute and per intersection (``a × b``)."""
-    missing = sorted({p.column for p in policy.protected} - set(frame.columns))
-    if missing:
-        raise InputError(f"the audit frame lacks protected column(s) {', '.join(missing)}")
+    require_columns(
+        frame,
+        sorted({p.column for p in policy.protected}),
+        what="the audit frame lacks protected column(s)",
+    )
     groups = frame.select(band_expression(p) for p in policy.protected)
     combos = [
         pl.concat_str([pl.col(c) for c in combo], separator=INTERSECTION_SEP).alias(

@@ -9,11 +9,14 @@ from typing import Any
 
 import polars as pl
 
-from fairness.gate import fairness_checks
+from fairness.gate import fairness_checks, outcome_of
 from fairness.policy import MISSING_GROUP, FairnessPolicy, load_policy
 from fairness.report import WrittenReport, report_content, write_report
-from fairness.tableaudit import audit_frame, file_digest, read_table, summary_table
-from features.errors import InputError
+from fairness.results import AuditResult, GateDecision, MitigationWhatIf
+from fairness.tableaudit import audit_frame, read_table, summary_table
+from riskcast.atomic import write_text
+from riskcast.digest import sha256_file
+from riskcast.errors import InputError
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -36,7 +39,10 @@ def parse_references(text: str | None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class TableAuditOutcome:
-    audit: dict[str, Any]
+    """The typed audit and policy checks, the report's JSON content and its files."""
+
+    audit: AuditResult
+    decision: GateDecision
     content: dict[str, Any]
     written: WrittenReport
 
@@ -74,43 +80,39 @@ def run_audit_table(
         seed=pol.bootstrap.seed if seed is None else seed,
     )
     checks = fairness_checks(audit, pol)
-    outcome = "fail" if any(c.outcome == "fail" for c in checks) else "pass"
-    if outcome == "pass" and any(c.outcome == "insufficient_evidence" for c in checks):
-        outcome = "insufficient_evidence"
+    decision = GateDecision(outcome=outcome_of(checks), checks=checks)
+    extra: dict[str, Any] = {"rationale": pol.rationale}
+    if mitigation and threshold is not None:
+        extra["mitigation"] = table_mitigation(frame, audit, label, score, threshold)
     content = report_content(
         audit,
         title=f"Fairness audit of {score} in {data.name}",
         model_version=None,
-        data_digests={data.name: file_digest(data)},
+        data_digests={data.name: sha256_file(data)},
         policy_version=pol.policy_version,
-        decision={"outcome": outcome, "reasons": [c.reason() for c in checks]},
+        decision={"outcome": decision.outcome, "reasons": [c.reason() for c in checks]},
         notes=[
             "A third-party table: audited against the policy's binding disparity "
             "tolerances only (no champion comparison).",
         ],
-        extra={"rationale": pol.rationale},
+        extra=extra,
     )
-    if mitigation and threshold is not None:
-        content["mitigation"] = table_mitigation(frame, audit, label, score, threshold)
     written = write_report(content, out)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(
-            json.dumps(summary_table(audit), indent=2, default=str) + "\n", encoding="utf-8"
-        )
-    return TableAuditOutcome(audit, content, written)
+        write_text(json_path, json.dumps(summary_table(audit), indent=2, default=str) + "\n")
+    return TableAuditOutcome(audit, decision, content, written)
 
 
 def table_mitigation(
-    frame: pl.DataFrame, audit: dict[str, Any], label: str, score: str, threshold: float
-) -> dict[str, Any]:
+    frame: pl.DataFrame, audit: AuditResult, label: str, score: str, threshold: float
+) -> dict[str, MitigationWhatIf]:
     """The mitigation what-if per audited attribute (see `fairness.mitigation`)."""
-    from fairness.mitigation import what_if
+    from fairness.mitigation import what_if_result
 
     y = frame[label].cast(pl.Float64).to_numpy()
     s = frame[score].cast(pl.Float64).to_numpy()
-    out: dict[str, Any] = {}
-    for attr in audit["attributes"]:
-        groups = frame[attr["attribute"]].cast(pl.String).fill_null(MISSING_GROUP).to_numpy()
-        out[attr["attribute"]] = what_if(y, s, groups, threshold, attr["reference"])
+    out: dict[str, MitigationWhatIf] = {}
+    for attr in audit.attributes:
+        groups = frame[attr.attribute].cast(pl.String).fill_null(MISSING_GROUP).to_numpy()
+        out[attr.attribute] = what_if_result(y, s, groups, threshold, attr.reference)
     return out

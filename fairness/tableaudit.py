@@ -1,13 +1,13 @@
 """Audit any scored table: overall metrics plus `fairness.metrics.audit_attribute` per attribute.
 
-`audit_frame` is pure (a polars frame in, a JSON-ready dict out); the CLI reads the file and
+`audit_frame` is pure (a polars frame in, a typed `fairness.results.AuditResult` out; its
+inputs checked by `fairness.validation.validate_table`); the CLI reads the file and
 writes the report. Protected columns are audited as they are (no banding); the policy's
 banding applies to riskcast's own snapshots (`fairness.policy.group_columns`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from fairness.metrics import audit_attribute, num, operating_points
-from fairness.policy import MISSING_GROUP
-from features.errors import InputError
+from fairness.metrics import THRESHOLD_POINT, audit_attribute, num, operating_points
+from fairness.policy import MISSING_GROUP, Bootstrap
+from fairness.results import AuditResult, Estimate, as_audit
+from fairness.validation import validate_table
+from riskcast.errors import InputError
 from training.evaluation import binary_metrics
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -54,23 +48,11 @@ def audit_frame(
     n_boot: int = 300,
     confidence: float = 0.95,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> AuditResult:
     """The audit of ``score`` against ``label`` per protected column (see module docstring)."""
-    missing = [c for c in (label, score, *protected) if c not in frame.columns]
-    if missing:
-        raise InputError(f"the table has no column(s) {', '.join(missing)}")
-    if not protected:
-        raise InputError("name at least one protected column (--protected)")
-    unknown_refs = sorted(set(references or {}) - set(protected))
-    if unknown_refs:
-        raise InputError(f"reference given for unaudited column(s) {', '.join(unknown_refs)}")
-    nulls = frame.select(pl.col(label).is_null().sum(), pl.col(score).is_null().sum()).row(0)
-    if any(nulls):
-        raise InputError(f"{label!r} has {nulls[0]} and {score!r} has {nulls[1]} empty value(s)")
-    y = frame[label].cast(pl.Float64).to_numpy()
-    if not np.all(np.isin(y, (0.0, 1.0))):
-        raise InputError(f"label column {label!r} must hold only 0 and 1")
-    s = frame[score].cast(pl.Float64).to_numpy()
+    y, s = validate_table(
+        frame, label=label, score=score, protected=protected, references=references
+    )
     points = operating_points(s, threshold, capacities)
     probabilities = bool(s.min() >= 0 and s.max() <= 1)
     overall: dict[str, float | None] = {"n": float(y.size), "base_rate": float(y.mean())}
@@ -95,35 +77,39 @@ def audit_frame(
                 seed=seed + i,
             )
         )
-    return {
-        "label": label,
-        "score": score,
-        "threshold": threshold,
-        "capacities": list(capacities),
-        "min_group_size": min_group_size,
-        "bootstrap": {"n_boot": n_boot, "confidence": confidence, "seed": seed},
-        "overall": overall,
-        "attributes": attributes,
-    }
+    return AuditResult(
+        label=label,
+        score=score,
+        threshold=threshold,
+        capacities=list(capacities),
+        min_group_size=min_group_size,
+        bootstrap=Bootstrap(n_boot=n_boot, confidence=confidence, seed=seed),
+        overall=overall,
+        attributes=attributes,
+    )
 
 
-def summary_table(audit: Mapping[str, Any]) -> dict[str, Any]:
+def _dump(est: Estimate | None) -> dict[str, Any] | None:
+    return None if est is None else est.model_dump(mode="json")
+
+
+def summary_table(audit: AuditResult | Mapping[str, Any]) -> dict[str, Any]:
     """The ``--json`` summary: per attribute and group, n, base rate, selection rate, FPR, FNR,
-    PPV (at the threshold) and AUC, each with its interval."""
+    PPV (at the threshold) and AUC, each with its interval (plain JSON-ready dicts)."""
     out: dict[str, Any] = {}
-    for attr in audit["attributes"]:
+    for attr in as_audit(audit).attributes:
         groups: dict[str, Any] = {}
-        for row in attr["groups"]:
-            at = row["points"].get("threshold", {})
-            groups[row["group"]] = {
-                "n": row["n"],
-                "status": row["status"],
-                "base_rate": row["overall"]["base_rate"],
-                "selection_rate": at.get("selection_rate"),
-                "fpr": at.get("fpr"),
-                "fnr": at.get("fnr"),
-                "ppv": at.get("ppv"),
-                "auc": row["overall"]["auc"],
+        for row in attr.groups:
+            at = row.at(THRESHOLD_POINT)
+            groups[row.group] = {
+                "n": row.n,
+                "status": row.status,
+                "base_rate": _dump(row.overall.get("base_rate")),
+                "selection_rate": _dump(at.get("selection_rate")),
+                "fpr": _dump(at.get("fpr")),
+                "fnr": _dump(at.get("fnr")),
+                "ppv": _dump(at.get("ppv")),
+                "auc": _dump(row.overall.get("auc")),
             }
-        out[attr["attribute"]] = {"reference": attr["reference"], "groups": groups}
+        out[attr.attribute] = {"reference": attr.reference, "groups": groups}
     return out

@@ -2,12 +2,14 @@
 
 Each entry records when (``at``, UTC), who (``actor``, ``role``), why (``purpose``), what
 (``action``, the ``persons`` read or the list ``params``), with which ``model_version`` and the
-response ``status``. It is a `features.chain.HashChain` like the promotion ledger, in the same
+response ``status``. It is a `riskcast.chain.HashChain` like the promotion ledger, in the same
 database (SQLite ``riskcast.sqlite`` under ``RISKCAST_HOME``, or ``RISKCAST_DATABASE_URL``),
-table ``access_log``: hashes, serialised appends, append-only triggers and `AccessLog.verify`
-work exactly as the ledger's. Safe to append from many threads and processes at once; the
-service turns on group commit (`AccessLog.group_commit`), so that concurrent requests share a
-transaction and its fsync while each still waits for its own entry to be committed.
+table ``access_log``: keyed hashes, anchors, serialised appends, append-only triggers and
+`AccessLog.verify` work exactly as the ledger's. Safe to append from many threads and processes
+at once; the service turns on group commit (`AccessLog.group_commit`), so that concurrent
+requests share a transaction and its fsync while each still waits for its own entry to be
+committed. A request that writes something itself (a decision) hands that write to
+`AccessLog.append_with`, which commits it in the same transaction as its entry: both or neither.
 """
 
 from __future__ import annotations
@@ -15,17 +17,33 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
 
-from features.chain import ChainBacked, ChainVerification, HashChain, JsonText
-from features.errors import InputError, StoreError
-from features.settings import Settings, get_settings
+from riskcast.chain import (
+    Along,
+    ChainBacked,
+    ChainSpec,
+    ChainVerification,
+    HashChain,
+    JsonText,
+)
+from riskcast.chain.settings import ChainSettings
+from riskcast.clock import AwareUtcDatetime, as_utc
+from riskcast.db import masked
+from riskcast.errors import ConfigError, InputError, StoreError
+from riskcast.settings import Settings
+
+if TYPE_CHECKING:
+    from serving.state import AccessLogWriter
+
+T = TypeVar("T")
 
 TABLE = "access_log"
 COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
@@ -40,13 +58,27 @@ COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
 }
 
 
+class EntryFields(TypedDict):
+    """What a caller says of one read: who (actor, role), why (purpose), what (action, the
+    persons, the request's params), with which model version, and the status answered."""
+
+    actor: str
+    role: str
+    purpose: str
+    action: str
+    persons: list[str]
+    params: dict[str, Any]
+    model_version: str | None
+    status: int
+
+
 class AccessLogEntry(BaseModel):
     """One access: who read which persons (or which list) for what purpose, and the outcome."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seq: int = Field(ge=1)
-    at: datetime
+    at: AwareUtcDatetime
     actor: str = Field(min_length=1)
     role: str = Field(min_length=1)
     purpose: str
@@ -58,13 +90,6 @@ class AccessLogEntry(BaseModel):
     prev_hash: str
     hash: str
 
-    @field_validator("at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must be timezone-aware (UTC)")
-        return value.astimezone(UTC)
-
 
 class AccessLogVerification(ChainVerification):
     """The result of `AccessLog.verify`: ``ok`` iff ``problems`` is empty."""
@@ -73,6 +98,7 @@ class AccessLogVerification(ChainVerification):
 @dataclass
 class _Pending:
     payload: dict[str, Any]
+    along: Along | None = None
     done: threading.Event = field(default_factory=threading.Event)
     entry: AccessLogEntry | None = None
     error: BaseException | None = None
@@ -91,8 +117,12 @@ class GroupCommitWriter:
         self._gate = threading.Lock()  # closing and queueing exclude each other
         self._thread.start()
 
-    def append(self, payload: dict[str, Any]) -> AccessLogEntry:
-        pending = _Pending(payload)
+    def append(self, payload: dict[str, Any], along: Along | None = None) -> AccessLogEntry:
+        """Queue the entry (and ``along``, committed with it) and wait until it is committed.
+
+        A caller that times out gets `StoreError`, but its entry may still be committed later
+        (with its ``along``, never without): like a request killed after the commit."""
+        pending = _Pending(payload, along)
         with self._gate:
             if self._closed or not self._thread.is_alive():
                 raise StoreError("the access log is closed")
@@ -141,100 +171,85 @@ class GroupCommitWriter:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """One transaction for the batch; an entry refused, or whose ``along`` failed, is left
+        out and its caller alone gets the error; a failed transaction fails every caller."""
         try:
-            entries = self.chain.append_many([p.payload for p in batch])
-        except InputError:  # one bad entry must not cost the others theirs: one by one
-            for p in batch:
-                try:
-                    p.entry = self.chain.append(p.payload)
-                except BaseException as exc:  # handed to the caller, who raises it
-                    p.error = exc
-                p.done.set()
-            return
+            outcomes = self.chain.append_batch([(p.payload, p.along) for p in batch])
         except BaseException as exc:  # handed to every caller of the batch
             for p in batch:
                 p.error = exc
                 p.done.set()
             return
-        for p, entry in zip(batch, entries, strict=True):
-            p.entry = entry
+        for p, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, AccessLogEntry):
+                p.entry = outcome
+            else:
+                p.error = outcome
             p.done.set()
 
 
 class AccessLog(ChainBacked):
     """The access log on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
-        self.chain: HashChain[AccessLogEntry] = HashChain(
-            url,
-            table=TABLE,
-            columns=COLUMNS,
-            model=AccessLogEntry,
-            schema=schema,
-            nullable={"model_version"},
-            indexed={"actor", "at"},
-            label="access log",
-            command="access-log",
-        )
-        self.schema = schema
-        self._writer: GroupCommitWriter | None = None
+    spec = ChainSpec(
+        table=TABLE,
+        columns=COLUMNS,
+        model=AccessLogEntry,
+        nullable={"model_version"},
+        indexed={"actor", "at"},
+        label="access log",
+        command="access-log",
+    )
+    chain: HashChain[AccessLogEntry]
+    _writer: GroupCommitWriter | None = None
 
-    def append(
-        self,
-        *,
-        actor: str,
-        role: str,
-        purpose: str,
-        action: str,
-        persons: list[str],
-        params: dict[str, Any],
-        model_version: str | None,
-        status: int,
-    ) -> AccessLogEntry:
+    def append(self, **entry: Unpack[EntryFields]) -> AccessLogEntry:
         """Append one entry after the current head, in one locked transaction; returns it.
 
         ``params`` is stored as JSON (dates, enums and the like in their JSON form); an invalid
         entry raises `InputError` and writes nothing; a database failure raises `StoreError`."""
-        payload = self.payload(
-            actor=actor,
-            role=role,
-            purpose=purpose,
-            action=action,
-            persons=persons,
-            params=params,
-            model_version=model_version,
-            status=status,
-        )
+        return self._append(self.payload(**entry), None)
+
+    def append_with(
+        self, along: Callable[[sa.Connection], T], **entry: Unpack[EntryFields]
+    ) -> tuple[AccessLogEntry, T]:
+        """Append an entry (the keyword arguments of `append`) and commit ``along``'s write in
+        the same transaction: both are committed or neither is (with group commit too).
+        Returns the entry and what ``along`` returned; ``along`` writes only through the
+        connection it is given (in a savepoint: its failure fails only this entry)."""
+        returned: list[T] = []
+
+        def run(conn: sa.Connection) -> None:
+            returned.append(along(conn))
+
+        appended = self._append(self.payload(**entry), run)
+        return appended, returned[-1]
+
+    def _append(self, payload: dict[str, Any], along: Along | None) -> AccessLogEntry:
         if self._writer is not None:
-            return self._writer.append(payload)
-        return self.chain.append(payload)
+            return self._writer.append(payload, along)
+        if along is None:
+            return self.chain.append(payload)
+        (outcome,) = self.chain.append_batch([(payload, along)])
+        if not isinstance(outcome, AccessLogEntry):
+            raise outcome
+        return outcome
 
     @staticmethod
-    def payload(
-        *,
-        actor: str,
-        role: str,
-        purpose: str,
-        action: str,
-        persons: list[str],
-        params: dict[str, Any],
-        model_version: str | None,
-        status: int,
-    ) -> dict[str, Any]:
+    def payload(**entry: Unpack[EntryFields]) -> dict[str, Any]:
+        given, expected = set(entry), set(EntryFields.__annotations__)
+        if given != expected:  # the type checker's rule, kept at run time: nothing half-logged
+            wrong = sorted(given - expected) + [f"missing {n}" for n in sorted(expected - given)]
+            raise InputError(f"access log entry: {', '.join(wrong)}")
         try:
-            params_json = to_jsonable_python(dict(params))
+            params_json = to_jsonable_python(dict(entry["params"]))
             json.dumps(params_json, allow_nan=False)
         except (TypeError, ValueError) as exc:  # pydantic_core's serialisation error is one
             raise InputError(f"access log entry: params: not JSON-serialisable ({exc})") from exc
         return {
-            "actor": actor,
-            "role": role,
-            "purpose": purpose,
-            "action": action,
-            "persons": [str(p) for p in persons],
+            **entry,
+            "persons": [str(p) for p in entry["persons"]],
             "params": params_json,
-            "model_version": model_version,
-            "status": status,
         }
 
     def group_commit(self) -> None:
@@ -267,7 +282,7 @@ class AccessLog(ChainBacked):
         if actor is not None:
             query = query.where(t.c.actor == actor)
         if since is not None:
-            start = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+            start = as_utc(since)
             query = query.where(t.c.at >= start)
         if person is not None:
             # the JSON text holds the id as a JSON string; the match is made exact below
@@ -283,18 +298,50 @@ class AccessLog(ChainBacked):
         return found if limit is None else found[-limit:]
 
     def verify(self, *, head: str | None = None) -> AccessLogVerification:
-        """Recompute every hash and link; each problem names the seq and what is wrong
-        (content edited, missing, chain broken, reordered).
-
-        Removing the newest entries leaves a valid (shorter) chain: pass a ``head`` recorded
-        earlier (e.g. printed by a previous verify) to check that it is still in the chain."""
+        """Recompute every keyed hash and link and compare the newest entries with the anchors;
+        each problem names the seq and what is wrong (content edited, hashed without the key,
+        missing, the newest entries deleted, chain broken, reordered). ``head``: a head recorded
+        elsewhere that must still be in the log (`HashChain.verify`)."""
         return AccessLogVerification.model_validate(self.chain.verify(head=head).model_dump())
 
 
-def open_access_log(settings: Settings | None = None, *, schema: str | None = None) -> AccessLog:
-    """The configured access log (same database as the ledger): ``RISKCAST_DATABASE_URL``,
-    else SQLite under the home."""
-    settings = settings or get_settings()
-    if settings.database_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    return AccessLog(settings.effective_database_url, schema=schema)
+def open_access_log(
+    settings: Settings | None = None,
+    *,
+    schema: str | None = None,
+    chain: ChainSettings | None = None,
+) -> AccessLog:
+    """The configured access log (see `ChainBacked.configured`)."""
+    return AccessLog.configured(settings, schema=schema, chain=chain)
+
+
+def same_database(engine: sa.Engine, log: AccessLog) -> None:
+    """`ConfigError` unless ``engine`` (the service's tables) and the access log use the same
+    database: a decision is committed in its access-log entry's transaction, on the log's
+    connection, and must land where the service reads decisions. Both come from
+    ``RISKCAST_DATABASE_URL`` (or the SQLite file under the home) today; this keeps it so."""
+    if engine.url != log.engine.url:
+        raise ConfigError(
+            f"the service's database {masked(engine.url)!r} and the access log's "
+            f"{log.where!r} differ: decisions are committed with their access-log entries, "
+            "so both must be RISKCAST_DATABASE_URL (or the same SQLite file)"
+        )
+
+
+def append_with_entry(
+    writer: AccessLogWriter,
+    engine: sa.Engine,
+    along: Callable[[sa.Connection], T],
+    entry: Mapping[str, Any],
+) -> T:
+    """Commit ``along``'s write and its access-log entry together: in one transaction with the
+    service's `AccessLog` (group commit included). A stand-in writer without a database (the
+    tests' recording logs) cannot share a transaction: ``along`` is committed on ``engine``
+    first, then the entry is handed to it."""
+    if isinstance(writer, AccessLog):
+        same_database(engine, writer)
+        return writer.append_with(along, **entry)[1]
+    with engine.begin() as conn:
+        value = along(conn)
+    writer.append(**entry)
+    return value

@@ -1,29 +1,48 @@
 """The FastAPI app factory (`create_app`); no app is created at import time.
 
-`uvicorn --factory serving.app:create_app` or `riskcast serve`.
+`uvicorn --factory serving.app:create_app` or `riskcast serve`. The app is assembled here from
+its parts: the API's routers (`serving.api.routes`), the pages (`serving.ui`), the one error
+mapping (`serving.api.errors`), the completed OpenAPI document (`serving.api.openapi`) and
+the health routes below.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import HTTPExceptionHandler
 
-from features.errors import RiskcastError
+from serving.api.errors import finish_error_handlers, install_error_handlers
+from serving.api.openapi import complete_openapi
+from serving.api.routes import admin, audit, oversight, scores
 from serving.db import stop_reason
+from serving.limits import BodyLimitMiddleware
 from serving.metrics import AppMetrics, MetricsMiddleware
-from serving.schemas import ErrorResponse, ServiceStatus, error_responses
+from serving.places.page import router as map_page
+from serving.places.routes import router as hotspots
+from serving.schemas import ServiceStatus, error_responses
 from serving.settings import ServingSettings, load_serving_settings
 from serving.state import ServiceState, open_state
+from serving.ui.app import install_ui
 
 log = logging.getLogger("riskcast.serving")
+
+NOTHING_MATERIALIZED = (
+    "the online store holds no materialized feature vectors: nobody can be scored or listed "
+    "until `riskcast features materialize --as-of DATE` has run on this database"
+)
+
+
+def store_problem(state: ServiceState) -> str | None:
+    """Why the online store cannot serve (opened but empty), or None. An empty store is not
+    ready: its lists would be empty, which reads as "nobody at risk"."""
+    if state.store is None or state.store_error:
+        return None  # already reported as the store's error
+    return NOTHING_MATERIALIZED if state.store.current() is None else None
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -57,23 +76,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app.state.riskcast = None
     app.state.metrics = metrics
+    # the body limit runs before routing, authentication and parsing; metrics count its 413s
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    @app.exception_handler(RiskcastError)
-    async def _riskcast_error(request: Request, exc: RiskcastError) -> JSONResponse:
-        if exc.http_status >= 500:
-            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-        return JSONResponse(
-            status_code=exc.http_status, content={"detail": str(exc), "error": type(exc).__name__}
-        )
-
-    @app.exception_handler(sa.exc.OperationalError)
-    async def _database_down(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        log.error("database unavailable on %s: %s", request.url.path, exc)
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "the service database is unavailable", "error": "StoreError"},
-        )
+    install_error_handlers(app)
 
     @app.get("/healthz", response_model=ServiceStatus, tags=["health"])
     def healthz() -> ServiceStatus:
@@ -87,12 +94,19 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         responses={503: {"model": ServiceStatus}},
     )
     def readyz(request: Request) -> ServiceStatus | JSONResponse:
-        """Model and stores loaded, and the stop switch off."""
+        """Model and stores loaded, feature vectors materialized, and the stop switch off
+        (otherwise 503 naming each problem in ``message``)."""
         state: ServiceState | None = request.app.state.riskcast
         if state is None:
             problems = ["the service is starting"]
         else:
             problems = [p for p in (state.model_error, state.store_error) if p]
+            try:
+                empty = store_problem(state)
+            except sa.exc.SQLAlchemyError as exc:
+                empty = f"the online store is unavailable: {type(exc).__name__}"
+            if empty:
+                problems.append(empty)
             try:
                 reason = stop_reason(state.engine)
             except sa.exc.SQLAlchemyError as exc:
@@ -103,17 +117,24 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         version = state.model.version if state and state.model else None
         keeper = state.book_keeper if state else None
         book = "off" if keeper is None else keeper.status
+        ready = state.book() if state else None
+        scope = {
+            "population": state.model.scope.describe() if state and state.model else None,
+            "in_population": ready.size if ready else None,
+            "outside_population": ready.outside if ready else None,
+        }
         if problems:
             body = ServiceStatus(
                 status="unavailable",
                 model_version=version,
                 message="; ".join(problems),
                 score_book=book,
+                **scope,
             )
             return JSONResponse(
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content=body.model_dump()
             )
-        return ServiceStatus(status="ready", model_version=version, score_book=book)
+        return ServiceStatus(status="ready", model_version=version, score_book=book, **scope)
 
     @app.get(
         "/metrics",
@@ -125,93 +146,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         """Prometheus metrics: requests and latency by route, scores served, model version."""
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    from serving.routes_admin import router as admin
-    from serving.routes_audit import router as audit
-    from serving.routes_oversight import router as oversight
-    from serving.routes_scores import router as scores
-    from serving.ui import install_ui
-
-    # routes_scores documents 403/413/503 itself; 401 and 503 hold for all its routes
-    app.include_router(scores, responses=error_responses(401, 503))
-    app.include_router(oversight)
-    app.include_router(audit)
-    app.include_router(admin)
+    # the scores' routes document 403/413/503 themselves; 401 and 503 hold for all of them
+    app.include_router(scores.router, responses=error_responses(401, 503))
+    app.include_router(oversight.router)
+    app.include_router(audit.router)
+    app.include_router(admin.router)
+    app.include_router(hotspots)  # places (issue 12): documents its own 401/403/503
     install_ui(app, settings)
-    fallback = cast(HTTPExceptionHandler, app.exception_handlers[StarletteHTTPException])
-    app.add_exception_handler(StarletteHTTPException, _undecodable_body_is_422(fallback))
-    app.openapi = _complete_openapi(app, settings.purposes)  # type: ignore[method-assign]
+    app.include_router(map_page)
+    finish_error_handlers(app)
+    app.openapi = complete_openapi(  # type: ignore[method-assign]
+        app, settings.purposes, settings.max_body_bytes
+    )
     return app
-
-
-def _undecodable_body_is_422(fallback: HTTPExceptionHandler) -> HTTPExceptionHandler:
-    """FastAPI answers 400 when a JSON body cannot even be decoded (not UTF-8, nested too
-    deep); it is a malformed body like any other, so it is a 422 naming the body."""
-
-    async def handler(request: Request, exc: Exception) -> Response:
-        if (
-            isinstance(exc, StarletteHTTPException)
-            and exc.status_code == status.HTTP_400_BAD_REQUEST
-            and isinstance(exc.__cause__, (ValueError, RecursionError))
-        ):
-            problem = "not UTF-8" if isinstance(exc.__cause__, UnicodeDecodeError) else "too deep"
-            return JSONResponse(
-                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                content={
-                    "detail": [
-                        {
-                            "loc": ["body"],
-                            "msg": f"malformed JSON ({problem})",
-                            "type": "json_invalid",
-                        }
-                    ]
-                },
-            )
-        reply = fallback(request, exc)
-        return await reply if not isinstance(reply, Response) else reply
-
-    return handler
-
-
-def _complete_openapi(app: FastAPI, purposes: list[str]) -> Callable[[], dict[str, Any]]:
-    """``app.openapi``, completed where the routes cannot say it themselves:
-
-    - every error answer (4xx but 422, 5xx) has its body, `ErrorResponse`, where a route named
-      the status code only;
-    - every ``purpose`` a request states (query parameter or body field) lists the purposes this
-      deployment allows (``RISKCAST_PURPOSES``), which is what the service checks (else 422).
-    """
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        spec = FastAPI.openapi(app)
-        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
-        components = spec.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "ErrorResponse",
-            ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"),
-        )
-        for operations in spec.get("paths", {}).values():
-            for operation in operations.values():
-                for code, response in operation.get("responses", {}).items():
-                    if code[0] in "45" and code != "422" and not response.get("content"):
-                        response["content"] = dict(body)
-                for parameter in operation.get("parameters", []):
-                    if parameter.get("name") == "purpose":
-                        _allow_only(parameter.get("schema", {}), purposes)
-                request = operation.get("requestBody", {}).get("content", {})
-                ref = request.get("application/json", {}).get("schema", {}).get("$ref", "")
-                fields = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
-                if "purpose" in fields:
-                    _allow_only(fields["purpose"], purposes)
-        app.openapi_schema = spec
-        return spec
-
-    return openapi
-
-
-def _allow_only(schema: dict[str, Any], values: list[str]) -> None:
-    """Narrow a string schema (or an ``anyOf`` holding one) to ``values``."""
-    for option in [schema, *schema.get("anyOf", [])]:
-        if option.get("type") == "string":
-            option["enum"] = list(values)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import polars as pl
 
+from features.frames.scope import PopulationScope
 from serving.scorebook import ScoreBook, build_scorebook
 from training.model import RiskModel
 
@@ -39,13 +40,14 @@ class BookKeeper:
         self,
         model: RiskModel,
         model_version: str,
+        scope: PopulationScope | None,
         store: MaterializationSource,
         directory: pl.DataFrame,
         *,
         check_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.model, self.model_version = model, model_version
+        self.model, self.model_version, self.scope = model, model_version, scope
         self.store, self.directory = store, directory
         self.check_seconds, self.clock = check_seconds, clock
         self._book: ScoreBook | None = None
@@ -59,11 +61,15 @@ class BookKeeper:
     @property
     def status(self) -> str:
         if self._book is not None:
-            return f"ready ({self._book.size} persons, {self._book.method})"
+            book = self._book
+            return (
+                f"ready ({book.size} persons in the population, {book.outside} outside, "
+                f"{book.method})"
+            )
         if self.error:
             return f"failed: {self.error}"
         done, total = self.progress
-        return f"building ({done}/{total} trees)" if total else "building"
+        return f"building ({done}/{total} rows scored)" if total else "building"
 
     def book(self) -> ScoreBook | None:
         """The book if it matches the current materialisation (else None; a rebuild starts).
@@ -114,6 +120,7 @@ class BookKeeper:
                     self.directory,
                     model_version=self.model_version,
                     materialization=key,
+                    scope=self.scope,
                     progress=lambda done, total: setattr(self, "progress", (done, total)),
                 )
                 now_key = materialization_key(self.store.current())

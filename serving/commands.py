@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from riskcast.settings import HOME_HELP, use_home
 from serving.users import Role, UserStore
+
+HOME: Path | None = typer.Option(None, "--home", help=HOME_HELP, callback=use_home)
 
 
 def _store() -> UserStore:
@@ -22,6 +26,21 @@ def _store() -> UserStore:
     return UserStore(engine, settings.token_pepper.get_secret_value())
 
 
+def check_database(url: str | None) -> None:
+    """Before uvicorn starts: a service database that cannot be reached is one line
+    (`riskcast.db.reach`), like every other command, not uvicorn's startup traceback. SQLite
+    under the home needs no check (the service creates it)."""
+    if url is None:
+        return
+    from riskcast.db import make_engine, reach
+
+    engine = make_engine(url, what="service database")
+    try:
+        reach(engine, what="service database")
+    finally:
+        engine.dispose()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
@@ -29,7 +48,10 @@ def register(app: typer.Typer) -> None:
         port: Annotated[
             int | None, typer.Option(help="default RISKCAST_PORT / PORT or 8000")
         ] = None,
-        workers: Annotated[int | None, typer.Option(min=1, help="uvicorn worker processes")] = None,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="uvicorn worker processes; default 1")
+        ] = None,
+        home: Path | None = HOME,
     ) -> None:
         """Run the service (uvicorn with the app factory) on the `champion` model."""
         import uvicorn
@@ -38,6 +60,7 @@ def register(app: typer.Typer) -> None:
         from serving.transport import NoDelayH11Protocol
 
         settings = load_serving_settings()  # refuses production with default secrets
+        check_database(settings.database_url)
         uvicorn.run(
             "serving.app:create_app",
             factory=True,
@@ -52,9 +75,12 @@ def register(app: typer.Typer) -> None:
 
     @users.command("add")
     def add(
-        name: str,
+        name: Annotated[str, typer.Argument(help="the user's name (unique)")],
         role: Annotated[Role, typer.Option(help="officer, data_scientist, auditor or admin")],
-        region: Annotated[list[str] | None, typer.Option(help="an officer's region")] = None,
+        region: Annotated[
+            list[str] | None, typer.Option(help="an officer's region (repeat for several)")
+        ] = None,
+        home: Path | None = HOME,
     ) -> None:
         """Create a user and print their token (shown once; only its hash is stored)."""
         user, token = _store().add(name, role, region)
@@ -63,7 +89,7 @@ def register(app: typer.Typer) -> None:
         Console(stderr=True).print("[yellow]the token is shown only now; keep it safe[/]")
 
     @users.command("list")
-    def list_users() -> None:
+    def list_users(home: Path | None = HOME) -> None:
         """Users, their roles, regions and whether they are revoked."""
         table = Table("name", "role", "regions", "created", "revoked")
         for u in _store().list():
@@ -77,7 +103,9 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
 
     @users.command("revoke")
-    def revoke(name: str) -> None:
+    def revoke(
+        name: Annotated[str, typer.Argument(help="the user to revoke")], home: Path | None = HOME
+    ) -> None:
         """Revoke a user's token at once."""
         user = _store().revoke(name)
         typer.echo(f"user {user.name} revoked at {user.revoked_at}")

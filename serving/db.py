@@ -5,12 +5,13 @@ SQLite under ``RISKCAST_HOME`` by default, PostgreSQL with ``RISKCAST_DATABASE_U
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from features.errors import StoreError
+from riskcast.clock import as_utc, utcnow
+from riskcast.db import make_engine, masked
+from riskcast.errors import StoreError
 
 metadata = sa.MetaData()
 
@@ -27,12 +28,12 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 users = sa.Table(
@@ -78,20 +79,14 @@ STOP_KEY = "stopped"
 _STOP_QUERY = sa.select(service_state).where(service_state.c.key == STOP_KEY)  # built once
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def open_engine(url: str) -> sa.Engine:
-    """An engine with the service tables created (idempotent)."""
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    engine = sa.create_engine(url, **kwargs)
+    """An engine (`riskcast.db.make_engine`: the SQLite rules every store on the file shares)
+    with the service tables created (idempotent)."""
+    engine = make_engine(url, what="service database")
     try:
         metadata.create_all(engine)
     except sa.exc.SQLAlchemyError as exc:
-        raise StoreError(f"service database: {exc}") from exc
+        raise StoreError(f"service database at {masked(engine.url)}: {exc}") from exc
     return engine
 
 

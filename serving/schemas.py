@@ -101,6 +101,15 @@ class SupportMeasure(BaseModel):
     provider: str
     description: str
     needs: list[str] = Field(description="the dynamic features this measure addresses")
+    facts: list[str] = Field(
+        default_factory=list,
+        description="the register facts behind the suggestion, in words (one per need)",
+    )
+    contribution: float | None = Field(
+        default=None,
+        description="the summed contribution (log-odds) of those needs: what the measures are "
+        "ranked by",
+    )
 
 
 class Explanation(BaseModel):
@@ -116,7 +125,12 @@ class Explanation(BaseModel):
 
 class PersonScore(BaseModel):
     person_id: str
-    status: Literal["scored", "unknown"]
+    status: Literal["scored", "unknown", "outside_population"] = Field(
+        description="scored; unknown (no such person in your regions' register, or no "
+        "feature vector online); outside_population (the person is outside the population "
+        "the model was trained, calibrated and audited on: no probability, tier nor "
+        "explanation, `message` says why)"
+    )
     message: str | None = None
     probability: float | None = None
     tier: str | None = None
@@ -131,6 +145,17 @@ class ScoreResponse(BaseModel):
     results: list[PersonScore]
 
 
+class LatestDecision(BaseModel):
+    """The newest decision recorded for a person (so that two officers do not call the same
+    person twice)."""
+
+    id: int
+    action: DecisionAction
+    recorded_at: datetime
+    officer: str
+    measure_id: str | None = None
+
+
 class RiskListRow(BaseModel):
     rank: int
     person_id: str
@@ -139,6 +164,35 @@ class RiskListRow(BaseModel):
     probability: float
     tier: str
     top_reasons: list[str]
+    latest_decision: LatestDecision | None = Field(
+        default=None, description="the newest decision recorded for the person (null: none)"
+    )
+
+
+class TierBand(BaseModel):
+    """What a tier means: its probability band and its share of the served population."""
+
+    name: str
+    label: str = Field(description="the tier in words (``very_high``: very high)")
+    min_probability: float
+    max_probability: float | None = Field(description="below this; null for the top tier")
+    share: float | None = Field(
+        default=None, description="share of the served population in the tier (null: unknown)"
+    )
+
+
+class ScoreMeaning(BaseModel):
+    """What a probability is the probability of, and what to compare it with."""
+
+    label: str | None = Field(description="the model's label (its training target)")
+    event: str = Field(description="the event, in words, with its horizon")
+    horizon_days: int | None
+    base_rate: float | None = Field(
+        description="mean probability over the served population (every materialised person "
+        "inside the population of validity); null while the score book is being built"
+    )
+    served: int | None = Field(default=None, description="persons the base rate is over")
+    tiers: list[TierBand]
 
 
 class RiskListResponse(BaseModel):
@@ -150,7 +204,18 @@ class RiskListResponse(BaseModel):
     total: int = Field(description="persons in the list (after filters, within capacity)")
     offset: int
     limit: int
+    population: str = Field(description="the model's population of validity")
+    in_population: int = Field(description="persons of the unit inside it (scored, any tier)")
+    outside_population: int = Field(
+        description="persons of the unit outside it: never scored, never listed"
+    )
     rows: list[RiskListRow]
+    undecided_only: bool = Field(
+        default=False, description="only persons with no decision recorded yet are listed"
+    )
+    meaning: ScoreMeaning | None = Field(
+        default=None, description="the event and horizon, the base rate and the tiers' bands"
+    )
 
 
 class DecisionResponse(BaseModel):
@@ -167,6 +232,12 @@ class DecisionResponse(BaseModel):
     model_version: str | None
     probability: float | None
     tier: str | None
+    score_withheld: str | None = Field(
+        default=None,
+        description="in the answer to the POST: why no score was recorded with the decision "
+        "(scoring stopped, no model, no feature vector; a stopped model never scores); the "
+        "access log keeps it (params.score_withheld), listings show null",
+    )
 
 
 class UnitSummary(BaseModel):
@@ -250,8 +321,19 @@ class ServiceStatus(BaseModel):
     message: str | None = None
     score_book: str | None = Field(
         default=None,
-        description="the score book's state: ready (persons, method), building (trees done), "
+        description="the score book's state: ready (persons in and out of the population, method), "
+        "building (rows scored), "
         "failed (why), or off; scores are correct in every state",
+    )
+    population: str | None = Field(
+        default=None, description="the champion's population of validity"
+    )
+    in_population: int | None = Field(
+        default=None,
+        description="materialised persons inside it (known once the score book is ready)",
+    )
+    outside_population: int | None = Field(
+        default=None, description="materialised persons outside it: never scored"
     )
 
 

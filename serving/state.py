@@ -10,12 +10,12 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 import polars as pl
 import sqlalchemy as sa
 
-from features.errors import RiskcastError
+from riskcast.errors import RiskcastError
 from serving.db import open_engine
 from serving.interventions import InterventionCatalogue, load_interventions
 from serving.settings import ServingSettings
@@ -24,6 +24,8 @@ from training.model import RiskModel
 
 if TYPE_CHECKING:
     from fairness.ledger import Ledger
+    from features.frames.scope import PopulationScope
+    from serving.access_log import EntryFields
     from serving.bookkeeper import BookKeeper
     from serving.metrics import AppMetrics
     from serving.scorebook import ScoreBook
@@ -38,18 +40,7 @@ class VectorStore(Protocol):
 
 
 class AccessLogWriter(Protocol):
-    def append(
-        self,
-        *,
-        actor: str,
-        role: str,
-        purpose: str,
-        action: str,
-        persons: list[str],
-        params: dict[str, Any],
-        model_version: str | None,
-        status: int,
-    ) -> Any: ...
+    def append(self, **entry: Unpack[EntryFields]) -> Any: ...
 
 
 @dataclass
@@ -94,6 +85,9 @@ class LoadedModel:
     version: str
     alias: str
     card: str | None
+    scope: PopulationScope
+    """Who this version may score: its population of validity (everyone else is answered
+    `outside_population`)."""
 
 
 def load_champion(settings: ServingSettings, name: str) -> LoadedModel:
@@ -120,7 +114,14 @@ def load_champion(settings: ServingSettings, name: str) -> LoadedModel:
     folder = Path(local) / "artifacts" / ARTIFACT_KEY
     card_path = folder / "model_card.md"
     card = card_path.read_text("utf-8") if card_path.exists() else None
-    return LoadedModel(RiskModel.load(folder), name, str(mv.version), settings.model_alias, card)
+    model = RiskModel.load(folder)
+    scope = model.scope
+    if scope is None:
+        raise RiskcastError(
+            f"{name} version {mv.version} declares no population of validity (trained before "
+            "scopes existed): it cannot be served; train and promote a new version"
+        )
+    return LoadedModel(model, name, str(mv.version), settings.model_alias, card, scope)
 
 
 @dataclass
@@ -192,15 +193,17 @@ def open_state(settings: ServingSettings) -> ServiceState:
         state.book_keeper = BookKeeper(
             state.model.model,
             state.model.version,
+            state.model.scope,
             state.store,
             state.directory.frame,
             check_seconds=settings.scorebook_check_seconds,
         )
         state.book_keeper.book()  # starts the first build
     try:
-        from serving.access_log import open_access_log
+        from serving.access_log import open_access_log, same_database
 
-        access_log = open_access_log(settings.store_settings())
+        access_log = open_access_log(settings.store_settings(), chain=settings.chain)
+        same_database(engine, access_log)  # decisions commit in their log entry's transaction
         access_log.group_commit()  # concurrent requests share a commit, each waits for its own
         state.closers.append(access_log.dispose)
         state.access_log = access_log
@@ -209,7 +212,7 @@ def open_state(settings: ServingSettings) -> ServiceState:
     try:
         from fairness.ledger import open_ledger
 
-        ledger = open_ledger(settings.store_settings())
+        ledger = open_ledger(settings.store_settings(), chain=settings.chain)
         state.closers.append(ledger.dispose)
         state.ledger = ledger
     except RiskcastError as exc:

@@ -1,6 +1,14 @@
 """Service users: bearer tokens stored only as keyed SHA-256 hashes, revocable.
 
 `riskcast users add NAME --role ROLE [--region R ...]` prints the token once.
+
+Names are kept as given, but a new name may not look like one that exists (revoked users
+included): names are compared by `name_key` (NFKC, case-folded, without invisible format
+characters), so ``demo-admin``, ``DEMO-ADMIN`` and ``ｄｅｍｏ－ａｄｍｉｎ`` (full-width) are one
+name. Why: names are what people see (the access log's ``actor``, the pages, the user list),
+and two users whose names read alike there could be mistaken for each other. Tokens, not names,
+authenticate, so authentication does not change; `get` and `revoke` match the exact name (and
+a miss names the look-alike, if any).
 """
 
 from __future__ import annotations
@@ -9,20 +17,47 @@ import hashlib
 import hmac
 import json
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 
-from features.errors import InputError, NotFoundError
-from serving.db import users, utcnow
+from riskcast.clock import utcnow
+from riskcast.errors import InputError, NotFoundError
+from serving.db import users
 
 
 class UserConflict(InputError):
-    """A user of that name exists already, or is revoked already (HTTP 409; CLI exit 2)."""
+    """A user of that name exists already, or is revoked already (HTTP 409; CLI exit 2).
+
+    ``existing`` is the name of the user that exists (as stored), when a name was taken."""
 
     http_status = 409
+
+    def __init__(self, message: str, existing: str | None = None) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+def name_key(name: str) -> str:
+    """The form under which two user names are the same name: Unicode compatibility
+    normalisation (NFKC: full-width, ligatures, super- and subscripts, ...), case folding
+    (NFKC again after it, which folding can undo) and no format characters (zero-width space,
+    soft hyphen, ...), which cannot be seen."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
+
+
+def taken_message(name: str, existing: str) -> str:
+    """Why ``name`` cannot be added, naming the ``existing`` user it is (or looks like)."""
+    if name == existing:
+        return f"a user named {existing!r} already exists"
+    return (
+        f"a user named {existing!r} already exists; {name!r} differs from it only by case "
+        "or by look-alike characters"
+    )
 
 
 class Role(StrEnum):
@@ -86,18 +121,31 @@ class UserStore:
             "token_hash": hash_token(token, self._pepper),
             "created_at": utcnow(),
         }
+        key = name_key(name)
         try:
             with self.engine.begin() as conn:
+                _lock_for_adding(conn)
+                names = conn.execute(sa.select(users.c.name)).scalars()
+                existing = next((n for n in names if name_key(n) == key), None)
+                if existing is not None:
+                    raise UserConflict(
+                        f"users add: {taken_message(name, existing)}", existing=existing
+                    )
                 conn.execute(sa.insert(users).values(**values))
-        except sa.exc.IntegrityError as exc:
-            raise UserConflict(f"users add: a user named {name!r} already exists") from exc
+        except sa.exc.IntegrityError as exc:  # the same name, added meanwhile without the lock
+            raise UserConflict(f"users add: {taken_message(name, name)}", existing=name) from exc
         return self.get(name), token
 
     def get(self, name: str) -> User:
+        """The user of exactly this name (`NotFoundError` naming a look-alike, if any)."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
-        if row is None:
-            raise NotFoundError(f"no user named {name!r}")
+            if row is None:
+                key = name_key(name)
+                names = conn.execute(sa.select(users.c.name)).scalars()
+                alike = next((n for n in names if name_key(n) == key), None)
+                hint = f" (did you mean {alike!r}?)" if alike is not None else ""
+                raise NotFoundError(f"no user named {name!r}{hint}")
         return _user(row)
 
     def list(self) -> list[User]:
@@ -126,6 +174,31 @@ class UserStore:
         if row is None or row["revoked_at"] is not None:
             return None
         return _user(row)
+
+
+def open_users() -> UserStore:
+    """The deployment's users (the service database per the serving settings), for commands
+    outside the service: the command root hands it to the fairness stage, whose overrides must
+    be made by an authenticated auditor (`riskcast.auth.Authenticator`)."""
+    from serving.db import open_engine
+    from serving.settings import load_serving_settings
+
+    settings = load_serving_settings()
+    if settings.database_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.effective_database_url)
+    return UserStore(engine, settings.token_pepper.get_secret_value())
+
+
+def _lock_for_adding(conn: sa.Connection) -> None:
+    """Serialise adding users until ``conn``'s transaction ends, so that two look-alike names
+    added at once cannot both pass the check (the database cannot compare names by
+    `name_key` itself). Reads go on meanwhile."""
+    if conn.dialect.name == "postgresql":
+        table = conn.dialect.identifier_preparer.format_table(users)
+        conn.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    else:  # SQLite: a write, even of no row, holds the database's write lock until commit
+        conn.execute(sa.update(users).where(sa.false()).values(name=users.c.name))
 
 
 # built once: constructing a statement costs more than running it on an indexed column

@@ -10,6 +10,9 @@ import polars as pl
 from features.contract import TABLES
 from features.contract.manifest import build_manifest, write_manifest
 
+# Each region's main city (configs/places.yaml boxes them with a margin of over a degree).
+CITY = {"AST": (51.17, 71.45), "ALA": (43.24, 76.89), "SHY": (42.34, 69.59), "KAR": (49.80, 73.11)}
+
 
 def typed_frame(table: str, rows: list[dict[str, object]]) -> pl.DataFrame:
     """A frame with exactly the contract's columns and types for ``table``."""
@@ -186,8 +189,8 @@ def valid_tables(
                 "registered_at": occurred + timedelta(hours=rng.randrange(1, 30)),
                 "region": region,
                 "district": None,
-                "lat": 43.0 + rng.random(),
-                "lon": 76.0 + rng.random(),
+                "lat": CITY[region][0] - 0.5 + rng.random(),  # inside the region's box
+                "lon": CITY[region][1] - 0.5 + rng.random(),
                 "crime_type": rng.choice(("theft", "assault", "vehicle")),
             }
         )

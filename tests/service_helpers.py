@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import sqlite3
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -126,12 +128,14 @@ class ServiceEnv:
     home: Path
     model_version: str
     tokens: dict[str, str]
-    persons: dict[str, list[str]]  # region -> materialised person ids
+    persons: dict[str, list[str]]  # region -> materialised person ids inside the population
+    outside: dict[str, list[str]] = field(default_factory=dict)
+    """region -> materialised person ids outside the champion's population (never scored)"""
 
 
 @contextmanager
 def _env(**values: str | None) -> Iterator[None]:
-    from features.settings import get_settings
+    from riskcast.settings import get_settings
 
     saved = {k: os.environ.get(k) for k in values}
     for k, v in values.items():
@@ -178,19 +182,57 @@ def build_service_env(root: Path) -> ServiceEnv:
             out = runner.invoke(build_app(), ["users", "add", name, *args])
             assert out.exit_code == 0, out.output + repr(out.exception)
             tokens[name] = re.search(r"token=(\S+)", out.output).group(1)  # type: ignore[union-attr]
+    from features.frames.scope import outside_reasons
     from features.online.store import SqlOnlineStore
     from serving.state import load_directory
+    from training.tracking import download_risk_model
 
     directory = load_directory(home).frame
     online = SqlOnlineStore(f"sqlite:///{(home / 'riskcast.sqlite').resolve()}")
     ids = directory["person_id"].to_list()
-    present = set(online.get_vectors(ids)["person_id"].to_list())
+    vectors = online.get_vectors(ids)
     online.dispose()
+    uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    scope = download_risk_model("recidivism-risk", version, home=home, uri=uri).scope
+    assert scope is not None
+    why = dict(zip(vectors["person_id"].to_list(), outside_reasons(vectors, scope), strict=True))
     persons: dict[str, list[str]] = {}
+    outside: dict[str, list[str]] = {}
     for pid, region in directory.select("person_id", "region").iter_rows():
-        if pid in present:
-            persons.setdefault(region, []).append(pid)
-    return ServiceEnv(home, version, tokens, persons)
+        if pid in why:
+            (persons if why[pid] is None else outside).setdefault(region, []).append(pid)
+    return ServiceEnv(home, version, tokens, persons, outside)
+
+
+def copy_home(source: Path, target: Path) -> None:
+    """Copy a riskcast home that other tests of this worker may hold open: SQLite databases
+    through SQLite's online backup (their -wal/-shm files come and go meanwhile), the rest as
+    files."""
+
+    def is_sqlite(path: Path) -> bool:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+
+    databases = [p for p in source.rglob("*") if p.is_file() and is_sqlite(p)]
+    skipped = {p.resolve() for p in databases}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {
+            n
+            for n in names
+            if (Path(folder) / n).resolve() in skipped or n.endswith(("-wal", "-shm", "-journal"))
+        }
+
+    shutil.copytree(source, target, ignore=ignore)
+    for database in databases:
+        into = target / database.relative_to(source)
+        into.parent.mkdir(parents=True, exist_ok=True)
+        reader, writer = sqlite3.connect(database), sqlite3.connect(into)
+        try:
+            reader.backup(writer)
+        finally:
+            reader.close()
+            writer.close()
 
 
 def settings_for(home: Path, **kw: Any) -> Any:

@@ -11,6 +11,9 @@ gives the human-readable content (coefficients / points table) for reports and m
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any, Self
 
 import numpy as np
@@ -22,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from features.errors import InputError
+from riskcast.errors import InputError
 from training.calibration import fit_logistic_1d, sigmoid
 
 FloatArray = NDArray[np.float64]
@@ -59,6 +62,18 @@ def log1p_columns(x: FloatArray, mask: BoolArray) -> FloatArray:
     return out
 
 
+@contextlib.contextmanager
+def _empty_features_dropped() -> Iterator[None]:
+    """The imputer drops a feature with no observed value in the training rows (nothing to
+    learn from it; `LogisticBaseline.describe` lists the inputs kept) and warns about it on every
+    fit and transform; that is the intended behaviour, not something to act on, so it is quiet."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Skipping features without any observed values", category=UserWarning
+        )
+        yield
+
+
 class LogisticBaseline:
     """L2 logistic regression: log1p(counts) -> median imputation + indicators -> z-scores."""
 
@@ -83,7 +98,8 @@ class LogisticBaseline:
                 ("logistic", LogisticRegression(C=self.C, l1_ratio=0.0, max_iter=2000)),
             ]
         )
-        self.pipeline_.fit(x, yv)
+        with _empty_features_dropped():
+            self.pipeline_.fit(x, yv)
         return self
 
     def _fitted(self) -> Pipeline:
@@ -93,7 +109,8 @@ class LogisticBaseline:
 
     def predict_proba(self, X: pl.DataFrame) -> FloatArray:  # noqa: N803 (sklearn's names)
         x = to_matrix(X, self.features, "LogisticBaseline")
-        return np.asarray(self._fitted().predict_proba(x)[:, 1], dtype=np.float64)
+        with _empty_features_dropped():
+            return np.asarray(self._fitted().predict_proba(x)[:, 1], dtype=np.float64)
 
     def describe(self) -> dict[str, Any]:
         """Intercept and coefficients per standard deviation of each (transformed) input."""

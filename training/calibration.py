@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.isotonic import IsotonicRegression
 
-from features.errors import InputError
+from riskcast.errors import InputError
 
 Method = Literal["isotonic", "platt"]
 FloatArray = NDArray[np.float64]

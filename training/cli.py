@@ -1,4 +1,5 @@
-"""`riskcast train`: the whole training step with a progress display (see `training.pipeline`)."""
+"""`riskcast train`: the whole training stage with a progress display (`training.pipeline` runs
+the steps of `training.steps`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from features.settings import get_settings
+from riskcast.settings import HOME_HELP, get_settings, use_home
 
 
 def register(app: typer.Typer) -> None:
@@ -19,17 +20,29 @@ def register(app: typer.Typer) -> None:
 
 def train_command(
     config: Path | None = typer.Option(
-        None, "--config", help="training config; default $RISKCAST_CONFIG_DIR, ./configs, repo"
+        None,
+        "--config",
+        help="training file; default $RISKCAST_CONFIG_DIR, ./configs, then the repository's "
+        "configs/",
     ),
-    trials: int | None = typer.Option(None, "--trials", min=1, help="Optuna trials (total)"),
-    features_config: Path | None = typer.Option(None, "--features-config", help="feature spec"),
+    trials: int | None = typer.Option(
+        None, "--trials", min=1, help="Optuna trials (total); default: the config's"
+    ),
+    features_config: Path | None = typer.Option(
+        None, "--features-config", help="feature file; default: as --config"
+    ),
     truth: Path | None = typer.Option(
-        None, "--truth", help="simulator truth folder (oracle metrics); default from config"
+        None,
+        "--truth",
+        help="truth manifest, or a folder holding truth-manifest.json (oracle metrics); "
+        "default: the config's truth_dir (none: no oracle)",
     ),
+    home: Path | None = typer.Option(None, "--home", help=HOME_HELP, callback=use_home),
 ) -> None:
     """Train on the store: out-of-time tuning, calibration, baselines, evaluation; log the run
     to MLflow and register it as the `challenger` version of the model."""
     from training.pipeline import train  # heavy imports only when the command runs
+    from training.tracking import PICKLE_NOTE
 
     console = Console(stderr=True)
     home = get_settings().home
@@ -58,7 +71,7 @@ def train_command(
             progress=progress,
         )
         bar.update(task, description="done", completed=1.0)
-    out = Console()
+    out = Console(soft_wrap=True)  # long lines (paths, the `mlflow ui` command) stay whole
     table = Table(title=f"out-of-time test metrics ({result.rows['test']:,} rows)")
     for column in ("scorer", "AUC", "PR-AUC", "Brier", "ECE", "top-10%", "mean p", "observed"):
         table.add_column(column, justify="right" if column != "scorer" else "left")
@@ -89,4 +102,5 @@ def train_command(
     out.print(f"run id:        {result.run_id}")
     out.print(f"model version: {result.model_name} v{result.model_version} (alias challenger)")
     out.print(f"tracking:      {result.tracking_uri}")
-    out.print(f"look:          {result.ui_command}")
+    out.print(f"look:          {result.ui_command}", highlight=False)
+    out.print(f"[dim]note: {PICKLE_NOTE}[/]", highlight=False)

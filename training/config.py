@@ -7,16 +7,16 @@ each entry; `load_training_config` also resolves the label definition from ``lab
 from __future__ import annotations
 
 import calendar
-import os
 from datetime import date
 from pathlib import Path
 from typing import Literal, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.errors import ConfigError
 from features.frames.builder import Population
+from riskcast.configio import find_config, read_yaml, validate_model
+from riskcast.errors import ConfigError
+from riskcast.names import PERSON_MODEL
 from training.labels import LabelDefinition, load_label_config
 from training.model import Tier
 from training.tuning import SearchSpace
@@ -91,9 +91,23 @@ class EvaluationConfig(_Strict):
     shap_rows: int = Field(default=2000, ge=100)
 
 
+DEFAULT_MIN_AGE = 14
+"""The age of criminal responsibility for the gravest offences in the contract's jurisdiction
+(and the lowest in most of Europe): below it a "new criminal case" is not the outcome the model
+forecasts, and support for children is the task of child-protection services, not of police
+prevention lists. Part of the population of validity every model version declares."""
+
+
 class TrainingConfig(_Strict):
     label: str
     population: Population = Population.WITH_RECORD
+    min_age: int | None = Field(
+        default=DEFAULT_MIN_AGE,
+        ge=0,
+        le=120,
+        description="persons younger than this at the as-of date are outside the model's "
+        "population: never trained on, audited on nor scored (null: no minimum)",
+    )
     snapshots: SnapshotSchedule
     periods: Periods
     gap_days: int | None = Field(default=None, ge=0)
@@ -106,10 +120,13 @@ class TrainingConfig(_Strict):
     tiers: list[TierConfig] = Field(min_length=1)
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    model_name: str = Field(default="recidivism-risk", pattern=r"^[A-Za-z0-9][\w.-]*$")
+    model_name: str = Field(default=PERSON_MODEL, pattern=r"^[A-Za-z0-9][\w.-]*$")
     experiment: str = "riskcast-training"
-    truth_dir: Path | None = None
-    delivery: Path | None = None
+    truth_dir: Path | None = Field(
+        default=None,
+        description="a truth manifest (or a folder holding truth-manifest.json, as the simulator "
+        "writes in OUT_truth/); null = no oracle. Production code never guesses its place",
+    )
     extra_inputs: Path | None = Field(
         default=None,
         description="a Parquet table keyed by person_id (and as_of, if it has one) whose other "
@@ -146,43 +163,20 @@ class ResolvedConfig(BaseModel):
         return self.label.horizon_days if gap is None else gap
 
 
-def default_config_dir() -> Path:
-    """``$RISKCAST_CONFIG_DIR``, else ``./configs`` if it has the file, else the repository's."""
-    env = os.environ.get("RISKCAST_CONFIG_DIR")
-    if env:
-        return Path(env)
-    local = Path.cwd() / "configs"
-    if (local / TRAINING_FILE).is_file():
-        return local
-    return Path(__file__).resolve().parents[1] / "configs"
-
-
 def parse_training_config(raw: object, *, source: str = TRAINING_FILE) -> TrainingConfig:
-    try:
-        return TrainingConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: "
-            f"{err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from exc
+    """``raw`` (the parsed YAML) as a `TrainingConfig`; a `ConfigError` names ``source`` and
+    each refused field."""
+    return validate_model(TrainingConfig, raw, source)
 
 
 def load_training_config(path: Path | None = None, labels: Path | None = None) -> ResolvedConfig:
-    """Read ``training.yaml`` (default: `default_config_dir`) and its label from ``labels.yaml``
-    (default: beside it, else the default config folder)."""
-    path = path or default_config_dir() / TRAINING_FILE
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the training config ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    training = parse_training_config(raw, source=str(path))
+    """Read ``training.yaml`` (default: found by `riskcast.configio.find_config`) and its label
+    from ``labels.yaml`` (default: beside it, else found the same way)."""
+    path = path or find_config(TRAINING_FILE)
+    training = parse_training_config(read_yaml(path, "training config"), source=str(path))
     if labels is None:
         beside = path.parent / LABELS_FILE
-        labels = beside if beside.is_file() else default_config_dir() / LABELS_FILE
+        labels = beside if beside.is_file() else find_config(LABELS_FILE)
     definitions = load_label_config(labels).labels
     if training.label not in definitions:
         raise ConfigError(

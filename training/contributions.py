@@ -24,7 +24,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from features.errors import InputError
+from riskcast.errors import InputError
 from training.model import locked_predict
 
 ZERO_THRESHOLD = float(np.float32(1e-35))
@@ -194,6 +194,7 @@ def exact_contributions(
     *,
     num_threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    max_share: float | None = None,
 ) -> Contributions:
     """``pred_contrib`` for every row of ``matrix``, one TreeSHAP call per tree and pattern.
 
@@ -211,7 +212,7 @@ def exact_contributions(
     raw = locked_predict(booster, matrix, raw_score=True, num_threads=num_threads)
     raw = raw.astype(np.float64)
     codec = SplitCodec.from_booster(booster)
-    if pattern_share(codec, matrix) > DENSE_SHARE:
+    if pattern_share(codec, matrix) > (DENSE_SHARE if max_share is None else max_share):
         contrib = np.asarray(
             locked_predict(booster, matrix, pred_contrib=True, num_threads=num_threads),
             dtype=np.float64,

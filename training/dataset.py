@@ -19,10 +19,11 @@ import numpy as np
 import polars as pl
 
 from features.contract import PROTECTED_ATTRIBUTES
-from features.errors import ConfigError, InputError
 from features.frames.builder import Population, collect_features
 from features.frames.definitions import FeatureSpec
+from features.frames.scope import SCOPE_AGE, ages
 from features.store.offline import OfflineStore
+from riskcast.errors import ConfigError, InputError
 from training.labels import LabelDefinition, labels_for, unobserved_windows
 
 LABEL = "label"
@@ -94,11 +95,19 @@ def build_dataset(
     population: Population | str,
     label: LabelDefinition,
     label_name: str,
+    min_age: int | None = None,
 ) -> Dataset:
-    """Features of ``spec`` as of every date for ``population``, with the label joined."""
+    """Features of ``spec`` as of every date for ``population`` (persons aged ``min_age`` or
+    more, if given: the model's population of validity, `features.frames.scope`), with the
+    label joined."""
     dates = sorted(set(dates))
     check_observed(store, dates, label)
     features = collect_features(store, spec, dates, population)
+    if min_age is not None:
+        old_enough = ages(store, spec, dates).filter(pl.col(SCOPE_AGE) >= min_age)
+        features = features.join(
+            old_enough.select(*KEYS), on=list(KEYS), how="semi", maintain_order="left"
+        )
     keys = features.select(*KEYS).lazy()
     labels = labels_for(store, keys, label).collect()
     frame = features.join(labels.select(*KEYS, LABEL), on=list(KEYS), how="left")

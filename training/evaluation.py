@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from features.errors import InputError
+from riskcast.errors import InputError
 from training.calibration import fit_logistic_1d, logit
 
 FloatArray = NDArray[np.float64]

@@ -8,10 +8,10 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.configio import load_yaml_model
 from features.contract import TABLES
-from features.errors import ConfigError
 from features.store.offline import VALID_TO, OfflineStore, end_of_day
+from riskcast.configio import load_yaml_model
+from riskcast.errors import ConfigError
 
 
 class LabelDefinition(BaseModel):

@@ -11,7 +11,9 @@ Public API (also used by ``train-table``):
   feature metadata. ``predict(frame)`` returns the calibrated ``probability``, the ``tier``,
   the ``raw_score`` (log-odds before calibration) and one ``contrib_<feature>`` column per
   feature plus ``contrib_bias`` (TreeSHAP via ``pred_contrib``), which add up to ``raw_score``.
-  ``save(dir)`` / ``RiskModel.load(dir)``; `RiskModelPyfunc` wraps it for MLflow.
+  ``save(dir)`` / ``RiskModel.load(dir)``. The MLflow wrapper is `training.pyfunc.RiskModelPyfunc`
+  (it imports this module, never the other way round, so that importing this module does not
+  import MLflow).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
+from riskcast.errors import InputError
+
+if TYPE_CHECKING:
+    from features.frames.scope import PopulationScope
 
 BIAS = "bias"
 CONTRIB_PREFIX = "contrib_"
@@ -221,6 +226,14 @@ class RiskModel:
         return [f.name for f in self.features]
 
     @property
+    def scope(self) -> PopulationScope | None:
+        """The population of validity the version declares (None: trained before scopes)."""
+        from features.frames.scope import PopulationScope
+
+        declared = self.metadata.get("scope")
+        return None if declared is None else PopulationScope.model_validate(declared)
+
+    @property
     def contribution_columns(self) -> list[str]:
         return [CONTRIB_PREFIX + n for n in (*self.feature_names, BIAS)]
 
@@ -248,8 +261,9 @@ class RiskModel:
             locked_predict(self.booster, matrix, raw_score=True, num_threads=threads),
             dtype=np.float64,
         )
+        contrib_threads = 1 if matrix.shape[0] == 1 else 0  # ~1 ms a row: two rows pay
         contrib = np.asarray(
-            locked_predict(self.booster, matrix, pred_contrib=True, num_threads=threads),
+            locked_predict(self.booster, matrix, pred_contrib=True, num_threads=contrib_threads),
             dtype=np.float64,
         ).reshape(matrix.shape[0], len(self.features) + 1)
         probability = self.calibrate(sigmoid(raw))
@@ -315,13 +329,4 @@ class RiskModel:
 
 
 ARTIFACT_KEY = "risk_model"
-
-
-def __getattr__(name: str) -> Any:
-    """`RiskModelPyfunc` (the MLflow wrapper) lives in `training.pyfunc`, imported on first use
-    so that importing this module does not import MLflow."""
-    if name == "RiskModelPyfunc":
-        from training.pyfunc import RiskModelPyfunc
-
-        return RiskModelPyfunc
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+"""The name of the saved `RiskModel` folder among a logged MLflow model's artifacts."""

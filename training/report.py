@@ -192,11 +192,16 @@ def model_card(
         f"# Model card: {model_name}",
         "",
         "## Intended use",
-        f"Decision support for prevention officers: the calibrated probability that a person in "
-        f"the population `{population}` has a new criminal case **registered** within "
+        f"Decision support for prevention officers: the calibrated probability that a person "
+        f"has a new criminal case **registered** within "
         f"{horizon_days} days of the as-of date (label `{label_name}`: {label_description}). "
         "Officers use it to prioritise offers of support within their capacity; an officer "
         "decides, with reasons recorded, and every use is logged.",
+        "",
+        "## Population of validity",
+        f"Trained, calibrated, evaluated, audited and served on: {population}. The service "
+        "answers every other person with `outside_population` and the reason, never with a "
+        "probability: outside this population the numbers mean nothing.",
         "",
         "## Not for use",
         "- any decision about detention, bail, sentencing, parole, charging or eligibility for "

@@ -14,7 +14,7 @@ from datetime import date
 
 import polars as pl
 
-from features.errors import ConfigError
+from riskcast.errors import ConfigError
 from training.config import DateRange, FoldsConfig, Periods
 
 PERIODS = ("tune", "calibrate", "test")

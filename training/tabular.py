@@ -29,7 +29,7 @@ import polars as pl
 from numpy.typing import NDArray
 from sklearn.model_selection import StratifiedKFold
 
-from features.errors import InputError
+from riskcast.errors import InputError
 from training.baselines import LogisticBaseline, PointsScale
 from training.calibration import Calibrator, choose_calibrator, fit_calibrator
 from training.evaluation import binary_metrics, bootstrap_auc_difference, calibration_by_group

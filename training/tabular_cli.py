@@ -14,7 +14,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from features.errors import InputError, RiskcastError
+from riskcast.errors import InputError, RiskcastError
+from riskcast.settings import HOME_HELP
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ def run_train_table(
     progress: Callable[[str], None] | None = None,
 ) -> TrainTableOutcome:
     """Read, prepare, cross-validate (nested), report; see `training.tabular`."""
-    from features.settings import get_settings
+    from riskcast.digest import sha256_file
+    from riskcast.settings import get_settings
     from training.tabular import TableOptions, train_table
-    from training.tabular_data import file_digest, parse_monotone, prepare_table, read_table
+    from training.tabular_data import parse_monotone, prepare_table, read_table
     from training.tabular_report import log_table_run, write_metrics_json
 
     for name, value, low in (("--folds", folds, 2), ("--inner-folds", inner_folds, 2)):
@@ -71,7 +73,7 @@ def run_train_table(
         drop=drop,
         monotone=dict(mono),
         notes=notes,
-        digest=file_digest(data),
+        digest=sha256_file(data),
     )
     options = TableOptions(
         folds=folds, inner_folds=inner_folds, trials=trials, seed=seed, num_threads=threads
@@ -120,7 +122,7 @@ def register(app: typer.Typer) -> None:
         ),
         mlflow_log: bool = typer.Option(True, "--mlflow/--no-mlflow", help="log to MLflow"),
         experiment: str = typer.Option("train-table", "--experiment", help="MLflow experiment"),
-        home: Path | None = typer.Option(None, "--home", help="default: RISKCAST_HOME"),
+        home: Path | None = typer.Option(None, "--home", help=HOME_HELP),
     ) -> None:
         """Train riskcast's model (LightGBM + calibration) and the baselines on a flat table.
 

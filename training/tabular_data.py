@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from features.errors import InputError
+from riskcast.errors import InputError
 
 NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "#n/a")
 DATE_FORMATS = (
@@ -75,14 +74,6 @@ class PreparedTable:
     @property
     def features(self) -> list[str]:
         return list(self.frame.columns)
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_table(path: Path, notes: list[str], drop: Sequence[str] = ()) -> pl.DataFrame:

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from rich.table import Table
 
+from riskcast import atomic
 from training.evaluation import plot_calibration, plot_capture, plot_roc
 from training.tabular import MODEL, TableOptions, TableResult
 from training.tabular_data import PreparedTable
@@ -58,12 +59,9 @@ def figures(result: TableResult) -> dict[str, Figure]:
 
 
 def write_metrics_json(result: TableResult, path: Path) -> dict[str, Any]:
-    """Write the ``--metrics-json`` document (atomically: temp file, then rename)."""
+    """Write the ``--metrics-json`` document (atomically and durably: `riskcast.atomic`)."""
     doc = result.metrics_json()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(doc, indent=2, default=_jsonable) + "\n")
     return doc
 
 

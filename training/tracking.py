@@ -5,18 +5,24 @@ Embedded default: a SQLite backend ``sqlite:///$RISKCAST_HOME/mlflow.db`` with a
 database URL such as ``postgresql+psycopg://...``). Nothing is set at import time: the URI is
 set for the duration of `tracking_session` and restored afterwards.
 
-A training run is registered as a new version of the model name with the alias ``challenger``;
-this module never touches ``champion`` (the fairness gate moves it).
+A training run is registered as a new version of the model name with the alias ``challenger``
+(`riskcast.names.CHALLENGER`); this module never touches ``champion`` (the fairness gate moves
+it). ``MLFLOW_TRACKING_URI`` is read through the kernel settings (`riskcast.settings`); only
+`tracking_session` touches the environment, because MLflow itself keeps the URI there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +31,42 @@ import polars as pl
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
+from riskcast.db import masked, url_hint
+from riskcast.errors import ConfigError
+from riskcast.names import CHALLENGER
+from riskcast.settings import read_settings
+
 MODEL_ARTIFACT = "model"
+
+PICKLE_NOTE = (
+    "the model is stored as an MLflow pyfunc, serialised with cloudpickle (MLflow warns about "
+    "that): load versions only from this registry"
+)
+"""One line in place of MLflow's pickle warning (shown by `riskcast train`)."""
+
+# MLflow's notices that tell a riskcast user nothing they can act on (see `quiet_mlflow`)
+_IGNORED_WARNINGS = (
+    r"The specified dataset source can be interpreted in multiple ways",  # two "local" sources
+)
+_PICKLE_WARNING = "Passing a Python object as `python_model`"
+
+
+class _DropPickleWarning(logging.Filter):
+    """Drops MLflow's cloudpickle warning (replaced by `PICKLE_NOTE`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _PICKLE_WARNING not in record.getMessage()
 
 
 def tracking_uri(home: Path) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the SQLite file under ``home``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
+    """``MLFLOW_TRACKING_URI`` if set (read now: a session may have just set it), else the
+    SQLite file under ``home``; a ``postgres://`` URI is a `ConfigError` with the URI to write."""
+    configured = read_settings().mlflow_tracking_uri
+    if configured and url_hint(configured):  # MLflow would refuse it with a traceback
+        hint = url_hint(configured)
+        raise ConfigError(f"MLFLOW_TRACKING_URI {masked(configured)!r}: MLflow cannot use it{hint}")
+    if configured:
+        return configured
     return f"sqlite:///{(Path(home) / 'mlflow.db').resolve()}"
 
 
@@ -42,11 +74,47 @@ def artifact_root(home: Path) -> str:
     return (Path(home) / "mlartifacts").resolve().as_uri()
 
 
+def mlflow_executable() -> str:
+    """``mlflow`` when that is the one beside this Python (an activated venv), else the path of
+    the one beside it (after `make demo`, without activating), so the command runs as printed."""
+    beside = Path(sys.executable).parent / "mlflow"
+    found = shutil.which("mlflow")
+    if not beside.exists() or (found and Path(found).resolve() == beside.resolve()):
+        return "mlflow"
+    return str(beside)
+
+
 def ui_command(uri: str, home: Path) -> str:
-    """The command that shows these runs in the MLflow UI."""
+    """The command that shows these runs in the MLflow UI (`riskcast train` and the demo print
+    this same line)."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri} --default-artifact-root {artifact_root(home)}"
+    return (
+        f"{mlflow_executable()} ui --backend-store-uri {uri} "
+        f"--default-artifact-root {artifact_root(home)}"
+    )
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's INFO chatter (creating tables, validating the example), its dataset-source
+    notice and its pickle warning are not shown (its type-hint notice is avoided in
+    `training.pyfunc`): the CLI prints what a run did itself, and `PICKLE_NOTE` says what the
+    pickle warning meant. Other warnings still show; the logger's level and filter are restored."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    pickle_filter = _DropPickleWarning()
+    logger.setLevel(logging.WARNING)
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    pyfunc_logger.addFilter(pickle_filter)
+    try:
+        with warnings.catch_warnings():
+            for message in _IGNORED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+        pyfunc_logger.removeFilter(pickle_filter)
 
 
 @contextlib.contextmanager
@@ -110,7 +178,7 @@ class RunRecord:
     input_example: pl.DataFrame
     model_name: str
     dataset_source: str = ""
-    extra_tags_on_version: dict[str, str] = field(default_factory=dict)
+    description: str = ""  # the registered version's description (the model card)
 
 
 @dataclass(frozen=True)
@@ -141,7 +209,7 @@ def log_training_run(
     from training.pyfunc import RiskModelPyfunc
 
     uri = uri or tracking_uri(home)
-    with tracking_session(uri) as client:
+    with quiet_mlflow(), tracking_session(uri) as client:  # quiet before the store is opened
         experiment_id = ensure_experiment(client, experiment, home, uri)
         with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
             mlflow.set_tags(record.tags)
@@ -177,7 +245,9 @@ def log_training_run(
             )
             run_id = run.info.run_id
         version = str(info.registered_model_version)
-        for key, value in {**record.tags, **record.extra_tags_on_version}.items():
+        if record.description:  # the registry's page of the version shows the model card
+            client.update_model_version(record.model_name, version, record.description)
+        for key, value in record.tags.items():
             client.set_model_version_tag(record.model_name, version, key, value)
         client.set_registered_model_alias(record.model_name, CHALLENGER, version)
     return Logged(run_id, experiment_id, info.model_uri, version)
@@ -216,11 +286,3 @@ def download_risk_model(
             artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(target)
         )
     return RiskModel.load(Path(local) / "artifacts" / ARTIFACT_KEY)
-
-
-def version_tags(
-    name: str, version: str, *, home: Path, uri: str | None = None
-) -> Mapping[str, str]:
-    uri = uri or tracking_uri(home)
-    with tracking_session(uri) as client:
-        return dict(client.get_model_version(name, version).tags)

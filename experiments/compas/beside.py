@@ -5,8 +5,12 @@ Both scores are audited on the same 6,172 filtered rows with `fairness.tableaudi
 calibrated probabilities from `train-table`) flags at the threshold that selects the same
 share of people, so the two lists are the same length. A paired bootstrap (rows resampled
 within race, the same draws for both scores) gives intervals for "riskcast's gap minus
-COMPAS's gap" to the reference group. `fairness.mitigation.what_if` prices FPR-matching group
-thresholds for riskcast (in-sample; it needs race at scoring time).
+COMPAS's gap" to the reference group. `fairness.mitigation.what_if_result` prices FPR-matching
+group thresholds for riskcast (in-sample; it needs race at scoring time).
+
+`audit_beside_compas` keeps the typed results (`AuditResult`, `MitigationWhatIf`) and
+`beside_markdown` reads them through attributes; `beside_json` is the form ``results.json``
+holds (each audit as `summary_table`, each what-if dumped as JSON).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from fairness.metrics import rates
-from fairness.mitigation import what_if
-from fairness.tableaudit import audit_frame
+from fairness.metrics import THRESHOLD_POINT, rates
+from fairness.mitigation import what_if_result
+from fairness.results import AttributeAudit, AuditResult, Estimate, MitigationWhatIf
+from fairness.tableaudit import audit_frame, summary_table
 
 REFERENCE = "Caucasian"
 COMPAS_CUT = 5
@@ -105,7 +110,8 @@ def paired_gaps(
 
 
 def audit_beside_compas(frame: pl.DataFrame, *, n_boot: int = 500, seed: int = 0) -> dict[str, Any]:
-    """Both audits, the paired gap comparison and riskcast's mitigation what-if."""
+    """Both audits (``audits``: `AuditResult`), the paired gap comparison (``gaps``) and the
+    mitigation what-if of both scores (``mitigation``: `MitigationWhatIf`)."""
     p = frame[RISKCAST].to_numpy().astype(np.float64)
     y = frame["two_year_recid"].to_numpy().astype(np.float64)
     share = float(np.mean(frame[COMPAS].to_numpy() >= COMPAS_CUT))
@@ -121,9 +127,9 @@ def audit_beside_compas(frame: pl.DataFrame, *, n_boot: int = 500, seed: int = 0
     race = frame["race"].to_numpy().astype(str)
     keep = np.isin(race, [g for g, n in zip(*np.unique(race, return_counts=True), strict=True)
                           if n >= MIN_GROUP])  # fmt: skip
-    mitigation = {
-        "riskcast": what_if(y[keep], p[keep], race[keep], threshold, REFERENCE, seed),
-        "compas": what_if(
+    mitigation: dict[str, MitigationWhatIf] = {
+        "riskcast": what_if_result(y[keep], p[keep], race[keep], threshold, REFERENCE, seed),
+        "compas": what_if_result(
             y[keep], frame[COMPAS].to_numpy().astype(np.float64)[keep], race[keep],
             float(COMPAS_CUT), REFERENCE, seed,
         ),
@@ -164,24 +170,25 @@ def beside_markdown(res: dict[str, Any]) -> str:
         "| PPV riskcast | PPV COMPAS | flagged riskcast | flagged COMPAS |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    rc = res["audits"]["riskcast"]["race"]["groups"]  # `summary_table` form
-    cp = res["audits"]["compas"]["race"]["groups"]
+    rc = _race(res, "riskcast")
+    cp = _race(res, "compas")
 
-    def cell(row: dict[str, Any], m: str) -> str:
-        e = row.get(m) or {}
-        if e.get("value") is None:
+    def cell(est: Estimate | None) -> str:
+        if est is None or est.value is None:
             return "insufficient"
-        if e.get("low") is None:
-            return _pct(e["value"])
-        return f"{_pct(e['value'])} ({_pct(e['low'])}–{_pct(e['high'])})"
+        if est.low is None or est.high is None:
+            return _pct(est.value)
+        return f"{_pct(est.value)} ({_pct(est.low)}–{_pct(est.high)})"
 
-    for g in sorted(rc, key=lambda k: -rc[k]["n"]):
-        a, b = rc[g], cp[g]
-        base = (a.get("base_rate") or {}).get("value")
+    for a in sorted(rc.groups, key=lambda r: -r.n):
+        b = cp.group(a.group)
+        base = a.overall.get("base_rate")
         lines.append(
-            f"| {g} | {a['n']} | {_pct(base)} | "
+            f"| {a.group} | {a.n} | {_pct(None if base is None else base.value)} | "
             + " | ".join(
-                cell(r, m) for m in ("fpr", "fnr", "ppv", "selection_rate") for r in (a, b)
+                cell(r.at(THRESHOLD_POINT).get(m))
+                for m in ("fpr", "fnr", "ppv", "selection_rate")
+                for r in (a, b)
             )
             + " |"
         )
@@ -213,12 +220,31 @@ def beside_markdown(res: dict[str, Any]) -> str:
         "African-American after | ThresholdOptimizer: accuracy cost |",
         "|---|---|---|---|---|",
     ]
-    for name, w in res["mitigation"].items():
-        aa = w["group_thresholds"]["groups"].get("African-American", {})
+    mitigation: dict[str, MitigationWhatIf] = res["mitigation"]
+    for name, w in mitigation.items():
+        aa = w.group_thresholds.groups.get("African-American")
+        fpr, fnr = (None, None) if aa is None else (aa.fpr, aa.fnr)
         lines.append(
-            f"| {name} | {w['before']['accuracy']:.3f} | "
-            f"{w['group_thresholds']['accuracy_cost']:+.3f} | "
-            f"{_pct(aa.get('fpr'))} / {_pct(aa.get('fnr'))} | "
-            f"{w['threshold_optimizer']['accuracy_cost']:+.3f} |"
+            f"| {name} | {w.before.accuracy:.3f} | "
+            f"{w.group_thresholds.accuracy_cost:+.3f} | "
+            f"{_pct(fpr)} / {_pct(fnr)} | "
+            f"{w.threshold_optimizer.accuracy_cost:+.3f} |"
         )
     return "\n".join(lines)
+
+
+def _race(res: dict[str, Any], score: str) -> AttributeAudit:
+    """The race audit of ``score`` ("riskcast" or "compas") in `audit_beside_compas`'s result."""
+    audit: AuditResult = res["audits"][score]
+    return audit.attribute("race")
+
+
+def beside_json(res: dict[str, Any]) -> dict[str, Any]:
+    """`audit_beside_compas`'s result as ``results.json`` holds it: each audit in the
+    `summary_table` form, each mitigation what-if as its JSON dump, the rest as it is."""
+    audits: dict[str, AuditResult] = res["audits"]
+    mitigation: dict[str, MitigationWhatIf] = res["mitigation"]
+    return res | {
+        "audits": {k: summary_table(a) for k, a in audits.items()},
+        "mitigation": {k: w.model_dump(mode="json") for k, w in mitigation.items()},
+    }

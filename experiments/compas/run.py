@@ -28,7 +28,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 import polars as pl
 
-from experiments.compas.beside import audit_beside_compas, beside_markdown, scored_table
+from experiments.compas.beside import (
+    audit_beside_compas,
+    beside_json,
+    beside_markdown,
+    scored_table,
+)
 from experiments.compas.features import (
     DATA,
     FILTERED_ROWS,
@@ -40,8 +45,7 @@ from experiments.compas.features import (
     propublica_filter,
     screening_features,
 )
-from fairness.tableaudit import summary_table
-from features.settings import get_settings
+from riskcast.settings import get_settings
 from training.baselines import LogisticBaseline
 from training.evaluation import binary_metrics
 from training.tabular import MODEL, outer_splits
@@ -124,7 +128,8 @@ def reference_models(
 
 
 def results_markdown(results: dict[str, Any]) -> str:
-    """The README block: one table of models, one of calibration within race."""
+    """The README block: one table of models, one of calibration within race, and (when
+    ``beside_compas`` holds `audit_beside_compas`'s typed result) riskcast beside COMPAS."""
     opts = results["options"]
     lines = [
         f"Rows after ProPublica's filter: **{results['rows']:,}** (positive rate "
@@ -250,7 +255,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scored_path = work / "riskcast-beside-compas.csv"
     scored.write_csv(scored_path)
     beside = audit_beside_compas(scored, n_boot=args.n_boot, seed=args.seed)
-    beside["audits"] = {k: summary_table(a) for k, a in beside["audits"].items()}
     beside["scored_table"] = str(scored_path)
     results: dict[str, Any] = {
         "rows": int(y.size),
@@ -281,6 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     block = results_markdown(results)
     print(block)
+    results["beside_compas"] = beside_json(beside)  # what results.json holds
     if not args.no_write:
         RESULTS.write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
         update_readme(block)

@@ -9,18 +9,33 @@ frame holding the typed contract columns plus a few helper columns supplied by i
 - ``UNIQUE_CONFLICT``: whether another, different row carries the same id.
 
 Null operands never break a cross-column rule; the ``_required`` rule reports them instead.
+
+``incidents.outside_region_bbox`` is the one control with a configured parameter: the
+bounding box per region (``region_bounds`` in ``configs/places.yaml``, typed by
+`features.cells.config`). Ingest builds its context as ``RuleContext(extracted_at)``, so the
+boxes are the context's default: read from ``places.yaml`` (found the usual way,
+`riskcast.configio.find_config`) whenever a context is made without them. That keeps the one
+source of truth in ``configs/`` without plumbing a config path through every ingest caller; a
+missing or invalid ``places.yaml`` is a ConfigError naming the file, never a silently skipped
+control. Tests and tools pass ``region_bounds`` explicitly. A region without a box, a null
+coordinate or one off the globe (the ``lat_range``/``lon_range`` rules report those) never
+breaks the box rule: one defect, one rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from features.contract.schema import TABLES, ColumnType, Table
+
+if TYPE_CHECKING:
+    from features.cells.config import RegionBox
 
 RAW_PREFIX = "_raw_"
 PERSON_KNOWN = "_person_known"
@@ -38,11 +53,21 @@ class RuleKind(StrEnum):
     CROSS = "cross"
 
 
+def configured_region_bounds() -> dict[str, RegionBox]:
+    """The bounding box per region from ``configs/places.yaml`` (imported here, lazily: the
+    contract package is imported by the cells package's own dependencies)."""
+    from features.cells.config import load_places_config
+
+    return dict(load_places_config().region_bounds)
+
+
 @dataclass(frozen=True)
 class RuleContext:
-    """What a control may depend on besides the row: the delivery's extraction time."""
+    """What a control may depend on besides the row: the delivery's extraction time and the
+    configured bounding box per region (default: ``region_bounds`` of ``places.yaml``)."""
 
     extracted_at: datetime
+    region_bounds: Mapping[str, RegionBox] = field(default_factory=configured_region_bounds)
 
     @property
     def extracted_date(self) -> date:
@@ -86,8 +111,10 @@ def completed_years(birth: pl.Expr, on: pl.Expr) -> pl.Expr:
     before_birthday = (on.dt.month() < birth.dt.month()) | (
         (on.dt.month() == birth.dt.month()) & (on.dt.day() < birth.dt.day())
     )
-    return on.dt.year().cast(pl.Int32) - birth.dt.year().cast(pl.Int32) - before_birthday.cast(
-        pl.Int32
+    return (
+        on.dt.year().cast(pl.Int32)
+        - birth.dt.year().cast(pl.Int32)
+        - before_birthday.cast(pl.Int32)
     )
 
 
@@ -183,6 +210,17 @@ def _not_after_extraction(table: str, column: str) -> Rule:
         f"{column} is after the delivery's extracted_at",
         lambda ctx: _broken(c(column) > pl.lit(ctx.extracted_at, dtype=pl.Datetime("us", "UTC"))),
     )
+
+
+def _outside_region_bbox(ctx: RuleContext) -> pl.Expr:
+    """True where the region has a box and the (on-globe) coordinates fall outside it."""
+    lat, lon = c("lat"), c("lon")
+    on_globe = lat.is_between(-90, 90) & lon.is_between(-180, 180)
+    outside = pl.lit(False)
+    for region, box in sorted(ctx.region_bounds.items()):
+        off = ~lat.is_between(box.min_lat, box.max_lat) | ~lon.is_between(box.min_lon, box.max_lon)
+        outside = outside | ((c("region") == region) & off).fill_null(False)
+    return _broken(on_globe & outside)
 
 
 def _specific_rules() -> list[Rule]:
@@ -296,9 +334,7 @@ def _specific_rules() -> list[Rule]:
             "paid_at_iff_paid",
             ("paid_at", "paid_amount", "amount"),
             "paid_at must be set iff paid_amount equals amount",
-            lambda _ctx: _broken(
-                (c("paid_amount") == c("amount")) != delivered("paid_at")
-            ),
+            lambda _ctx: _broken((c("paid_amount") == c("amount")) != delivered("paid_at")),
         ),
         _rule(
             "obligations",
@@ -360,6 +396,13 @@ def _specific_rules() -> list[Rule]:
             ("lon",),
             "lon must be within -180..180",
             lambda _ctx: _broken((c("lon") < -180) | (c("lon") > 180)),
+        ),
+        _rule(
+            "incidents",
+            "outside_region_bbox",
+            ("lat", "lon", "region"),
+            "lat/lon lie outside the region's bounding box (region_bounds in configs/places.yaml)",
+            _outside_region_bbox,
         ),
     ]
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.contract.schema import CONTRACT_VERSION, TABLE_ORDER
-from features.errors import DeliveryRefused
+from riskcast.clock import UtcDatetime
+from riskcast.digest import sha256_file
+from riskcast.errors import DeliveryRefused
 
 MANIFEST_FILE = "manifest.json"
 
@@ -28,15 +29,8 @@ class Manifest(BaseModel):
 
     contract_version: int
     extract_id: str = Field(min_length=1)
-    extracted_at: datetime
+    extracted_at: UtcDatetime
     tables: dict[str, TableEntry]
-
-    @field_validator("extracted_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
     def to_json(self) -> str:
         payload = {
@@ -53,14 +47,6 @@ class Manifest(BaseModel):
 
 def _table_rank(name: str) -> tuple[int, str]:
     return (TABLE_ORDER.index(name) if name in TABLE_ORDER else len(TABLE_ORDER), name)
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(delivery: Path) -> Manifest:

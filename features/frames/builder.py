@@ -22,7 +22,6 @@ from enum import StrEnum
 import polars as pl
 
 from features.contract import TABLES, Table
-from features.errors import InputError, NotFoundError
 from features.frames.compile import (
     BIRTH_DATE,
     Compiled,
@@ -36,6 +35,7 @@ from features.frames.compile import (
 )
 from features.frames.definitions import AS_OF, EntityKind, FeatureSpec
 from features.store.offline import OfflineStore, visible_as_of
+from riskcast.errors import InputError, NotFoundError
 
 POP_CASES = "__pop_cases"
 POP_RELEASE = "__pop_last_release"

@@ -1,8 +1,7 @@
-"""`riskcast features`: build point-in-time frames, materialise the online store, list features."""
+"""`riskcast features`: build point-in-time frames, materialize the online store, list features."""
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -14,10 +13,18 @@ from rich.table import Table
 
 from features.frames.builder import Population, collect_features
 from features.frames.definitions import FeatureSpec, load_spec
-from features.settings import get_settings
 from features.store.offline import OfflineStore
+from riskcast import atomic
+from riskcast.settings import HOME_HELP, get_settings, use_home
 
-_DATE = typer.Option(..., "--as-of", formats=["%Y-%m-%d"], help="as-of date (end of day, UTC)")
+_DATES = typer.Option(
+    ...,
+    "--as-of",
+    formats=["%Y-%m-%d"],
+    metavar="DATE",
+    help="as-of date YYYY-MM-DD (end of day, UTC); repeat it for several dates",
+)
+_HOME = typer.Option(None, "--home", help=HOME_HELP, callback=use_home)
 _CONFIG = typer.Option(
     None,
     "--config",
@@ -29,7 +36,7 @@ def register(app: typer.Typer) -> None:
     """Add the `features` group to the root CLI."""
     group = typer.Typer(
         name="features",
-        help="Point-in-time features: build frames, materialise the online store, list features.",
+        help="Point-in-time features: build frames, materialize the online store, list features.",
         no_args_is_help=True,
     )
     group.command("build")(build)
@@ -39,33 +46,52 @@ def register(app: typer.Typer) -> None:
 
 
 def build(
-    as_of: list[datetime] = _DATE,
-    population: Population = typer.Option(Population.ALL, "--population", case_sensitive=False),
+    as_of: list[datetime] = _DATES,
+    population: Population = typer.Option(
+        Population.ALL,
+        "--population",
+        case_sensitive=False,
+        help="who gets a row: all persons, those with a record, or those released recently "
+        "(configs/features.yaml, populations)",
+    ),
     out: Path = typer.Option(..., "--out", help="Parquet file to write"),
     config: Path | None = _CONFIG,
+    home: Path | None = _HOME,
 ) -> None:
-    """Build features for every as-of date and write them to one Parquet file."""
+    """Build features for every as-of date and write them to one Parquet file.
+
+    The frame is for looking at the data (a notebook, another tool): `riskcast train` builds
+    its own snapshots from the store and does not read this file."""
     console = Console(stderr=True)
     spec = load_spec(config)
     store = OfflineStore(get_settings().home)
     dates = sorted({d.date() for d in as_of})
     started = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     with console.status(f"building {len(spec.features)} features as of {_dates(dates)} ..."):
         frame = collect_features(store, spec, dates, population).sort("as_of", "person_id")
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, out)  # atomic: a crash leaves the previous file intact
+        # atomic: a crash leaves the previous file intact
+        with atomic.replacing(out) as tmp:
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
     seconds = time.perf_counter() - started
     summary = frame.group_by("as_of").len().sort("as_of")
     _print_summary(console, spec, summary, population, out, seconds)
 
 
 def materialize(
-    as_of: datetime = typer.Option(..., "--as-of", formats=["%Y-%m-%d"], help="as-of date"),
+    as_of: datetime = typer.Option(
+        ...,
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        metavar="DATE",
+        help="as-of date YYYY-MM-DD (end of day, UTC) of the vectors the service will score",
+    ),
     config: Path | None = _CONFIG,
+    home: Path | None = _HOME,
 ) -> None:
-    """Build model-input features as of a date (population `all`) into the online store."""
+    """Build model-input features as of a date into the online store, with every person's
+    population membership and age (`features.frames.scope`): the service scores only the
+    persons inside its champion's population of validity."""
+    from features.frames.scope import SCOPE_AGE, SCOPE_RECORD, released_column, scope_columns
     from features.online import open_online_store  # SQLAlchemy only when needed
 
     console = Console(stderr=True)
@@ -73,17 +99,31 @@ def materialize(
     settings = get_settings()
     day = as_of.date()
     started = time.perf_counter()
+    store = OfflineStore(settings.home)
     with console.status(f"building features as of {day} ..."):
-        frame = collect_features(OfflineStore(settings.home), spec, [day], Population.ALL)
+        frame = collect_features(store, spec, [day], Population.ALL)
         frame = frame.select("person_id", *spec.model_inputs())
+    with console.status(f"deciding population membership as of {day} ..."):
+        scope = scope_columns(store, spec, [day]).drop("as_of")
+        frame = frame.with_columns(pl.col("person_id").cast(pl.String)).join(
+            scope, on="person_id", how="left", maintain_order="left"
+        )
     online = open_online_store(settings)
     with console.status(f"writing {frame.height:,} vectors ..."):
         done = online.materialize(frame, day, spec.spec_hash())
     online.dispose()
+    months = spec.populations.released_within_months
+    released = released_column(months)
     console.print(
-        f"materialised {done.rows:,} vectors of {len(done.features)} model inputs as of "
+        f"materialized {done.rows:,} vectors of {len(spec.model_inputs())} model inputs as of "
         f"{done.as_of} (spec {done.spec_hash}) to {online.where} "
         f"in {time.perf_counter() - started:.1f} s (protected features are not stored online)"
+    )
+    console.print(
+        f"populations as of {day}: with_record {int(frame[SCOPE_RECORD].sum()):,}, "
+        f"released within {months} months {int(frame[released].sum()):,}, "
+        f"all {frame.height:,} (age unknown: {frame[SCOPE_AGE].null_count():,}); the service "
+        "scores only its champion's population and answers everyone else `outside_population`"
     )
 
 

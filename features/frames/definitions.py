@@ -16,8 +16,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.configio import find_config, read_yaml, validate_model
 from features.contract import PROTECTED_ATTRIBUTES, TABLES, ColumnType
+from riskcast.configio import find_config, read_yaml, validate_model
 
 AS_OF = "as_of"
 """The reserved name of the as-of clock; filters compare a column ``to: as_of``."""
@@ -426,5 +426,5 @@ def load_spec(path: Path | None = None) -> FeatureSpec:
 
 
 def default_config_path() -> Path:
-    """``features.yaml`` found the usual way (see `features.configio.config_candidates`)."""
+    """``features.yaml`` found the usual way (see `riskcast.configio.config_candidates`)."""
     return find_config(FEATURES_FILE)

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from features.errors import DeliveryRefused
-from features.settings import get_settings
+from riskcast.errors import DeliveryRefused
+from riskcast.settings import HOME_HELP, get_settings
 
 
 def _home(home: Path | None) -> Path:
@@ -27,9 +27,7 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest(
         delivery: Path = typer.Argument(..., help="delivery folder holding manifest.json"),
-        home: Path | None = typer.Option(
-            None, "--home", help="riskcast home holding the store (default: RISKCAST_HOME)"
-        ),
+        home: Path | None = typer.Option(None, "--home", help=HOME_HELP),
         report_json: Path | None = typer.Option(
             None, "--report-json", help="also write the ingest report as JSON to this file"
         ),
@@ -57,9 +55,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("status")
     def status(
-        home: Path | None = typer.Option(
-            None, "--home", help="riskcast home holding the store (default: RISKCAST_HOME)"
-        ),
+        home: Path | None = typer.Option(None, "--home", help=HOME_HELP),
     ) -> None:
         """Show the deliveries ingested, row counts of current versions and quarantine counts."""
         from features.ingest.status import render_status, store_status

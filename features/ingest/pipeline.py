@@ -22,8 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from features.contract import CONTRACT_VERSION, TABLE_ORDER, TABLES, RuleContext
-from features.contract.manifest import MANIFEST_FILE, Manifest, read_manifest, sha256_file
-from features.errors import DeliveryRefused, StoreError
+from features.contract.manifest import MANIFEST_FILE, Manifest, read_manifest
 from features.ingest.reader import (
     ReadTable,
     check_columns,
@@ -35,7 +34,15 @@ from features.ingest.reader import (
 from features.ingest.report import IngestReport, TableReport
 from features.ingest.validate import TableOutcome, known_persons, validate_table
 from features.ingest.versioning import merge_versions
-from features.store.offline import DeliveryRecord, OfflineStore, StoreState, StoreWriter
+from features.store.offline import (
+    DeliveryRecord,
+    OfflineStore,
+    StoreState,
+    StoreWriter,
+    storage_name,
+)
+from riskcast.digest import sha256_file
+from riskcast.errors import DeliveryRefused, StoreError
 
 
 @dataclass(frozen=True)
@@ -122,11 +129,13 @@ def verify_delivery(
 
 
 def _stored_report(store: OfflineStore, record: DeliveryRecord) -> IngestReport:
-    path = store.root / record.report
+    raw = store.report_of(record)
     try:
-        return IngestReport.from_store_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read the ingest report {path}: {exc}") from exc
+        return IngestReport.from_store_dict(raw)
+    except ValueError as exc:
+        raise StoreError(
+            f"cannot read the ingest report {store.root / record.report}: {exc}"
+        ) from exc
 
 
 def earlier_outcome(
@@ -149,6 +158,13 @@ def earlier_outcome(
             f"extracted_at {manifest.extracted_at:%Y-%m-%dT%H:%M:%SZ} is not later than "
             f"{last.extracted_at:%Y-%m-%dT%H:%M:%SZ} of extract {last.extract_id!r}, which was "
             "already ingested; deliveries are ingested in the order they were extracted"
+        )
+    owner = state.name_owner(manifest.extract_id)
+    if owner is not None:  # a 64-bit digest collision, or a name an older riskcast chose
+        raise DeliveryRefused(
+            f"extract {manifest.extract_id!r} would be stored under the name "
+            f"{storage_name(manifest.extract_id)!r}, which extract {owner!r} already uses; "
+            "the delivery is refused so that neither overwrites the other (use another extract_id)"
         )
     return None
 

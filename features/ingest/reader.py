@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from features.contract import RAW_PREFIX, ColumnType, Table
 from features.contract.schema import Column
-from features.errors import DeliveryRefused
+from riskcast.errors import DeliveryRefused
 
 ROW = "_row"
 """1-based number of the data row in the delivered file (a CSV's header is not counted)."""

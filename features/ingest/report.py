@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from features.contract import TABLE_ORDER
@@ -110,14 +111,14 @@ def render(report: IngestReport, console: Console) -> None:
     """Print the report as a readable table: counts per table and the rules broken most."""
     style = _STATUS_STYLE[report.status]
     when = f" (extracted {report.extracted_at:%Y-%m-%d %H:%M:%SZ})" if report.extracted_at else ""
+    name = escape(report.extract_id or "?")  # an id is data, never rich markup
     console.print(
-        f"[bold]{report.extract_id or '?'}[/]{when}: [{style}]{report.status.replace('_', ' ')}[/]",
-        highlight=False,
+        f"[bold]{name}[/]{when}: [{style}]{report.status.replace('_', ' ')}[/]", highlight=False
     )
     if report.status == "already_ingested":
         console.print("This delivery was ingested before; nothing was written.")
     if report.error:
-        console.print(f"[red]{report.error}[/]", highlight=False)
+        console.print(f"[red]{escape(report.error)}[/]", highlight=False)
     if not report.tables:
         return
     grid = RichTable(show_footer=True)

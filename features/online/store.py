@@ -29,8 +29,10 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from features.errors import InputError, StoreError
-from features.settings import Settings, get_settings
+from riskcast.clock import as_utc as _utc
+from riskcast.db import make_engine, masked
+from riskcast.errors import InputError, StoreError
+from riskcast.settings import Settings, get_settings
 
 VECTORS = "feature_vectors"
 STAGING = "feature_vectors_next"
@@ -80,18 +82,11 @@ class SqlOnlineStore:
     """`OnlineStore` on SQLite or PostgreSQL; ``schema`` isolates it (PostgreSQL only)."""
 
     def __init__(self, url: str, *, schema: str | None = None, key: str = "person_id") -> None:
-        self.url = url
         self.key = key
         self.schema = schema
-        try:
-            self.engine = sa.create_engine(url)
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise StoreError(
-                f"cannot use the online store URL {url!r} (RISKCAST_DATABASE_URL): {exc}"
-            ) from exc
+        # rebuildable: SQLite's synchronous=NORMAL (re-materialised from the offline store)
+        self.engine = make_engine(url, what="online store", rebuildable=True)
         self.dialect = self.engine.dialect.name
-        if self.dialect == "sqlite":
-            _transactional_sqlite(self.engine)
         if schema is not None and self.dialect != "postgresql":
             raise InputError(f"schema {schema!r}: only PostgreSQL online stores take a schema")
         self.metadata = sa.MetaData(schema=schema)
@@ -109,7 +104,7 @@ class SqlOnlineStore:
     @property
     def where(self) -> str:
         """The database URL without its password (for messages)."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return masked(self.engine.url)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -277,27 +272,8 @@ class SqlOnlineStore:
         return asked.join(found, on=self.key, how="inner", maintain_order="left")
 
 
-def _transactional_sqlite(engine: sa.Engine) -> None:
-    """Let SQLAlchemy, not the sqlite3 module, open transactions, so the table swap's DDL is
-    inside the transaction (SQLAlchemy's documented recipe); WAL lets readers read meanwhile."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # consistent; rebuildable data
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _dtype_name(column: str, dtype: pl.DataType) -> str:

@@ -2,7 +2,8 @@
 
 `simulate` writes a delivery that follows the extract contract
 (`features/contract/register-extracts.md`), the truth beside it (`<out>_truth/`: p_true and
-labels per as-of date, latent attributes, every offence, the expected ingest counts) and,
+labels per as-of date, latent attributes, every offence, the expected ingest counts, and the
+typed `truth-manifest.json` that consumers are given instead of this layout) and,
 optionally, a later full delivery with corrections and deletions. The generative model is
 described in `features/simulator/README.md`.
 """

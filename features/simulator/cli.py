@@ -28,7 +28,9 @@ HELP = (
     "The truth folder OUT_truth/ holds labels.parquet (person_id, as_of, horizon_days, p_true, "
     "label and latent counts), persons.parquet (latent attributes), offences.parquet (every "
     "offence, detected or not), expected-ingest.json (what a correct ingest of OUT reports) "
-    "and, with --second-delivery-at, changes.parquet (rows corrected or dropped in OUT_2/).\n\n"
+    "and, with --second-delivery-at, changes.parquet (rows corrected or dropped in OUT_2/); "
+    "truth-manifest.json names the delivery the truth belongs to and the SHA-256 of each file "
+    "(give it, or the folder, to `riskcast train --truth`).\n\n"
     "--corrupt-rate adds invalid rows of every kind the contract's controls catch that the "
     "output format can carry (Parquet: all rules but the _type rules of date, timestamp, int "
     "and bool columns; CSV: every rule, including unparseable values), at least one of each "
@@ -195,7 +197,7 @@ def _summary(console: Console, r: SimulationResult) -> None:
         console.print(
             f"as of {row['as_of']}: mean p_true {row['p']:.4f}, observed label rate {row['y']:.4f}"
         )
-    console.print(f"delivery: {r.delivery}\ntruth:    {r.truth}")
+    console.print(f"delivery: {r.delivery}\ntruth:    {r.truth_manifest}")
     if r.second_delivery is not None:
         console.print(f"second:   {r.second_delivery}")
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.configio import read_yaml, validate_model
 from features.contract.schema import (
     ADMIN_CATEGORY,
     APPEAL_CATEGORY,
@@ -23,6 +22,7 @@ from features.contract.schema import (
     STATUS,
 )
 from features.simulator.codes import REGION_CODES
+from riskcast.configio import read_yaml, validate_model
 
 
 class _Model(BaseModel):
@@ -290,6 +290,8 @@ class ObligationConfig(_Model):
 
 
 class PlacesConfig(_Model):
+    """Street incidents and appeals (`places.py`, equations in `README.md`)."""
+
     incidents_per_1k_year: float = 45.0
     appeals_per_1k_year: float = 25.0
     lead_weeks: int = Field(3, ge=0, description="appeals lead incidents by this many weeks")
@@ -300,7 +302,25 @@ class PlacesConfig(_Model):
     near_repeat_km: float = 0.2
     near_repeat_days: float = 4.0
     hotspots_per_district: int = 4
-    hotspot_share: float = 0.55
+    hotspot_share: float = Field(0.55, ge=0, le=1, description="of background incidents")
+    emerging_share: float = Field(
+        0.2, ge=0, lt=1, description="long-run share of background incidents in emerging hotspots"
+    )
+    emerging_per_district: int = Field(2, ge=1, description="slots, each a sequence of episodes")
+    emerging_weeks_min: int = Field(13, ge=2, description="shortest life of an emerging hotspot")
+    emerging_weeks_max: int = Field(52, ge=2, description="longest life of an emerging hotspot")
+    emerging_gap_weeks: float = Field(26.0, gt=0, description="mean gap before the next one")
+    release_incidents: float = Field(
+        1.0, ge=0, description="expected extra incidents in a district per release from custody"
+    )
+    release_days: float = Field(30.0, gt=0, description="mean delay of those incidents")
+    truth_years_before: int = Field(
+        1, ge=0, le=20, description="truth intensity from this many years before the first as-of"
+    )
+    truth_cell_mass: float = Field(
+        0.99, gt=0, le=1, description="truth keeps the densest cells holding this expected share"
+    )
+    truth_samples: int = Field(4000, ge=100, description="Monte Carlo points per district part")
     seasonal_amplitude: float = 0.2
     weekend_factor: float = 1.35
     crime_type_weights: dict[str, float] = {
@@ -330,6 +350,8 @@ class PlacesConfig(_Model):
     def _keys(self) -> PlacesConfig:
         _check_keys("places.crime_type_weights", self.crime_type_weights, CRIME_TYPE)
         _check_keys("places.appeal_category_weights", self.appeal_category_weights, APPEAL_CATEGORY)
+        if self.emerging_weeks_min > self.emerging_weeks_max:
+            raise ValueError("places.emerging_weeks_min must not exceed emerging_weeks_max")
         return self
 
 

@@ -281,6 +281,8 @@ HAND_WRITTEN: dict[str, tuple[Damage, ...]] = {
         Damage(("incidents.registered_at_range",), _after_extraction("registered_at", 1)),
         Damage(("incidents.lat_range",), _set(lat=123.4)),
         Damage(("incidents.lon_range",), _set(lon=-200.5)),
+        # lat and lon swapped: on the globe, far outside the region's box (configs/places.yaml)
+        Damage(("incidents.outside_region_bbox",), _exprs(lat=pl.col("lon"), lon=pl.col("lat"))),
         Damage(("incidents.unique_id",), _variant(lat=pl.col("lat") + 0.001), pair=True),
     ),
 }

@@ -3,8 +3,11 @@
 Per district d and theme g (violence, drugs, disorder) a weekly latent level x[g, d, w]
 follows an AR(1). Appeals of a theme arrive at rate ~ exp(x[g, d, w]); incidents of the
 matching crime types at rate ~ exp(x[g, d, w - lead]): appeals lead incidents by `lead`
-weeks. Incidents also have persistent hotspots, weekly and seasonal cycles and near-repeat
-offspring (a Hawkes cascade with branching ratio `near_repeat_mean`).
+weeks. Incidents also have persistent hotspots, hotspots that emerge and fade over months
+(`places_hotspots.py`), extra incidents after releases from custody into the district,
+weekly and seasonal cycles and near-repeat offspring (a Hawkes cascade with branching ratio
+`near_repeat_mean`). `places_truth.py` integrates the same intensity into the true weekly
+expected count per map cell.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from features.simulator.cases import null_where
 from features.simulator.codes import APPEAL_TEXTS, DISTRICT_CODES, DISTRICTS, REGION_CODES
 from features.simulator.config import PlacesConfig
 from features.simulator.ids import make_ids
+from features.simulator.places_hotspots import (
+    HOTSPOT_KM_SD,
+    Episodes,
+    Releases,
+    build_episodes,
+    release_incidents,
+)
 from features.simulator.timebase import DAY_US, NEVER, SECOND_US, ts_series
 
 THEMES = ("violence", "drugs", "disorder")
@@ -41,6 +51,7 @@ class PlaceWorld:
     hot_lon: np.ndarray
     hot_cdf: np.ndarray  # (districts, hotspots)
     weight: np.ndarray  # share of incidents per district
+    episodes: Episodes  # emerging and fading hotspots
 
     def level(
         self, theme: np.ndarray, district: np.ndarray, days: np.ndarray, lead: int
@@ -61,8 +72,10 @@ def build_world(
     region_shares: dict[str, float],
     first_day: int,
     last_day: int,
+    episode_seed: np.random.SeedSequence | None = None,
 ) -> PlaceWorld:
-    """Hotspots, then the latent levels week by week (so a longer run only adds weeks)."""
+    """Hotspots, then the latent levels week by week (so a longer run only adds weeks), and
+    the emerging hotspots from their own seed streams."""
     nd = len(DISTRICTS)
     k = cfg.hotspots_per_district
     spread = np.where(_URBAN, 0.012, 0.03)[:, None]
@@ -80,8 +93,10 @@ def build_world(
     x = x - sd0**2 / 2  # E[exp(x)] = 1: the latent level redistributes, not inflates
     share = np.array([d.share * region_shares.get(REGION_CODES[d.region], 0.0) for d in DISTRICTS])
     weight = share * np.where(_URBAN, 1.6, 0.4)
+    seed = episode_seed or np.random.SeedSequence(0)
+    episodes = build_episodes(seed, cfg, _DISTRICT_LAT, _DISTRICT_LON, _URBAN, weeks)
     return PlaceWorld(
-        first_day, x, hot_lat, hot_lon, np.cumsum(hot_w, axis=1), weight / weight.sum()
+        first_day, x, hot_lat, hot_lon, np.cumsum(hot_w, axis=1), weight / weight.sum(), episodes
     )
 
 
@@ -95,6 +110,30 @@ def _season(days: np.ndarray, amplitude: float) -> np.ndarray:
 def _weekday(days: np.ndarray, weekend: float) -> np.ndarray:
     dow = (days + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     return np.where(dow >= 4, weekend, 1.0)  # Friday to Sunday
+
+
+def thinning(days: np.ndarray, first_day: int, cfg: PlacesConfig) -> np.ndarray:
+    """Season x weekday over its maximum within the day's block: the share of the candidate
+    events kept on that day (incidents are drawn at the peak rate, then thinned)."""
+    start = first_day + (days - first_day) // BLOCK_DAYS * BLOCK_DAYS
+    out = np.empty(len(days))
+    for b in np.unique(start):
+        block = np.arange(b, b + BLOCK_DAYS)
+        peak = (_season(block, cfg.seasonal_amplitude) * _weekday(block, cfg.weekend_factor)).max()
+        sel = start == b
+        out[sel] = (
+            _season(days[sel], cfg.seasonal_amplitude) * _weekday(days[sel], cfg.weekend_factor)
+        ) / peak
+    return out
+
+
+def base_rates(world: PlaceWorld, cfg: PlacesConfig, persons: int) -> np.ndarray:
+    """Peak daily rate of primary incidents per (district, crime type), before the latent
+    level, the emerging/persistent split and thinning; (1 - near_repeat_mean) leaves room for
+    the offspring so that all incidents together match incidents_per_1k_year."""
+    tw = np.array([cfg.crime_type_weights.get(c, 0.0) for c in CRIME_TYPE])
+    per_day = cfg.incidents_per_1k_year * persons / 1000 / 365.25 * (1 - cfg.near_repeat_mean)
+    return np.asarray(per_day * world.weight[:, None] * (tw / tw.sum())[None, :])
 
 
 @dataclass
@@ -152,33 +191,81 @@ def _daily_counts(
     return np.repeat(dd, counts), np.repeat(di, counts), np.repeat(ti, counts)
 
 
+def _primaries(
+    rng: np.random.Generator,
+    world: PlaceWorld,
+    cfg: PlacesConfig,
+    rate0: np.ndarray,
+    days: np.ndarray,
+    extra: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, ...]:
+    """Primary (non-offspring) incidents of one block: day, district, type, lat, lon.
+
+    Three sources: the background (latent level x persistent hotspots or diffuse), the
+    emerging hotspots, and the incidents after releases (`extra`: day, district)."""
+    themes = np.array([_CRIME_THEME.get(c, -1) for c in CRIME_TYPE])
+    thin = thinning(days, world.first_day, cfg)
+    bg = rate0 * (1 - cfg.emerging_share)
+    ev_day, ev_d, ev_t = _daily_counts(rng, world, days, bg, themes, cfg.lead_weeks)
+    ok = rng.random(len(ev_day)) < thin[ev_day - days[0]]
+    ev_day, ev_d, ev_t = ev_day[ok], ev_d[ok], ev_t[ok]
+    # emerging hotspots: rate per (episode, day) = district rate x share x amplitude x thinning
+    eps = world.episodes
+    week = (days - world.first_day) // 7
+    amp = eps.amplitude(np.arange(week[0], week[-1] + 1))[:, week - week[0]]
+    lam = (rate0.sum(axis=1) * cfg.emerging_share)[eps.district][:, None] * amp * thin[None, :]
+    counts = rng.poisson(lam)
+    e_idx, d_idx = np.nonzero(counts)
+    reps = counts[e_idx, d_idx]
+    em_ep = np.repeat(e_idx, reps)
+    em_day = days[np.repeat(d_idx, reps)]
+    # after releases
+    inside = (extra[0] >= days[0]) & (extra[0] <= days[-1])
+    rel_day, rel_d = extra[0][inside], extra[1][inside]
+    tw = rate0.sum(axis=0) / rate0.sum()
+    n_bg, n_em, n_rel = len(ev_day), len(em_day), len(rel_day)
+    other_t = np.minimum(
+        np.searchsorted(np.cumsum(tw), rng.random(n_em + n_rel), side="right"), len(tw) - 1
+    )
+    day = np.concatenate([ev_day, em_day, rel_day])
+    dist = np.concatenate([ev_d, eps.district[em_ep], rel_d])
+    ctype = np.concatenate([ev_t, other_t])
+    # where: persistent hotspot or diffuse (background, releases), the episode's centre
+    n = n_bg + n_em + n_rel
+    emerging = np.zeros(n, dtype=bool)
+    emerging[n_bg : n_bg + n_em] = True
+    hot = (rng.random(n) < cfg.hotspot_share) & ~emerging
+    h = (world.hot_cdf[dist] < rng.random(n)[:, None]).sum(axis=1)
+    h = np.minimum(h, world.hot_cdf.shape[1] - 1)
+    centre_lat = np.where(hot, world.hot_lat[dist, h], _DISTRICT_LAT[dist])
+    centre_lon = np.where(hot, world.hot_lon[dist, h], _DISTRICT_LON[dist])
+    centre_lat[emerging] = eps.lat[em_ep]
+    centre_lon[emerging] = eps.lon[em_ep]
+    spread = np.where(hot | emerging, HOTSPOT_KM_SD, np.where(_URBAN[dist], 0.02, 0.05))
+    lat = centre_lat + spread * rng.standard_normal(n)
+    lon = centre_lon + 1.4 * spread * rng.standard_normal(n)
+    return day, dist, ctype, lat, lon
+
+
 def incident_blocks(
-    rng: np.random.Generator, world: PlaceWorld, cfg: PlacesConfig, persons: int, last_day: int
+    rng: np.random.Generator,
+    world: PlaceWorld,
+    cfg: PlacesConfig,
+    persons: int,
+    last_day: int,
+    releases: Releases | None = None,
+    release_rng: np.random.Generator | None = None,
 ) -> Iterator[Incidents]:
     """Incidents year by year (offspring may spill into the next year's dates)."""
-    tw = np.array([cfg.crime_type_weights.get(c, 0.0) for c in CRIME_TYPE])
-    themes = np.array([_CRIME_THEME.get(c, -1) for c in CRIME_TYPE])
-    per_day = cfg.incidents_per_1k_year * persons / 1000 / 365.25 * (1 - cfg.near_repeat_mean)
-    rate0 = per_day * world.weight[:, None] * (tw / tw.sum())[None, :]
+    rate0 = base_rates(world, cfg, persons)
+    rel = releases if releases is not None else Releases.empty()
+    extra = release_incidents(release_rng or np.random.default_rng(0), rel, cfg)
     counter = 0
     day = world.first_day
     while day <= last_day:
         days = np.arange(day, day + BLOCK_DAYS)
-        mult = _season(days, cfg.seasonal_amplitude) * _weekday(days, cfg.weekend_factor)
-        ev_day, ev_d, ev_t = _daily_counts(rng, world, days, rate0, themes, cfg.lead_weeks)
-        ok = rng.random(len(ev_day)) < mult[ev_day - day] / mult.max()
-        ev_day, ev_d, ev_t = ev_day[ok], ev_d[ok], ev_t[ok]
+        ev_day, ev_d, ev_t, lat, lon = _primaries(rng, world, cfg, rate0, days, extra)
         n = len(ev_day)
-        hot = rng.random(n) < cfg.hotspot_share
-        h = (world.hot_cdf[ev_d] < rng.random(n)[:, None]).sum(axis=1)
-        h = np.minimum(h, world.hot_cdf.shape[1] - 1)
-        spread = np.where(hot, 0.003, np.where(_URBAN[ev_d], 0.02, 0.05))
-        lat = np.where(
-            hot, world.hot_lat[ev_d, h], _DISTRICT_LAT[ev_d]
-        ) + spread * rng.standard_normal(n)
-        lon = np.where(
-            hot, world.hot_lon[ev_d, h], _DISTRICT_LON[ev_d]
-        ) + 1.4 * spread * rng.standard_normal(n)
         evening = rng.random(n) < 0.6
         hour = np.where(evening, (21 + 3 * rng.standard_normal(n)) % 24, 24 * rng.random(n))
         t_us = ev_day * DAY_US + (hour * 3600 * SECOND_US).astype(np.int64)

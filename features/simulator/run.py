@@ -21,8 +21,7 @@ import numpy as np
 import polars as pl
 
 from features.contract.manifest import build_manifest, write_manifest
-from features.contract.schema import TABLE_ORDER
-from features.errors import InputError
+from features.contract.schema import SENTENCE, TABLE_ORDER
 from features.simulator.careers import simulate_careers
 from features.simulator.cases import (
     Offsets,
@@ -37,6 +36,8 @@ from features.simulator.hazard import Window
 from features.simulator.ids import CHUNK_SPACE, MAX_CHUNKS
 from features.simulator.obligations import build_obligations, obligations_frame
 from features.simulator.places import appeal_blocks, build_world, incident_blocks
+from features.simulator.places_hotspots import Releases as CustodyReleases
+from features.simulator.places_truth import TruthWindow, intensity_frame
 from features.simulator.population import draw_population, persons_frame
 from features.simulator.status import extract_spells, simulate_status
 from features.simulator.successive import CHANGES_SCHEMA, changes
@@ -44,11 +45,20 @@ from features.simulator.timebase import LagDistribution, MonthGrid, day_of
 from features.simulator.truth import labels_frame, offences_frame, probabilities
 from features.simulator.truth import persons_frame as latent_persons_frame
 from features.simulator.writer import DeliveryWriter, FrameWriter, OutputFormat
+from riskcast.clock import as_utc
+from riskcast.digest import sha256_file
+from riskcast.errors import InputError
+from riskcast.truth import (
+    TRUTH_MANIFEST,
+    TruthFile,
+    TruthManifest,
+    write_truth_manifest,
+)
+
+_CUSTODY = ("imprisonment", "parole")  # releases from custody (not community sentences)
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) after each chunk ('persons') or year ('places')."""
-
-TRUTH_FILES = ("labels", "persons", "offences", "changes", "expected-ingest", "simulation")
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,12 @@ class SimulationResult:
     truth_rows: dict[str, int] = field(default_factory=dict)
 
     @property
+    def truth_manifest(self) -> Path:
+        """The typed manifest of the truth (`riskcast.truth`): what training and audits are
+        given, so that they need not know this folder's layout."""
+        return self.truth / TRUTH_MANIFEST
+
+    @property
     def files(self) -> list[Path]:
         """Every file written, deliveries first."""
         out = sorted(self.delivery.iterdir())
@@ -80,7 +96,7 @@ class SimulationResult:
 def extraction_time(value: datetime | date) -> datetime:
     """A date means 23:59:59Z of that date; a naive datetime is taken as UTC."""
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     return datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
 
 
@@ -205,6 +221,8 @@ class _Run:
     deliveries: list[DeliveryWriter]
     truth: dict[str, FrameWriter] = field(default_factory=dict)
     fabricated: dict[str, int] = field(default_factory=dict)
+    custody: list[CustodyReleases] = field(default_factory=list)
+    as_of: list[date] = field(default_factory=list)
 
     @property
     def extractions(self) -> list[_Extraction]:
@@ -242,6 +260,10 @@ class _Run:
             (rngs[3], rngs[4], rngs[5]), pop, paths, cfg, grid, self.windows, self.lag
         )
         releases = build_releases(self.seed, careers, pop, grid.last_day)
+        custody = np.isin(releases.sentence, [SENTENCE.index(k) for k in _CUSTODY])
+        self.custody.append(
+            CustodyReleases(releases.released_at[custody], pop.district[releases.person[custody]])
+        )
         obligations = build_obligations(self.seed, pop, careers, paths, grid, cfg, offsets)
         views = [
             {
@@ -268,19 +290,27 @@ class _Run:
         )
 
     def places(self, progress: Progress | None) -> None:
-        """Incidents and appeals, a year at a time."""
-        seeds = np.random.SeedSequence(self.seed, spawn_key=(2,)).spawn(4)
+        """Incidents and appeals, a year at a time; then the true weekly intensity per cell.
+
+        Releases from custody (collected from every person chunk, which runs first) raise
+        their district's incident rate for some weeks (`places_hotspots.release_incidents`)."""
+        seeds = np.random.SeedSequence(self.seed, spawn_key=(2,)).spawn(7)
         rngs = [np.random.default_rng(s) for s in seeds]
         pc, last = self.cfg.places, self.grid.last_day
-        world = build_world(rngs[0], pc, self.cfg.population.region_shares, self.start_day, last)
+        world = build_world(
+            rngs[0], pc, self.cfg.population.region_shares, self.start_day, last, seeds[4]
+        )
+        custody = CustodyReleases.concat(self.custody)
         years = (last - self.start_day) // 365 + 1
         blocks = zip(
-            incident_blocks(rngs[1], world, pc, self.persons, last),
+            incident_blocks(rngs[1], world, pc, self.persons, last, custody, rngs[5]),
             appeal_blocks(rngs[2], world, pc, self.persons, last),
             strict=True,
         )
         ctx = Context(self.first.at, pl.DataFrame(), rngs[3], self.fabricated)
+        realised = []
         for yi, (incidents, appeals) in enumerate(blocks):
+            realised.append(incidents)
             views: list[dict[str, pl.DataFrame]] = [
                 {
                     "incidents": incidents.frame(ex.us, ex.day),
@@ -291,6 +321,34 @@ class _Run:
             self.write_tables(views, ctx)
             if progress:
                 progress("places", yi + 1, years)
+        window = TruthWindow.of(self.as_of, self.first.day, pc.truth_years_before)
+        frame = intensity_frame(world, pc, self.persons, custody, realised, window, rngs[6])
+        self.write_truth("places_intensity", frame)
+
+
+def truth_manifest(
+    folder: Path,
+    extraction: _Extraction,
+    horizon_days: int,
+    as_of: Sequence[date],
+    rows: dict[str, int],
+) -> TruthManifest:
+    """The manifest of the truth files written into ``folder`` (digests of every file), so
+    that consumers find and check the truth without knowing this folder's layout."""
+
+    def entry(path: Path) -> TruthFile:
+        return TruthFile(file=path.name, sha256=sha256_file(path), rows=rows.get(path.stem))
+
+    files = sorted(p for p in folder.iterdir() if p.name != TRUTH_MANIFEST)
+    return TruthManifest(
+        extract_id=extraction.extract_id,
+        extracted_at=extraction.at,
+        producer="riskcast simulate (features.simulator)",
+        horizon_days=[horizon_days],
+        as_of=list(as_of),
+        labels=entry(folder / "labels.parquet"),
+        files={p.stem: entry(p) for p in files if p.name != "labels.parquet"},
+    )
 
 
 def simulate(
@@ -319,7 +377,9 @@ def simulate(
     share of rows per table added as invalid rows (the ledger is `expected-ingest.json` in
     the truth folder). `fmt`: the delivery's file format, "parquet" (default) or "csv"
     (CSV can also carry values of the wrong type, which are then injected too). The same
-    arguments always give byte-identical files.
+    arguments always give byte-identical files. The truth folder's `truth-manifest.json`
+    (`riskcast.truth.TruthManifest`) names the delivery it belongs to and the digests of its
+    files: hand it (or the folder) to training as ``truth_dir``.
     """
     if fmt not in ("parquet", "csv"):
         raise InputError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
@@ -369,6 +429,7 @@ def simulate(
             windows=[Window.build(day_of(d), horizon_days, lag) for d in as_of],
             ledger=Ledger(first.extract_id),
             deliveries=[DeliveryWriter(t, fmt) for t in [tmps[0], *tmps[2:]]],
+            as_of=list(as_of),
         )
         if second:
             run.write_truth("changes", pl.DataFrame(schema=CHANGES_SCHEMA))
@@ -404,6 +465,9 @@ def simulate(
         }
         text = json.dumps(params, indent=2) + "\n"
         (tmps[1] / "simulation.json").write_text(text, encoding="utf-8")
+        write_truth_manifest(
+            tmps[1], truth_manifest(tmps[1], first, horizon_days, as_of, truth_rows)
+        )
     except BaseException:
         for tmp in tmps:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -27,10 +27,6 @@ def day_of(d: date) -> int:
 
 def date_of(day: int) -> date:
     return date.fromordinal(EPOCH.toordinal() + int(day))
-
-
-def ts_of(day: int, second: int = 0) -> datetime:
-    return datetime.fromtimestamp(int(day) * 86400 + second, tz=UTC)
 
 
 def civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,7 +95,6 @@ class LagDistribution:
     probabilities used for p_true are exactly those the simulator draws from.
     """
 
-    pmf: np.ndarray
     cdf: np.ndarray
 
     @classmethod
@@ -118,7 +113,7 @@ class LagDistribution:
         pmf = pmf / pmf.sum()
         cdf = np.cumsum(pmf)
         cdf[-1] = 1.0
-        return cls(pmf, cdf)
+        return cls(cdf)
 
     def sample(self, u: np.ndarray) -> np.ndarray:
         """Inverse-CDF draw from uniforms `u`."""

@@ -3,9 +3,14 @@
 Layout (``<home>/store``)::
 
     state.json                         the committed state; replaced atomically (temp + rename)
-    tables/<table>/<seq>-<extract>.parquet   all versions of a table as of that delivery
-    quarantine/<extract>/<table>.parquet     rejected rows: original values, rule ids, messages
-    reports/<extract>.json             the ingest report of each delivery
+    tables/<table>/<seq>-<name>.parquet   all versions of a table as of that delivery
+    quarantine/<name>/<table>.parquet     rejected rows: original values, rule ids, messages
+    reports/<name>.json                the ingest report of each delivery
+
+``<name>`` is `storage_name` of the delivery's ``extract_id``: a readable part plus a digest of
+the exact id, so two deliveries never share a file or folder. ``state.json`` records every
+path, and readers follow it rather than rebuild names: stores written before this scheme (whose
+names were the bare sanitised id) stay readable as they are.
 
 Each table file holds the contract columns plus the version columns below. A version is
 visible as of a date ``T`` iff the row's own knowledge time, the version's ``_valid_from``
@@ -20,8 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
-import os
+import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -31,7 +38,8 @@ from typing import Any
 import polars as pl
 
 from features.contract import TABLES, Table
-from features.errors import NotFoundError, StoreError
+from riskcast import atomic
+from riskcast.errors import NotFoundError, StoreError
 
 VALID_FROM = "_valid_from"
 VALID_TO = "_valid_to"
@@ -44,6 +52,27 @@ VERSION_COLUMNS: dict[str, pl.DataType] = {
     VALID_TO: pl.Datetime("us", "UTC"),
 }
 STATE_FORMAT = 1
+_READABLE_MAX = 40
+_DIGEST_CHARS = 16
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def storage_name(extract_id: str) -> str:
+    """The file and folder name of a delivery: ``<readable>-<16 hex of sha256(extract_id)>``.
+
+    Why not the sanitised id alone: sanitising is not injective (``sim_1``, ``sim/1`` and
+    ``sim:1`` all become ``sim_1``; ``SIM_1`` and ``sim_1`` are one name on a case-insensitive
+    file system), and two deliveries sharing a name overwrote each other's quarantine and
+    report. The digest of the exact id (its UTF-8 bytes) tells them apart; lowercase hex, so it
+    survives case folding. The readable part keeps only ASCII letters, digits, ``.``, ``_`` and
+    ``-`` (no separator, no Unicode a file system could normalise), never starts with a dot (no
+    ``..``, no hidden file) and is cut at 40 characters, so a name is always one short path
+    component. Two ids get one name only if 64 bits of SHA-256 collide; the ingest refuses even
+    that (`StoreState.name_owner`) rather than trust it.
+    """
+    readable = _UNSAFE.sub("_", extract_id)[:_READABLE_MAX].lstrip(".") or "extract"
+    exact = extract_id.encode("utf-8", "surrogatepass")  # total, though manifests refuse those
+    return f"{readable}-{hashlib.sha256(exact).hexdigest()[:_DIGEST_CHARS]}"
 
 
 def end_of_day(as_of: date) -> datetime:
@@ -98,6 +127,33 @@ class StoreState:
     @property
     def last_delivery(self) -> DeliveryRecord | None:
         return self.deliveries[-1] if self.deliveries else None
+
+    def referenced_files(self) -> set[str]:
+        """Every file this state names, relative to the store root (normalised)."""
+        paths: set[str] = set(self.tables.values())
+        paths.update(p for q in self.quarantine.values() for p in q.values())
+        paths.update(d.report for d in self.deliveries)
+        return {posixpath.normpath(p) for p in paths}
+
+    def name_owner(self, extract_id: str) -> str | None:
+        """The committed delivery (other than ``extract_id``) whose report or quarantine already
+        uses ``extract_id``'s storage name, compared case-insensitively; None if it is free.
+
+        Names from before `storage_name` (bare sanitised ids) count too, so a new delivery can
+        never write into a folder an older one owns, whatever its name looks like.
+        """
+        wanted = storage_name(extract_id).casefold()
+        for d in self.deliveries:
+            if d.extract_id == extract_id:
+                continue
+            used = {posixpath.basename(d.report).removesuffix(".json")}
+            used.update(
+                posixpath.basename(posixpath.dirname(p))
+                for p in self.quarantine.get(d.extract_id, {}).values()
+            )
+            if wanted in {u.casefold() for u in used}:
+                return d.extract_id
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,10 +214,29 @@ class OfflineStore:
     def read_report(self, extract_id: str) -> dict[str, Any]:
         """The ingest report of a committed delivery (a crashed ingest's leftover is not one)."""
         record = next((d for d in self.state().deliveries if d.extract_id == extract_id), None)
-        path = self.root / record.report if record is not None else None
-        if path is None or not path.exists():
+        if record is None or not (self.root / record.report).exists():
             raise NotFoundError(f"no ingest report for extract {extract_id!r}")
-        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return self.report_of(record)
+
+    def report_of(self, record: DeliveryRecord) -> dict[str, Any]:
+        """The stored report of ``record``, checked to be that delivery's own.
+
+        Raises `StoreError` if the file cannot be read or holds another extract's report: in
+        stores written before `storage_name`, a later delivery whose id sanitised alike
+        overwrote it, and answering with the other delivery's counts would be wrong.
+        """
+        path = self.root / record.report
+        try:
+            result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read the ingest report {path}: {exc}") from exc
+        holder = result.get("extract_id") if isinstance(result, dict) else None
+        if holder != record.extract_id:
+            raise StoreError(
+                f"the ingest report of extract {record.extract_id!r} ({path}) holds that of "
+                f"extract {holder!r}: their storage names collided in an older riskcast and "
+                "the original report was overwritten"
+            )
         return result
 
     # ---- writing -------------------------------------------------------------------------
@@ -187,35 +262,47 @@ class StoreWriter:
     def __init__(self, store: OfflineStore) -> None:
         self.store = store
         self.base = store.state()
+        self._committed = self.base.referenced_files()
 
     def table_path(self, name: str, extract_id: str) -> str:
         seq = len(self.base.deliveries) + 1
-        return f"tables/{name}/{seq:05d}-{_safe(extract_id)}.parquet"
+        return f"tables/{name}/{seq:05d}-{storage_name(extract_id)}.parquet"
 
     def quarantine_path(self, name: str, extract_id: str) -> str:
-        return f"quarantine/{_safe(extract_id)}/{name}.parquet"
+        return f"quarantine/{storage_name(extract_id)}/{name}.parquet"
 
     def report_path(self, extract_id: str) -> str:
-        return f"reports/{_safe(extract_id)}.json"
+        return f"reports/{storage_name(extract_id)}.json"
+
+    def _target(self, rel: str) -> Path:
+        """Where to stage ``rel``; refuses to overwrite a committed file or leave the store.
+
+        The last line of defence behind unique names: a staged write must never replace
+        what ``state.json`` already publishes (that is how a quarantine was once lost).
+        """
+        norm = posixpath.normpath(rel)
+        if norm.startswith(("../", "/")) or norm in {".", ".."}:
+            raise StoreError(f"refusing to write {rel!r}: outside the store at {self.store.root}")
+        if norm in self._committed:
+            raise StoreError(
+                f"refusing to overwrite {rel!r}: it belongs to a committed delivery of the store "
+                f"at {self.store.root}"
+            )
+        return self.store.root / norm
 
     def write_parquet(self, frame: pl.DataFrame | pl.LazyFrame, rel: str) -> None:
-        path = self.store.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        if isinstance(frame, pl.LazyFrame):
-            frame.sink_parquet(tmp, compression="zstd", statistics=True)
-        else:
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
+        with atomic.replacing(self._target(rel)) as tmp:
+            if isinstance(frame, pl.LazyFrame):
+                frame.sink_parquet(tmp, compression="zstd", statistics=True)
+            else:
+                frame.write_parquet(tmp, compression="zstd", statistics=True)
 
     def write_json(self, payload: dict[str, Any], rel: str) -> None:
-        path = self.store.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str))
+        text = json.dumps(payload, indent=2, sort_keys=False, default=str)
+        atomic.write_text(self._target(rel), text)
 
     def commit(self, new_state: StoreState) -> None:
-        _atomic_write_text(self.store.state_path, json.dumps(new_state.to_json(), indent=2))
+        atomic.write_text(self.store.state_path, json.dumps(new_state.to_json(), indent=2))
         # Files of the state just replaced stay one generation longer, so a reader that loaded
         # the previous state.json a moment before this commit can still finish its scan.
         self._collect_garbage(new_state, self.base)
@@ -223,9 +310,7 @@ class StoreWriter:
     def _collect_garbage(self, *keep: StoreState) -> None:
         referenced: set[str] = set()
         for state in keep:
-            referenced.update(state.tables.values())
-            referenced.update(p for q in state.quarantine.values() for p in q.values())
-            referenced.update(d.report for d in state.deliveries)
+            referenced.update(state.referenced_files())
         for sub in ("tables", "quarantine", "reports"):
             folder = self.store.root / sub
             if not folder.exists():
@@ -234,21 +319,3 @@ class StoreWriter:
                 rel = path.relative_to(self.store.root).as_posix()
                 if path.is_file() and rel not in referenced:
                     path.unlink()
-
-
-def _safe(extract_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in extract_id)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -109,6 +109,29 @@ def test_lock_installs_offline_and_default_command_runs(tmp_path: Path) -> None:
         env=env,
         check=True,
     )
+    # the register simulator is a development tool: not in the image, and it says so
+    site = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import features, pathlib; print(pathlib.Path(features.__file__).parent)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not (Path(site.stdout.strip()) / "simulator").exists()
+    simulate = subprocess.run(
+        [str(env_dir / "bin" / "riskcast"), "simulate", "--out", str(tmp_path / "d")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert simulate.returncode != 0
+    assert "development tool" in simulate.stdout + simulate.stderr
     command = _default_command()
     assert command[:2] == ["riskcast", "serve"]
     port = _free_port()

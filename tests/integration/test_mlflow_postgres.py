@@ -12,9 +12,10 @@ import psycopg
 import pytest
 from mlflow import MlflowClient
 
+from riskcast.names import CHALLENGER
 from tests.training_helpers import tiny_delivery, write_config
 from training.pipeline import train
-from training.tracking import CHALLENGER, download_risk_model
+from training.tracking import download_risk_model
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 pytestmark = pytest.mark.integration

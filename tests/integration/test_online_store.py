@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
-from features.errors import InputError
 from features.online import SqlOnlineStore, open_online_store
-from features.settings import Settings
+from riskcast.errors import InputError
+from riskcast.settings import Settings
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 pytestmark = pytest.mark.integration

@@ -37,7 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     saved = {k: os.environ.get(k) for k in ("RISKCAST_HOME", "MLFLOW_TRACKING_URI")}
     os.environ["RISKCAST_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from features.settings import get_settings
+    from riskcast.settings import get_settings
 
     get_settings.cache_clear()
     try:

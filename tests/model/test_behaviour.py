@@ -77,7 +77,7 @@ def test_protected_attributes_are_never_model_inputs(trained: Trained) -> None:
 
 
 def test_check_no_protected_refuses_a_leak() -> None:
-    from features.errors import ConfigError
+    from riskcast.errors import ConfigError
 
     spec = load_spec()
     with pytest.raises(ConfigError, match="ethnicity"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,25 +11,36 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from features.errors import InputError
+from riskcast.errors import InputError
 from serving.cli import build_app
 from tests.model.conftest import Trained
+from tests.service_helpers import copy_home
 
 
 @pytest.fixture
 def home(trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """A copy of the trained home: aliases and the ledger change there, not in the shared one
     (other tests check that training never sets `champion`)."""
-    from features.settings import get_settings
+    from riskcast.settings import get_settings
 
     copy = tmp_path / "home"
-    shutil.copytree(trained.home, copy)
+    copy_home(trained.home, copy)
     monkeypatch.setenv("RISKCAST_HOME", str(copy))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     yield copy
     get_settings.cache_clear()
+
+
+def _auditor_env(app: Any, runner: CliRunner, name: str = "cy") -> dict[str, str]:
+    """An auditor in the users table and the environment proving them (RISKCAST_TOKEN):
+    an override must be made by an authenticated auditor."""
+    added = runner.invoke(app, ["users", "add", name, "--role", "auditor"])
+    assert added.exit_code == 0, added.output
+    found = re.search(r"token=(\S+)", added.output)
+    assert found is not None
+    return {"RISKCAST_TOKEN": found.group(1)}
 
 
 def test_audit_promote_and_override(trained: Trained, home: Path) -> None:
@@ -49,6 +59,9 @@ def test_audit_promote_and_override(trained: Trained, home: Path) -> None:
     assert "ethnicity × region" in names and "sex × age_band" in names
     assert content["proxies"] and all("strongest" in p for p in content["proxies"])
     assert content["data_digests"]["test"]
+    served = "persons with at least one criminal case known by the as-of date, aged 14 or more"
+    assert served in content["population"]  # the audited population is the served one
+    assert "population of validity" in report.read_text()
 
     ledger = open_ledger()
     assert [e.kind for e in ledger.entries(version=v)] == ["audit"]
@@ -57,6 +70,7 @@ def test_audit_promote_and_override(trained: Trained, home: Path) -> None:
     promoted = runner.invoke(app, ["promote", v, "--by", "ana", "--reason", "first model"])
     uri = tracking_uri(home)
     kinds = [e.kind for e in ledger.entries(version=v)]
+    assert any(served in r for r in ledger.entries(version=v)[-1].reasons)
     if promoted.exit_code == 0:
         assert kinds[-1] == "promotion" and current_champion("recidivism-risk", uri) == v
         return
@@ -74,6 +88,7 @@ def test_audit_promote_and_override(trained: Trained, home: Path) -> None:
         app,
         ["promote", v, "--by", "cy", "--role", "auditor", "--override",
          "--reason", "accepted: small groups reviewed by hand"],
+        env=_auditor_env(app, runner),
     )  # fmt: skip
     assert forced.exit_code == 0, forced.output + repr(forced.exception)
     assert current_champion("recidivism-risk", uri) == v
@@ -100,8 +115,8 @@ def _promote(app: Any, runner: CliRunner, version: str, reason: str) -> None:
     if done.exit_code != 0 or "refused" in done.output:
         done = runner.invoke(
             app,
-            ["promote", version, "--by", "cy", "--role", "auditor", "--override",
-             "--reason", f"{reason} (accepted by hand)"],
+            ["promote", version, "--override", "--reason", f"{reason} (accepted by hand)"],
+            env=_auditor_env(app, runner, f"cy-{version}"),
         )  # fmt: skip
     assert done.exit_code == 0, done.output + repr(done.exception)
 
@@ -134,3 +149,37 @@ def test_rollback_moves_champion_back(trained: Trained, home: Path) -> None:
     assert (last.kind, last.version, last.actor) == ("rollback", a, "dee")
     assert any(f"v{b} withdrawn" in r for r in last.reasons)
     assert ledger.verify().ok
+
+
+def test_a_version_without_a_population_of_validity_is_never_promoted(
+    trained: Trained, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service refuses to serve a version that declares no population, so the gate must
+    not make it champion either (not even by an auditor's override)."""
+    from fairness import audit
+    from fairness.ledger import open_ledger
+    from fairness.promotion import current_champion
+    from training.tracking import tracking_uri
+
+    monkeypatch.setattr(audit, "population_of_validity", lambda ctx: None)
+    app, runner, v = build_app(), CliRunner(), trained.version
+    refused = runner.invoke(
+        app,
+        [
+            "promote",
+            v,
+            "--by",
+            "cy",
+            "--role",
+            "auditor",
+            "--override",
+            "--reason",
+            "accepted after manual review",
+        ],
+        env=_auditor_env(app, runner),
+    )
+    assert isinstance(refused.exception, InputError)
+    assert "declares no population of validity" in str(refused.exception)
+    assert current_champion("recidivism-risk", tracking_uri(home)) is None
+    last = open_ledger().entries(version=v)[-1]
+    assert last.kind == "refusal" and "no population of validity" in last.reasons[0]

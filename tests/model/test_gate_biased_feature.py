@@ -33,7 +33,7 @@ import pytest
 
 from fairness.gate import FAIL, PASS, Check
 from fairness.promotion import PromotionOutcome
-from features.errors import ConfigError
+from riskcast.errors import ConfigError
 from tests.training_helpers import write_config
 
 PERSONS = 8_000
@@ -62,8 +62,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """A delivery with p_true at every snapshot of the tiny training config, ingested into a
     home of its own (RISKCAST_HOME points there while the module's tests run)."""
     from features.ingest import ingest_delivery
-    from features.settings import get_settings
     from features.simulator import simulate
+    from riskcast.settings import get_settings
     from training.config import load_training_config
 
     root = tmp_path_factory.mktemp("biased-feature")

@@ -9,9 +9,10 @@ import numpy as np
 import polars as pl
 from mlflow import MlflowClient
 
+from riskcast.names import CHALLENGER, CHAMPION
 from tests.model.conftest import Trained
 from training.dataset import dataset_digest
-from training.tracking import CHALLENGER, CHAMPION, load_registered
+from training.tracking import load_registered
 
 
 def _client(trained: Trained) -> MlflowClient:

@@ -1,0 +1,1 @@
+"""The JSON API: its dependencies (`deps`), routes (`routes`), error mapping and OpenAPI."""

@@ -1,0 +1,1 @@
+"""The server-rendered pages: `app` installs them, `login` and `pages` route them."""
