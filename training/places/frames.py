@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
+from features.cells.build import build_cell_frame
 from features.cells.config import PlacesConfig, load_places_config
+from features.cells.sources import CellSources, load_sources
+from features.cells.spec import CellSpec, load_cell_spec
 from features.store.offline import OfflineStore
 from training.places.model import HORIZON
 
@@ -24,28 +26,18 @@ KEYS = ("cell_id", "h3_resolution", "region", "district", "ring", "as_of", "hori
 Progress = Callable[[str, float | None], None]
 
 
-def builder_available() -> bool:
-    """Whether the features room's builder is in the code base (else `fallback_frame`)."""
-    import importlib.util
-
-    return all(
-        importlib.util.find_spec(f"features.cells.{m}") is not None
-        for m in ("build", "spec", "sources")
-    )
-
-
 @dataclass(frozen=True)
 class CellInputs:
     """What building cell frames needs: the store's sources, the grid config and the spec."""
 
-    sources: Any
+    sources: CellSources
     places: PlacesConfig
-    spec: Any
+    spec: CellSpec
     store: OfflineStore
 
     @property
     def builder(self) -> str:
-        return "fallback" if self.sources is None else "features.cells.build"
+        return "features.cells.build"
 
 
 def load_cell_inputs(
@@ -54,17 +46,7 @@ def load_cell_inputs(
     """Read the grid config, the cell feature spec and the sources of the store at ``home``."""
     store = OfflineStore(home)
     places = load_places_config(places_config)
-    if not builder_available():
-        from training.places.fallback_frame import FallbackSpec
-
-        return CellInputs(None, places, FallbackSpec(), store)
-    import importlib
-
-    cell_sources: Any = importlib.import_module("features.cells.sources")
-    cell_spec: Any = importlib.import_module("features.cells.spec")
-    spec = cell_spec.load_cell_spec(features_config)
-    sources = cell_sources.load_sources(store)
-    return CellInputs(sources, places, spec, store)
+    return CellInputs(load_sources(store), places, load_cell_spec(features_config), store)
 
 
 def build_frame(
@@ -76,16 +58,7 @@ def build_frame(
     progress: Progress | None = None,
 ) -> pl.DataFrame:
     """One row per (cell, origin, horizon), only what was known at each origin."""
-    if inputs.sources is None:
-        from training.places.fallback_frame import build_fallback_frame
-
-        return build_fallback_frame(
-            inputs.store, origins, inputs.places, list(horizons), with_label=with_label
-        )
-    import importlib
-
-    build: Any = importlib.import_module("features.cells.build")
-    frame: pl.DataFrame = build.build_cell_frame(
+    return build_cell_frame(
         inputs.sources,
         list(origins),
         inputs.places,
@@ -94,10 +67,9 @@ def build_frame(
         with_label=with_label,
         progress=progress,
     )
-    return frame
 
 
-def model_inputs(spec: Any, frame: pl.DataFrame) -> list[str]:
+def model_inputs(spec: CellSpec, frame: pl.DataFrame) -> list[str]:
     """The spec's model inputs in order, then ``horizon`` (the one model serves every week
     ahead); inputs the frame lacks are an error of the builder, named by `to_matrix`."""
     names = [str(n) for n in spec.model_inputs()]
@@ -106,7 +78,7 @@ def model_inputs(spec: Any, frame: pl.DataFrame) -> list[str]:
     return names
 
 
-def descriptions(spec: Any) -> dict[str, str]:
+def descriptions(spec: CellSpec) -> dict[str, str]:
     """Feature -> the description a patrol planner reads (``horizon`` explained here)."""
     out = {str(k): str(v) for k, v in spec.descriptions().items()}
     out.setdefault(HORIZON, "how many weeks ahead the forecast week is (1 = next week)")

@@ -1,0 +1,442 @@
+"""The point-in-time cell frame: one row per (cell, as-of date T, forecast week), docs/PLACES.md.
+
+Why it is fast: the incidents are counted once per (cell, registration week) into a dense array
+(cells x weeks) and every lag, window and near-repeat intensity of every origin is a slice or a
+difference of cumulative sums of that array, not a new filter of the incidents per origin.
+
+Why it is still point-in-time (two clocks):
+
+- Every feature of origin T reads whole weeks on the knowledge clock (``registered_at``,
+  ``submitted_at``) that ended by the end of T (`anchor_week`): a row counted there was known at
+  T by construction. The days of T's own unfinished week are left out, never half-counted.
+- Corrections: the store keeps every version of a row (``_valid_from``/``_valid_to``). Origins are
+  grouped by which versions they see (`version_groups`); rows never corrected are shared by all
+  groups, so with the usual handful of deliveries there are one or two groups, and each group's
+  arrays hold exactly the versions `visible_as_of` shows at its origins.
+- Releases are filtered per origin on ``recorded_at`` (a release is often recorded late).
+
+The label (incidents *registered* in the forecast week, as the latest delivery knows them; null
+if that week had not ended by the last extraction) is the only thing that looks past T.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import h3
+import numpy as np
+import polars as pl
+
+from features.cells.cells import cell_universe, forecast_week_start
+from features.cells.config import PlacesConfig
+from features.cells.sources import CellSources
+from features.cells.spec import CellSpec, half_life_label
+from features.contract import TABLES
+from features.store.offline import VALID_FROM, VALID_TO, end_of_day, visible_as_of
+
+Progress = Callable[[str, float | None], None]
+KEYS = ("cell_id", "h3_resolution", "region", "district", "ring", "as_of", "horizon", "week_start")
+UTC_TS = pl.Datetime("us", "UTC")
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def anchor_week(as_of: date) -> date:
+    """The Monday of the last whole week (Mon..Sun) that ended by the end of ``as_of``."""
+    return monday(as_of + timedelta(days=1)) - timedelta(days=7)
+
+
+# ---- versions ---------------------------------------------------------------------------------
+def _seen(frame: pl.DataFrame, as_of: date) -> pl.Series:
+    """Which versions were current at the end of ``as_of`` (the knowledge column aside)."""
+    cutoff = pl.lit(end_of_day(as_of), dtype=UTC_TS)
+    expr = (pl.col(VALID_FROM).is_null() | (pl.col(VALID_FROM) < cutoff)) & (
+        pl.col(VALID_TO).is_null() | (pl.col(VALID_TO) >= cutoff)
+    )
+    return frame.select(expr.alias("_seen")).to_series()
+
+
+def _plain(frame: pl.DataFrame) -> pl.Series:
+    return frame.select(pl.col(VALID_FROM).is_null() & pl.col(VALID_TO).is_null()).to_series()
+
+
+def version_groups(
+    tables: Sequence[pl.DataFrame | None], origins: Sequence[date]
+) -> list[tuple[list[date], list[pl.DataFrame | None]]]:
+    """Origins grouped by the versions they see, with each table as those origins see it
+    (except the knowledge-time condition, which the features apply through their windows).
+
+    A row never corrected (no ``_valid_from``/``_valid_to``) is in every group; only the
+    corrected rows decide the grouping, so the groups are few."""
+    versioned = [None if t is None else t.filter(~_plain(t)) for t in tables]
+    groups: dict[bytes, list[date]] = {}
+    for as_of in sorted(set(origins)):
+        key = b"".join(
+            b"-" if v is None else _seen(v, as_of).to_numpy().tobytes() for v in versioned
+        )
+        groups.setdefault(key, []).append(as_of)
+    out: list[tuple[list[date], list[pl.DataFrame | None]]] = []
+    for dates in groups.values():
+        seen = [
+            None if t is None else t.filter(_seen(t, dates[0]).fill_null(False)) for t in tables
+        ]
+        out.append((dates, seen))
+    return out
+
+
+# ---- incident arrays --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Grid:
+    """The cells (incident cells and their universe neighbours) and the weeks of the arrays."""
+
+    cells: list[str]
+    index: dict[str, int]
+    base: date  # Monday of column 0
+    width: int
+    pairs: dict[int, tuple[np.ndarray, np.ndarray]]  # ring distance -> (source idx, neighbour idx)
+
+    def col(self, week: date) -> int:
+        return (week - self.base).days // 7
+
+
+def make_grid(
+    cell_ids: list[str], k_ring: int, distances: list[int], base: date, last: date
+) -> Grid:
+    observed = sorted(set(cell_ids))
+    seen = set(observed)
+    cells = list(observed)
+    for c in observed:
+        for n in h3.grid_disk(c, k_ring):
+            if n not in seen:
+                seen.add(n)
+                cells.append(n)
+    index = {c: i for i, c in enumerate(cells)}
+    observed_set = set(observed)
+    pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for d in distances:
+        src: list[int] = []
+        nb: list[int] = []
+        for c, i in index.items():
+            for n in h3.grid_ring(c, d):
+                if n in observed_set:
+                    src.append(i)
+                    nb.append(index[n])
+        pairs[d] = (np.asarray(src, dtype=np.int64), np.asarray(nb, dtype=np.int64))
+    width = (last - base).days // 7 + 1
+    return Grid(cells, index, base, width, pairs)
+
+
+def _weekly_array(incidents: pl.DataFrame, grid: Grid) -> np.ndarray:
+    """Incidents per (cell, registration week) inside the grid's weeks."""
+    out = np.zeros((len(grid.cells), grid.width), dtype=np.float64)
+    if incidents.is_empty():
+        return out
+    week = pl.col("registered_at").dt.date().dt.truncate("1w")
+    offset = (week - pl.lit(grid.base)).dt.total_days() // 7
+    cols = incidents.select(offset).to_series().to_numpy()
+    rows = np.asarray([grid.index[c] for c in incidents["cell_id"].to_list()], dtype=np.int64)
+    keep = (cols >= 0) & (cols < grid.width)
+    np.add.at(out, (rows[keep], cols[keep].astype(np.int64)), 1.0)
+    return out
+
+
+def _cumsum(array: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((array.shape[0], 1)), np.cumsum(array, axis=1)], axis=1)
+
+
+def _decay(half_life: float, lookback: int) -> np.ndarray:
+    """Weights of the weeks a-lookback+1 .. a (oldest first): 0.5^((j-1)/h), j weeks back."""
+    j = np.arange(lookback, 0, -1, dtype=np.float64)
+    return np.power(0.5, (j - 1.0) / half_life)
+
+
+def _ring_sum(values: np.ndarray, grid: Grid, distance: int) -> np.ndarray:
+    src, nb = grid.pairs[distance]
+    return np.bincount(src, weights=values[nb], minlength=len(grid.cells))
+
+
+def incident_features(
+    incidents: pl.DataFrame, grid: Grid, spec: CellSpec, anchors: list[date]
+) -> dict[date, dict[str, np.ndarray]]:
+    """Per anchor week, every incident feature as a vector over the grid's cells."""
+    total = _weekly_array(incidents, grid)
+    cs = _cumsum(total)
+    by_type = {
+        t: _cumsum(_weekly_array(incidents.filter(pl.col("crime_type") == t), grid))
+        for t in spec.crime_types()
+    }
+    c, nr = spec.counts, spec.near_repeat
+    out: dict[date, dict[str, np.ndarray]] = {}
+    for anchor in anchors:
+        a = grid.col(anchor)
+        f: dict[str, np.ndarray] = {}
+
+        def window(sums: np.ndarray, w: int, a: int = a) -> np.ndarray:
+            diff: np.ndarray = sums[:, a + 1] - sums[:, a + 1 - w]
+            return diff
+
+        def intensity(h: float, a: int = a) -> np.ndarray:
+            block = total[:, a + 1 - nr.lookback_weeks : a + 1]
+            weighted: np.ndarray = block @ _decay(h, nr.lookback_weeks)
+            return weighted
+
+        for k in c.lags_weeks:
+            f[f"count_all_lag{k}"] = total[:, a - k + 1]
+        for w in c.windows_weeks:
+            f[f"count_all_{w}w"] = window(cs, w)
+        for t, sums in by_type.items():
+            for w in c.by_crime_type_windows_weeks:
+                f[f"count_{t}_{w}w"] = window(sums, w)
+        for h in nr.half_lives_weeks:
+            f[f"intensity_hl{half_life_label(h)}w"] = intensity(h)
+        for r in spec.rings:
+            for k in r.lags_weeks:
+                f[f"ring{r.distance}_count_lag{k}"] = _ring_sum(
+                    total[:, a - k + 1], grid, r.distance
+                )
+            for w in r.windows_weeks:
+                f[f"ring{r.distance}_count_{w}w"] = _ring_sum(window(cs, w), grid, r.distance)
+            for h in r.half_lives_weeks:
+                name = f"ring{r.distance}_intensity_hl{half_life_label(h)}w"
+                f[name] = _ring_sum(intensity(h), grid, r.distance)
+        for w in spec.district.incident_windows_weeks:
+            f[f"_cell_{w}w"] = window(cs, w)
+        out[anchor] = f
+    return out
+
+
+# ---- district features ------------------------------------------------------------------------
+def _district_weekly(
+    frame: pl.DataFrame | None, clock: str, groups: dict[str, list[str]]
+) -> pl.DataFrame | None:
+    """Rows per (district, group, week on ``clock``); a category may sit in several groups."""
+    if frame is None or not groups:
+        return None
+    parts = [
+        frame.filter(pl.col("category").is_in(cats) & pl.col("district").is_not_null())
+        .group_by("district", pl.col(clock).dt.date().dt.truncate("1w").alias("week"))
+        .agg(pl.len().cast(pl.Float64).alias("n"))
+        .with_columns(pl.lit(g).alias("group"))
+        for g, cats in groups.items()
+    ]
+    return pl.concat(parts).select("district", "group", "week", "n")
+
+
+def _resident_district(
+    frame: pl.DataFrame | None, persons: pl.DataFrame | None
+) -> pl.DataFrame | None:
+    """``frame`` with the person's district (persons as seen by the group); None if either lacks."""
+    if frame is None or persons is None:
+        return None
+    districts = persons.select("person_id", "district").unique("person_id", keep="last")
+    return frame.join(districts, on="person_id", how="inner")
+
+
+def _district_values(
+    weekly: pl.DataFrame | None, anchor: date, weeks: list[int], prefix: str, *, lags: bool
+) -> pl.DataFrame | None:
+    """Per district one column per (group, lag or window) as of ``anchor``."""
+    if weekly is None:
+        return None
+    cols = []
+    for k in weeks:
+        if lags:
+            sel = pl.col("week") == pl.lit(anchor - timedelta(weeks=k - 1))
+            suffix = f"lag{k}"
+        else:
+            sel = (pl.col("week") <= pl.lit(anchor)) & (
+                pl.col("week") > pl.lit(anchor - timedelta(weeks=k))
+            )
+            suffix = f"{k}w"
+        for g in weekly["group"].unique().sort().to_list():
+            cols.append(
+                pl.col("n")
+                .filter(sel & (pl.col("group") == g))
+                .sum()
+                .alias(f"{prefix}_{g}_{suffix}")
+            )
+    return weekly.group_by("district").agg(cols)
+
+
+def _released(releases: pl.DataFrame | None, as_of: date, spec: CellSpec) -> pl.DataFrame | None:
+    d = spec.district
+    if releases is None or d.release_window_weeks is None:
+        return None
+    cutoff = pl.lit(end_of_day(as_of), dtype=UTC_TS)
+    start = as_of - timedelta(weeks=d.release_window_weeks)
+    return (
+        releases.filter(
+            (pl.col("recorded_at") < cutoff)
+            & pl.col("sentence").is_in(d.release_sentences)
+            & (pl.col("released_at") > pl.lit(start))
+            & (pl.col("released_at") <= pl.lit(as_of))
+            & pl.col("district").is_not_null()
+        )
+        .group_by("district")
+        .agg(
+            pl.col("person_id")
+            .n_unique()
+            .cast(pl.Float64)
+            .alias(f"district_released_{d.release_window_weeks}w")
+        )
+    )
+
+
+# ---- the frame --------------------------------------------------------------------------------
+def _horizons(as_of: date, horizons: list[int], spec: CellSpec) -> pl.DataFrame:
+    rows = []
+    for h in horizons:
+        week = forecast_week_start(as_of, h)
+        angle = 2 * math.pi * (week.isocalendar()[1] - 1) / 52.0
+        rows.append(
+            {
+                "horizon": h,
+                "week_start": week,
+                "week_sin": math.sin(angle),
+                "week_cos": math.cos(angle),
+                "holidays_in_week": float(
+                    spec.seasonality.holidays_between(week, week + timedelta(days=6))
+                ),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "horizon": pl.Int32,
+            "week_start": pl.Date,
+            "week_sin": pl.Float64,
+            "week_cos": pl.Float64,
+            "holidays_in_week": pl.Float64,
+        },
+    )
+
+
+def _labels(incidents: pl.DataFrame, last_day: date) -> pl.DataFrame:
+    latest = incidents.filter(visible_as_of(TABLES["incidents"], last_day))
+    return latest.group_by(
+        "cell_id", pl.col("registered_at").dt.date().dt.truncate("1w").alias("week_start")
+    ).agg(pl.len().cast(pl.Int64).alias("label"))
+
+
+def build_cell_frame(
+    sources: CellSources,
+    origins: list[date],
+    places: PlacesConfig,
+    spec: CellSpec,
+    *,
+    horizons: list[int],
+    with_label: bool,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
+    """One row per (cell of the universe at T, origin T, horizon) with the spec's features."""
+    say = progress or (lambda _stage, _fraction: None)
+    origins = sorted(set(origins))
+    if not origins:
+        return pl.DataFrame()
+    say("cell frame: assigning cells", None)
+    incidents = sources.cell_incidents(places.h3_resolution)
+    lookback = spec.max_lookback_weeks()
+    base = anchor_week(origins[0]) - timedelta(weeks=lookback - 1)
+    grid = make_grid(
+        incidents["cell_id"].to_list(),
+        places.k_ring,
+        [r.distance for r in spec.rings],
+        base,
+        anchor_week(origins[-1]),
+    )
+    cell_index = pl.DataFrame(
+        {"cell_id": grid.cells, "_idx": np.arange(len(grid.cells))},
+        schema={"cell_id": pl.Utf8, "_idx": pl.Int64},
+    )
+    d = spec.district
+    features = spec.model_inputs()
+    tables = [incidents, sources.appeals, sources.admin_offences, sources.releases, sources.persons]
+    groups = version_groups(tables, origins)
+    parts: list[pl.DataFrame] = []
+    done = 0
+    last_day = (
+        sources.last_extracted.date()
+        if isinstance(sources.last_extracted, datetime)
+        else origins[-1]
+    )
+    labels = _labels(incidents, last_day) if with_label else None
+    for dates, (inc, appeals, admin, releases, persons) in groups:
+        assert inc is not None
+        say("cell frame: counting weeks", done / len(origins))
+        per_anchor = incident_features(inc, grid, spec, sorted({anchor_week(t) for t in dates}))
+        appeal_weekly = _district_weekly(appeals, "submitted_at", d.appeal_groups)
+        admin_weekly = _district_weekly(
+            _resident_district(admin, persons), "registered_at", d.admin_groups
+        )
+        resident_releases = _resident_district(releases, persons)
+        for as_of in dates:
+            say("cell frame: origins", done / len(origins))
+            done += 1
+            universe = cell_universe(inc.lazy(), as_of, places)
+            if universe.is_empty():
+                continue
+            anchor = anchor_week(as_of)
+            idx = universe.join(cell_index, on="cell_id", how="left")["_idx"].to_numpy()
+            vectors = per_anchor[anchor]
+            values = {n: v[idx] for n, v in vectors.items()}
+            frame = universe.drop("incidents").with_columns(
+                pl.lit(as_of, dtype=pl.Date).alias("as_of"),
+                *[pl.Series(n, v, dtype=pl.Float64) for n, v in values.items()],
+            )
+            district = (
+                frame.filter(pl.col("district").is_not_null())
+                .group_by("district")
+                .agg(
+                    pl.col(f"_cell_{w}w").sum().alias(f"district_count_{w}w")
+                    for w in d.incident_windows_weeks
+                )
+            )
+            for extra in (
+                _district_values(
+                    appeal_weekly, anchor, d.appeal_lags_weeks, "district_appeals", lags=True
+                ),
+                _district_values(
+                    admin_weekly, anchor, d.admin_windows_weeks, "district_admin", lags=False
+                ),
+                _released(resident_releases, as_of, spec),
+            ):
+                if extra is not None:
+                    district = district.join(extra, on="district", how="full", coalesce=True)
+            frame = frame.join(district, on="district", how="left")
+            frame = frame.join(_horizons(as_of, horizons, spec), how="cross")
+            if with_label and labels is not None:
+                frame = frame.join(labels, on=["cell_id", "week_start"], how="left").with_columns(
+                    pl.when(pl.col("week_start") + pl.duration(days=7) <= pl.lit(last_day))
+                    .then(pl.col("label").fill_null(0))
+                    .otherwise(None)
+                    .cast(pl.Int64)
+                    .alias("label")
+                )
+            parts.append(frame)
+    say("cell frame: done", 1.0)
+    if not parts:
+        return pl.DataFrame()
+    frame = pl.concat(parts, how="diagonal_relaxed")
+    inputs = [f for f in features if f not in KEYS]
+    missing = [f for f in inputs if f not in frame.columns]
+    frame = frame.with_columns(pl.lit(0.0).alias(f) for f in missing).with_columns(
+        pl.col(inputs).cast(pl.Float64).fill_null(0.0)
+    )
+    label = ["label"] if with_label else []
+    return frame.select(
+        pl.col("cell_id").cast(pl.Utf8),
+        pl.col("h3_resolution").cast(pl.Int32),
+        pl.col("region").cast(pl.Utf8),
+        pl.col("district").cast(pl.Utf8),
+        pl.col("ring").cast(pl.Int32),
+        pl.col("as_of").cast(pl.Date),
+        pl.col("horizon").cast(pl.Int32),
+        pl.col("week_start").cast(pl.Date),
+        *inputs,
+        *label,
+    ).sort("as_of", maintain_order=True)
