@@ -11,23 +11,38 @@ the service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from time import perf_counter
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from fairness.commands import (
+    ByOption,
+    HomeOption,
+    OverrideOption,
+    PolicyOption,
+    ReasonOption,
+    RequesterOption,
+    RequesterRoleOption,
+    RoleOption,
+    TokenFileOption,
+    approve,
+    print_gate,
+    print_outcome,
+    print_report,
+)
+from fairness.commands import edges as _edges  # a name of this module: the tests replace it
+from fairness.commands import progress_line as _progress
 from fairness.policy import load_policy
 from fairness.results import Estimate
-from riskcast.auth import TOKEN_ENV, AuthenticatorFactory
+from riskcast.auth import AuthenticatorFactory
 from riskcast.names import PERSON_MODEL
-from riskcast.settings import HOME_HELP, use_home
 
-if TYPE_CHECKING:
-    from fairness.report import WrittenReport
+ModelOption = Annotated[str, typer.Option("--model", help="registered model name")]
+MitigationOption = Annotated[
+    bool, typer.Option("--mitigation", help="what-if: group thresholds (off by default)")
+]
 
 
 def register(app: typer.Typer, *, authenticator: AuthenticatorFactory | None = None) -> None:
@@ -59,12 +74,8 @@ def register(app: typer.Typer, *, authenticator: AuthenticatorFactory | None = N
                 help="groups smaller than this: insufficient evidence (default: policy)",
             ),
         ] = None,
-        policy_file: Annotated[
-            Path | None, typer.Option("--policy", help="fairness policy (default: configs)")
-        ] = None,
-        mitigation: Annotated[
-            bool, typer.Option("--mitigation", help="what-if: group thresholds (off by default)")
-        ] = False,
+        policy_file: PolicyOption = None,
+        mitigation: MitigationOption = False,
     ) -> None:
         """Audit any table of scores and outcomes (per group, with intervals) and write a report."""
         from fairness.table_run import parse_list, parse_references, run_audit_table
@@ -105,35 +116,6 @@ def _value(est: Estimate | None) -> float | None:
     return None if est is None else est.value
 
 
-def _edges() -> tuple[Path, str]:
-    from riskcast.settings import get_settings
-    from training.tracking import tracking_uri
-
-    home = get_settings().home
-    return home, tracking_uri(home)
-
-
-@contextmanager
-def _progress(what: str) -> Iterator[Callable[[str], None]]:
-    """A status line on stderr that each phase updates; the time taken when done."""
-    err = Console(stderr=True)
-    started = perf_counter()
-    with err.status(f"{what} ...") as status:
-        yield lambda message: status.update(f"{what}: {message} ...")
-    err.print(f"{what}: done in {perf_counter() - started:.1f} s", highlight=False)
-
-
-def _print_report(console: Console, written: WrittenReport) -> None:
-    """Where the report is kept and its one hash (the JSON's, as the ledger records it)."""
-    for line in (
-        f"report:   {written.html_path}",
-        f"json:     {written.json_path}",
-        f"audit id: {written.audit_id or '–'}",
-        f"sha256:   {written.sha256} (of the JSON; recorded in the ledger)",
-    ):  # never wrapped: paths and hashes are copied from here
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
 def register_gate(app: typer.Typer, *, authenticator: AuthenticatorFactory | None = None) -> None:
     """`riskcast audit VERSION`, `riskcast promote VERSION`, `riskcast rollback`.
 
@@ -143,20 +125,12 @@ def register_gate(app: typer.Typer, *, authenticator: AuthenticatorFactory | Non
     @app.command("audit")
     def audit_cmd(
         version: Annotated[str, typer.Argument(help="registered version number")],
-        by: Annotated[str, typer.Option("--by", help="who runs the audit")] = "riskcast",
-        role: Annotated[str, typer.Option("--role", help="the role of --by")] = "data_scientist",
-        model_name: Annotated[str, typer.Option("--model", help="registered model name")] = (
-            PERSON_MODEL
-        ),
-        policy_file: Annotated[
-            Path | None, typer.Option("--policy", help="fairness policy (default: configs)")
-        ] = None,
-        mitigation: Annotated[
-            bool, typer.Option("--mitigation", help="what-if: group thresholds (off by default)")
-        ] = False,
-        home: Annotated[
-            Path | None, typer.Option("--home", help=HOME_HELP, callback=use_home)
-        ] = None,
+        by: ByOption = "riskcast",
+        role: RoleOption = "data_scientist",
+        model_name: ModelOption = PERSON_MODEL,
+        policy_file: PolicyOption = None,
+        mitigation: MitigationOption = False,
+        home: HomeOption = None,
     ) -> None:
         """Audit a registered version on its out-of-time test snapshot; keep the report (every
         audit in a folder of its own) and record its sha256 in the ledger."""
@@ -170,112 +144,51 @@ def register_gate(app: typer.Typer, *, authenticator: AuthenticatorFactory | Non
                 uri=uri, model_name=model_name, mitigation=mitigation, progress=progress,
             )  # fmt: skip
         console = Console()
-        decision = result.decision
-        console.print(f"policy checks: {decision.outcome if decision else 'not evaluated'}")
-        for reason in decision.reasons if decision else []:
-            if not reason.startswith("PASS"):
-                console.print(f"  {reason}", highlight=False)
-        _print_report(console, result.written)
+        print_gate(console, result.decision, "policy checks")
+        print_report(console, result.written)
 
     @app.command("promote")
     def promote_cmd(
         version: Annotated[str, typer.Argument(help="registered version number")],
-        reason: Annotated[str, typer.Option("--reason", help="why (recorded in the ledger)")],
-        by: Annotated[
-            str | None,
-            typer.Option(
-                "--by",
-                help="who asks for the promotion (required without --override; an override is "
-                "recorded under the token's user)",
-            ),
-        ] = None,
-        role: Annotated[
-            str, typer.Option("--role", help="the role of --by (an override's is the token's)")
-        ] = "data_scientist",
-        override: Annotated[
-            bool,
-            typer.Option(
-                "--override",
-                help=f"move champion despite the gate: an auditor's token ({TOKEN_ENV} or "
-                "--token-file) is required",
-            ),
-        ] = False,
-        token_file: Annotated[
-            Path | None,
-            typer.Option("--token-file", help=f"a file holding the token (else {TOKEN_ENV})"),
-        ] = None,
-        model_name: Annotated[str, typer.Option("--model", help="registered model name")] = (
-            PERSON_MODEL
-        ),
-        policy_file: Annotated[
-            Path | None, typer.Option("--policy", help="fairness policy (default: configs)")
-        ] = None,
-        home: Annotated[
-            Path | None, typer.Option("--home", help=HOME_HELP, callback=use_home)
-        ] = None,
+        reason: ReasonOption,
+        by: RequesterOption = None,
+        role: RequesterRoleOption = "data_scientist",
+        override: OverrideOption = False,
+        token_file: TokenFileOption = None,
+        model_name: ModelOption = PERSON_MODEL,
+        policy_file: PolicyOption = None,
+        home: HomeOption = None,
     ) -> None:
         """Move `champion` to VERSION if its audit passes the gate (or an authenticated
         auditor overrides, with a written reason)."""
         from fairness.ledger import open_ledger
-        from fairness.promotion import (
-            OverrideRefused,
-            authorize_override,
-            promote,
-            record_refused_override,
-        )
-        from riskcast.auth import read_token
-        from riskcast.errors import InputError
+        from fairness.promotion import promote, record_refused_override
 
         home, uri = _edges()
         ledger = open_ledger()
-        approver = None
-        if override:
-            try:
-                approver = authorize_override(
-                    read_token(token_file),
-                    authenticator() if authenticator is not None else None,
-                    claimed=by,
-                )
-            except OverrideRefused as refused:
-                record_refused_override(ledger, version, refused, claimed=by, reason=reason)
-                raise
-        elif by is None:
-            raise InputError("promote: --by NAME is required (who asks for the promotion)")
+        approver = approve(
+            "promote", override=override, token_file=token_file, authenticator=authenticator,
+            by=by, on_refused=lambda refused: record_refused_override(
+                ledger, version, refused, claimed=by, reason=reason
+            ),
+        )  # fmt: skip
         with _progress(f"promotion of v{version}") as progress:
             outcome = promote(
                 version, load_policy(policy_file), ledger, home=home, by=by or "", reason=reason,
                 role=role, override=override, uri=uri, model_name=model_name, approver=approver,
                 progress=progress,
             )  # fmt: skip
-        console = Console()
-        console.print(f"gate: {outcome.decision.outcome}")
-        for r in outcome.decision.reasons:
-            if not r.startswith("PASS"):
-                console.print(f"  {r}", highlight=False)
-        _print_report(console, outcome.written)
-        if outcome.overridden and approver is not None:
-            console.print(
-                f"OVERRIDE by {approver.name} ({approver.role}, authenticated): v{version} is "
-                "champion; recorded",
-                highlight=False,
-            )
-        elif outcome.promoted:
-            console.print(f"v{version} is now champion")
-        else:
-            console.print(f"refused: v{version} stays {model_name}@challenger")
-            raise typer.Exit(1)
+        print_outcome(
+            outcome, approver, subject=f"v{version}", version=version, model_name=model_name
+        )
 
     @app.command("rollback")
     def rollback_cmd(
         by: Annotated[str, typer.Option("--by", help="who rolls back")],
-        reason: Annotated[str, typer.Option("--reason", help="why (recorded in the ledger)")],
-        role: Annotated[str, typer.Option("--role", help="the role of --by")] = "data_scientist",
-        model_name: Annotated[str, typer.Option("--model", help="registered model name")] = (
-            PERSON_MODEL
-        ),
-        home: Annotated[
-            Path | None, typer.Option("--home", help=HOME_HELP, callback=use_home)
-        ] = None,
+        reason: ReasonOption,
+        role: RoleOption = "data_scientist",
+        model_name: ModelOption = PERSON_MODEL,
+        home: HomeOption = None,
     ) -> None:
         """Move `champion` back to the previous champion named by the ledger."""
         from fairness.ledger import open_ledger

@@ -178,6 +178,24 @@ def stored_audit(
     return AuditResult.model_validate(content["audit"])
 
 
+def requester(
+    by: str, role: str, reason: str, *, override: bool, approver: Principal | None
+) -> tuple[str, str]:
+    """Who a promotion's entries name, ``(by, role)``: on an override the authenticated
+    auditor ``approver`` (never ``--by`` / ``--role``), who must give a written reason; a
+    promotion without a reason is refused."""
+    if override:
+        if approver is None or str(approver.role) != AUDITOR:
+            raise OverrideRefused(
+                f"an override must be made by an authenticated {AUDITOR} (authorize_override)"
+            )
+        by, role = approver.name, str(approver.role)
+        check_override(role, reason)
+    if not reason.strip():
+        raise InputError("--reason is required")
+    return by, role
+
+
 def audit_and_record(
     version: str, policy: FairnessPolicy, ledger: Ledger, *, home: Path, by: str, role: str,
     uri: str, model_name: str = PERSON_MODEL, mitigation: bool = False,
@@ -219,15 +237,7 @@ def promote(
 
     An override needs ``approver``, the auditor `authorize_override` authenticated: the
     entries then name that user and role (``by`` and ``role`` are ignored)."""
-    if override:
-        if approver is None or str(approver.role) != AUDITOR:
-            raise OverrideRefused(
-                f"an override must be made by an authenticated {AUDITOR} (authorize_override)"
-            )
-        by, role = approver.name, str(approver.role)
-        check_override(role, reason)
-    if not reason.strip():
-        raise InputError("--reason is required")
+    by, role = requester(by, role, reason, override=override, approver=approver)
     champion = current_champion(model_name, uri)
     if champion == version:
         raise InputError(f"{model_name} v{version} is already the champion")

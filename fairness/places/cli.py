@@ -11,24 +11,39 @@ auditor exactly as ``riskcast promote --override`` (the token from ``RISKCAST_TO
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fairness.cli import _edges, _print_report, _progress
+from fairness.commands import (
+    ByOption,
+    HomeOption,
+    OverrideOption,
+    PolicyOption,
+    ReasonOption,
+    RequesterOption,
+    RequesterRoleOption,
+    RoleOption,
+    TokenFileOption,
+    approve,
+    edges,
+    print_gate,
+    print_outcome,
+    print_report,
+    progress_line,
+)
 from fairness.policy import load_policy
-from riskcast.auth import TOKEN_ENV, AuthenticatorFactory
+from riskcast.auth import AuthenticatorFactory
 from riskcast.names import PLACES_MODEL
-from riskcast.settings import HOME_HELP, use_home
 
 if TYPE_CHECKING:
     from fairness.places.results import PlacesAudit
     from fairness.results import Estimate
 
 VERSION_HELP = "registered version of street-crime (default: the challenger)"
+VersionOption = Annotated[str | None, typer.Option("--version", help=VERSION_HELP)]
 
 
 def _est(e: Estimate, digits: int = 2) -> str:
@@ -104,15 +119,11 @@ def register(places: typer.Typer, *, authenticator: AuthenticatorFactory | None 
 
     @places.command("audit")
     def audit_cmd(
-        version: Annotated[str | None, typer.Option("--version", help=VERSION_HELP)] = None,
-        by: Annotated[str, typer.Option("--by", help="who runs the audit")] = "riskcast",
-        role: Annotated[str, typer.Option("--role", help="the role of --by")] = "data_scientist",
-        policy_file: Annotated[
-            Path | None, typer.Option("--policy", help="fairness policy (default: configs)")
-        ] = None,
-        home: Annotated[
-            Path | None, typer.Option("--home", help=HOME_HELP, callback=use_home)
-        ] = None,
+        version: VersionOption = None,
+        by: ByOption = "riskcast",
+        role: RoleOption = "data_scientist",
+        policy_file: PolicyOption = None,
+        home: HomeOption = None,
     ) -> None:
         """Audit a street-crime version: the gate against the champion (PAI@5 %, deviance),
         exposure by district, the feedback-loop check; keep the report, record it in the
@@ -121,103 +132,52 @@ def register(places: typer.Typer, *, authenticator: AuthenticatorFactory | None 
         from fairness.places.audit import resolve_version
         from fairness.places.promotion import audit_and_record
 
-        home, uri = _edges()
+        home, uri = edges()
         chosen = resolve_version(PLACES_MODEL, version, uri)
-        with _progress(f"places audit of v{chosen}") as progress:
+        with progress_line(f"places audit of v{chosen}") as progress:
             run = audit_and_record(
                 chosen, load_policy(policy_file), open_ledger(), home=home, by=by, role=role,
                 uri=uri, progress=progress,
             )  # fmt: skip
         console = Console()
         print_audit(console, run.audit)
-        decision = run.audit.decision
-        console.print(f"gate: {decision.outcome if decision else 'not evaluated'}")
-        for reason in decision.reasons if decision else []:
-            if not reason.startswith("PASS"):
-                console.print(f"  {reason}", highlight=False)
-        _print_report(console, run.written)
+        print_gate(console, run.audit.decision)
+        print_report(console, run.written)
 
     @places.command("promote")
     def promote_cmd(
-        reason: Annotated[str, typer.Option("--reason", help="why (recorded in the ledger)")],
-        version: Annotated[str | None, typer.Option("--version", help=VERSION_HELP)] = None,
-        by: Annotated[
-            str | None,
-            typer.Option(
-                "--by",
-                help="who asks for the promotion (required without --override; an override is "
-                "recorded under the token's user)",
-            ),
-        ] = None,
-        role: Annotated[
-            str, typer.Option("--role", help="the role of --by (an override's is the token's)")
-        ] = "data_scientist",
-        override: Annotated[
-            bool,
-            typer.Option(
-                "--override",
-                help=f"move champion despite the gate: an auditor's token ({TOKEN_ENV} or "
-                "--token-file) is required",
-            ),
-        ] = False,
-        token_file: Annotated[
-            Path | None,
-            typer.Option("--token-file", help=f"a file holding the token (else {TOKEN_ENV})"),
-        ] = None,
-        policy_file: Annotated[
-            Path | None, typer.Option("--policy", help="fairness policy (default: configs)")
-        ] = None,
-        home: Annotated[
-            Path | None, typer.Option("--home", help=HOME_HELP, callback=use_home)
-        ] = None,
+        reason: ReasonOption,
+        version: VersionOption = None,
+        by: RequesterOption = None,
+        role: RequesterRoleOption = "data_scientist",
+        override: OverrideOption = False,
+        token_file: TokenFileOption = None,
+        policy_file: PolicyOption = None,
+        home: HomeOption = None,
     ) -> None:
         """Move street-crime's `champion` to the challenger (or --version) if it passes the
         places gate, or an authenticated auditor overrides with a written reason."""
         from fairness.ledger import ledger_version, open_ledger
         from fairness.places.audit import resolve_version
         from fairness.places.promotion import promote
-        from fairness.promotion import OverrideRefused, authorize_override, record_refused_override
-        from riskcast.auth import read_token
-        from riskcast.errors import InputError
+        from fairness.promotion import record_refused_override
 
-        home, uri = _edges()
+        home, uri = edges()
         ledger = open_ledger()
         chosen = resolve_version(PLACES_MODEL, version, uri)
-        approver = None
-        if override:
-            try:
-                approver = authorize_override(
-                    read_token(token_file),
-                    authenticator() if authenticator is not None else None,
-                    claimed=by,
-                )
-            except OverrideRefused as refused:
-                record_refused_override(
-                    ledger, ledger_version(PLACES_MODEL, chosen), refused, claimed=by,
-                    reason=reason,
-                )  # fmt: skip
-                raise
-        elif by is None:
-            raise InputError("places promote: --by NAME is required (who asks for the promotion)")
-        with _progress(f"places promotion of v{chosen}") as progress:
+        approver = approve(
+            "places promote", override=override, token_file=token_file,
+            authenticator=authenticator, by=by,
+            on_refused=lambda refused: record_refused_override(
+                ledger, ledger_version(PLACES_MODEL, chosen), refused, claimed=by, reason=reason
+            ),
+        )  # fmt: skip
+        with progress_line(f"places promotion of v{chosen}") as progress:
             outcome = promote(
                 chosen, load_policy(policy_file), ledger, home=home, by=by or "", reason=reason,
                 role=role, override=override, uri=uri, approver=approver, progress=progress,
             )  # fmt: skip
-        console = Console()
-        console.print(f"gate: {outcome.decision.outcome}")
-        for r in outcome.decision.reasons:
-            if not r.startswith("PASS"):
-                console.print(f"  {r}", highlight=False)
-        _print_report(console, outcome.written)
-        if outcome.overridden and approver is not None:
-            console.print(
-                f"OVERRIDE by {approver.name} ({approver.role}, authenticated): {PLACES_MODEL} "
-                f"v{chosen} is champion; recorded",
-                highlight=False,
-            )
-        elif outcome.promoted:
-            console.print(f"{PLACES_MODEL} v{chosen} is now champion", highlight=False)
-        else:
-            console.print(f"refused: v{chosen} stays {PLACES_MODEL}@challenger", highlight=False)
-            raise typer.Exit(1)
+        print_outcome(
+            outcome, approver, subject=f"{PLACES_MODEL} v{chosen}", version=chosen,
+            model_name=PLACES_MODEL,
+        )  # fmt: skip

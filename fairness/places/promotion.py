@@ -2,12 +2,12 @@
 
 The person path's machinery is reused, not copied (`fairness.promotion`): the champion alias is
 read and moved by `current_champion` / `set_champion`, overrides are authenticated by
-`authorize_override` (the command) and checked by `check_override`, a refused override is
-recorded by `record_refused_override`, and the outcome is a `PromotionOutcome`. Entries go to
-the same ledger as the person model's, with the model name in their version
-(`fairness.ledger.ledger_version`: ``street-crime@3``), so the person's rollback and version
-filters never see them. Every entry about an audit records the report's hash and, as its last
-reason, where the report is kept (`riskcast ledger verify` checks it).
+`authorize_override` (the command, `fairness.commands.approve`) and checked by `requester`,
+a refused override is recorded by `record_refused_override`, and the outcome is a
+`PromotionOutcome`. Entries go to the same ledger as the person model's, with the model name
+in their version (`fairness.ledger.ledger_version`: ``street-crime@3``), so the person's
+rollback and version filters never see them. Every entry about an audit records the report's
+hash and, as its last reason, where the report is kept (`riskcast ledger verify` checks it).
 
 The first version passes when there is no champion (as for persons); an override moves the
 alias despite the gate and is recorded as such; a refusal leaves the challenger alias alone.
@@ -27,11 +27,9 @@ from fairness.places.audit import (
 )
 from fairness.policy import FairnessPolicy
 from fairness.promotion import (
-    AUDITOR,
-    OverrideRefused,
     PromotionOutcome,
-    check_override,
     current_champion,
+    requester,
     set_champion,
 )
 from fairness.report_store import report_reason
@@ -76,15 +74,7 @@ def promote(
 ) -> PromotionOutcome:  # fmt: skip
     """Audit ``version`` against the champion and move ``champion`` to it only on pass (or an
     authenticated auditor's override, ``approver``); every decision is a ledger entry."""
-    if override:
-        if approver is None or str(approver.role) != AUDITOR:
-            raise OverrideRefused(
-                f"an override must be made by an authenticated {AUDITOR} (authorize_override)"
-            )
-        by, role = approver.name, str(approver.role)
-        check_override(role, reason)
-    if not reason.strip():
-        raise InputError("--reason is required")
+    by, role = requester(by, role, reason, override=override, approver=approver)
     champion = current_champion(model_name, uri)
     if champion == version:
         raise InputError(f"{model_name} v{version} is already the champion")
