@@ -164,6 +164,7 @@ def test_calibration_in_the_large_on_the_served_population(
     joined = served.join(world.labels, on="person_id", how="inner")
     assert joined.height == served.height > 3_000
     predicted, observed = float(joined["p"].mean()), float(joined["label"].mean())  # type: ignore[arg-type]
+    print(f"served {joined.height}: mean predicted {predicted:.4f}, observed {observed:.4f}")
     assert abs(predicted - observed) <= 0.05 * observed, (predicted, observed)
 
     assert state.store is not None
@@ -173,4 +174,6 @@ def test_calibration_in_the_large_on_the_served_population(
     out_rate = float(
         vectors.select("person_id").join(world.labels, on="person_id")["label"].mean()  # type: ignore[arg-type]
     )
+    p_mean = float(p_out.mean())
+    print(f"left out {vectors.height}: would score {p_mean:.4f}, observed {out_rate:.4f}")
     assert float(p_out.mean()) > 3 * out_rate, (float(p_out.mean()), out_rate)
