@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from riskcast.settings import HOME_HELP, get_settings, use_home
+from training.progress import print_registered, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -44,24 +44,8 @@ def train_command(
     from training.pipeline import train  # heavy imports only when the command runs
     from training.tracking import PICKLE_NOTE
 
-    console = Console(stderr=True)
     home = get_settings().home
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("starting ...", total=1.0)
-
-        def progress(message: str, fraction: float | None) -> None:
-            if fraction is None:
-                bar.update(task, description=message)
-            else:
-                bar.update(task, description=message, completed=fraction)
-
+    with progress_bar() as progress:
         result = train(
             home=home,
             config=config,
@@ -70,7 +54,6 @@ def train_command(
             truth_dir=truth,
             progress=progress,
         )
-        bar.update(task, description="done", completed=1.0)
     out = Console(soft_wrap=True)  # long lines (paths, the `mlflow ui` command) stay whole
     table = Table(title=f"out-of-time test metrics ({result.rows['test']:,} rows)")
     for column in ("scorer", "AUC", "PR-AUC", "Brier", "ECE", "top-10%", "mean p", "observed"):
@@ -98,9 +81,5 @@ def train_command(
         f"x {result.n_features} features; calibration {result.calibration.get('method')}; "
         f"{result.seconds:.0f} s"
     )
-    out.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
-    out.print(f"run id:        {result.run_id}")
-    out.print(f"model version: {result.model_name} v{result.model_version} (alias challenger)")
-    out.print(f"tracking:      {result.tracking_uri}")
-    out.print(f"look:          {result.ui_command}", highlight=False)
+    print_registered(out, result)
     out.print(f"[dim]note: {PICKLE_NOTE}[/]", highlight=False)

@@ -10,7 +10,6 @@ logging to MLflow. `train` returns a `TrainResult`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from features.frames.definitions import load_spec
 from features.store.offline import OfflineStore
 from training.config import load_training_config
+from training.progress import Laps, Progress, no_progress
 from training.report import Evaluation
 from training.steps.data import (
     check_no_protected,
@@ -44,9 +44,6 @@ __all__ = [
     "train",
 ]
 
-Progress = Callable[[str, float | None], None]
-"""``progress(message, fraction_of_tuning_done_or_None)``."""
-
 
 @dataclass
 class TrainResult:
@@ -65,25 +62,8 @@ class TrainResult:
     calibration: dict[str, Any] = field(default_factory=dict)
 
 
-class _Laps:
-    """Wall time per stage, in the order the stages ran."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = now - self._last
-        self._last = now
-
-
 def _round(value: float | None) -> str:
     return "-" if value is None else f"{value:.5f}"
-
-
-def _noop(_message: str, _fraction: float | None) -> None:
-    return None
 
 
 def train(
@@ -93,12 +73,12 @@ def train(
     features_config: Path | None = None,
     trials: int | None = None,
     truth_dir: Path | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> TrainResult:
     """Train, evaluate, log and register one model; see the module docstring. ``truth_dir``
     (else the config's): a truth manifest, or a folder holding ``truth-manifest.json``."""
     started = time.perf_counter()
-    laps = _Laps()
+    laps = Laps()
     resolved = load_training_config(config)
     cfg = resolved.training
     spec = load_spec(features_config)

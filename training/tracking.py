@@ -189,11 +189,60 @@ class Logged:
     model_version: str
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements(*names: str) -> list[str]:
+    """The installed versions of ``names``, pinned (what a logged model needs to load)."""
     from importlib.metadata import version
 
-    names = ("lightgbm", "polars", "numpy", "pandas", "scikit-learn", "mlflow", "pyarrow")
     return [f"{n}=={version(n)}" for n in names]
+
+
+def log_contents(
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    figures: dict[str, Figure],
+    json_artifacts: dict[str, Any],
+    texts: dict[str, str],
+) -> None:
+    """Log into the active run what every training run keeps: parameters (as shortened text),
+    metrics, figures under ``plots/``, JSON and text artifacts."""
+    mlflow.log_params({k: param_text(v) for k, v in params.items()})
+    mlflow.log_metrics(metrics)
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}.png")
+    for name, payload in json_artifacts.items():
+        mlflow.log_dict(payload, name)
+    for name, text in texts.items():
+        mlflow.log_text(text, name)
+
+
+def name_challenger(
+    client: MlflowClient, model_name: str, version: str, *, description: str, tags: dict[str, str]
+) -> None:
+    """Describe a newly registered version (the registry's page shows ``description``, the
+    model card), tag it like its run and give it the alias challenger (never champion)."""
+    if description:
+        client.update_model_version(model_name, version, description)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+
+
+def model_version(client: MlflowClient, name: str, version_or_alias: str) -> Any:
+    """The registered version ``version_or_alias`` names: a number, or an alias (``@`` optional)."""
+    if version_or_alias.isdigit():
+        return client.get_model_version(name, version_or_alias)
+    return client.get_model_version_by_alias(name, version_or_alias.lstrip("@"))
+
+
+def download_model_artifacts(name: str, version: str, *, prefix: str) -> Path:
+    """The ``artifacts`` folder of a registered version's pyfunc model, in a new temporary
+    folder (inside a `tracking_session`)."""
+    target = Path(tempfile.mkdtemp(prefix=prefix))
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version}", dst_path=str(target)
+    )
+    return Path(local) / "artifacts"
 
 
 def log_training_run(
@@ -213,7 +262,6 @@ def log_training_run(
         experiment_id = ensure_experiment(client, experiment, home, uri)
         with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
             mlflow.set_tags(record.tags)
-            mlflow.log_params({k: _param(v) for k, v in record.params.items()})
             mlflow.log_dict(record.config, "config/training.json")
             for context, (frame, digest) in record.datasets.items():
                 dataset = from_polars(
@@ -224,13 +272,13 @@ def log_training_run(
                     digest=digest,
                 )
                 mlflow.log_input(dataset, context=context)
-            mlflow.log_metrics(record.metrics)
-            for name, fig in record.figures.items():
-                mlflow.log_figure(fig, f"plots/{name}.png")
-            for name, payload in record.json_artifacts.items():
-                mlflow.log_dict(payload, name)
-            for name, text in record.text_artifacts.items():
-                mlflow.log_text(text, name)
+            log_contents(
+                params=record.params,
+                metrics=record.metrics,
+                figures=record.figures,
+                json_artifacts=record.json_artifacts,
+                texts=record.text_artifacts,
+            )
             example = record.input_example.select(pl.all().cast(pl.Float64)).to_pandas()
             model = RiskModel.load(record.model_dir)
             signature = infer_signature(example, model.predict(record.input_example).to_pandas())
@@ -240,20 +288,21 @@ def log_training_run(
                 artifacts={ARTIFACT_KEY: str(record.model_dir)},
                 signature=signature,
                 input_example=example,
-                pip_requirements=_pip_requirements(),
+                pip_requirements=pip_requirements(
+                    "lightgbm", "polars", "numpy", "pandas", "scikit-learn", "mlflow", "pyarrow"
+                ),
                 registered_model_name=record.model_name,
             )
             run_id = run.info.run_id
         version = str(info.registered_model_version)
-        if record.description:  # the registry's page of the version shows the model card
-            client.update_model_version(record.model_name, version, record.description)
-        for key, value in record.tags.items():
-            client.set_model_version_tag(record.model_name, version, key, value)
-        client.set_registered_model_alias(record.model_name, CHALLENGER, version)
+        name_challenger(
+            client, record.model_name, version, description=record.description, tags=record.tags
+        )
     return Logged(run_id, experiment_id, info.model_uri, version)
 
 
-def _param(value: Any) -> str:
+def param_text(value: Any) -> str:
+    """A parameter as MLflow keeps it: text of at most 500 characters."""
     text = str(value)
     return text if len(text) <= 500 else text[:497] + "..."
 
@@ -277,12 +326,6 @@ def download_risk_model(
 
     uri = uri or tracking_uri(home)
     with tracking_session(uri) as client:
-        if version_or_alias.isdigit():
-            mv = client.get_model_version(name, version_or_alias)
-        else:
-            mv = client.get_model_version_by_alias(name, version_or_alias.lstrip("@"))
-        target = Path(tempfile.mkdtemp(prefix="riskcast-model-"))
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(target)
-        )
-    return RiskModel.load(Path(local) / "artifacts" / ARTIFACT_KEY)
+        mv = model_version(client, name, version_or_alias)
+        artifacts = download_model_artifacts(name, mv.version, prefix="riskcast-model-")
+    return RiskModel.load(artifacts / ARTIFACT_KEY)

@@ -119,7 +119,9 @@ def score(metric: Metric, y: np.ndarray, p: np.ndarray) -> float:
 
 
 @dataclass
-class _PreparedFold:
+class PreparedFold:
+    """One fold binned once for every trial (`score_folds`)."""
+
     train: lgb.Dataset
     valid: lgb.Dataset
     x_valid: np.ndarray
@@ -135,7 +137,7 @@ def _subsample(x: pl.DataFrame, y: np.ndarray, rows: int | None, seed: int) -> F
 
 def _prepare(
     folds: Sequence[Fold], max_rows: int | None = None, seed: int = 0
-) -> tuple[list[str], list[_PreparedFold]]:
+) -> tuple[list[str], list[PreparedFold]]:
     """Bin each fold once (LightGBM datasets reused by every trial); the training rows of a
     fold are subsampled to ``max_rows`` (validation rows never are)."""
     if not folds:
@@ -156,7 +158,7 @@ def _prepare(
         xv = to_matrix(x_valid, features)
         yv = np.asarray(y_valid, dtype=np.float64)
         valid = lgb.Dataset(xv, label=yv, reference=train, free_raw_data=False)
-        prepared.append(_PreparedFold(train, valid, xv, yv))
+        prepared.append(PreparedFold(train, valid, xv, yv))
     return features, prepared
 
 
@@ -178,16 +180,13 @@ def tune(
     ``on_trial(done, total, best_value)`` is called after each trial (for progress displays).
     """
     features, prepared = _prepare(folds, space.max_train_rows, seed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
+    study = new_study(
+        direction=space.direction,
+        seed=seed,
+        startup_trials=space.startup_trials,
+        pruning_warmup_trials=space.pruning_warmup_trials,
         storage=storage,
         study_name=study_name,
-        load_if_exists=storage is not None,
-        direction=space.direction,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.startup_trials),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=space.pruning_warmup_trials, n_warmup_steps=0
-        ),
     )
     lgb_metric = "binary_logloss" if space.metric == "log_loss" else "auc"
 
@@ -195,39 +194,23 @@ def tune(
         sampled = space.sample(trial)
         params = lgbm_params(sampled, monotone, features, seed=seed, num_threads=num_threads)
         params["metric"] = lgb_metric
-        values: list[float] = []
-        iterations: list[int] = []
-        for step, fold in enumerate(prepared):
-            booster = lgb.train(
-                params,
-                fold.train,
-                num_boost_round=space.num_boost_round,
-                valid_sets=[fold.valid],
-                callbacks=[lgb.early_stopping(space.early_stopping_rounds, verbose=False)],
-            )
-            p = np.asarray(booster.predict(fold.x_valid, num_iteration=booster.best_iteration))
-            values.append(score(space.metric, fold.y_valid, p))
-            iterations.append(int(booster.best_iteration or space.num_boost_round))
-            trial.report(float(np.mean(values)), step)
-            if step < len(prepared) - 1 and trial.should_prune():
-                raise optuna.TrialPruned()
-        trial.set_user_attr("fold_values", values)
-        trial.set_user_attr("best_iterations", iterations)
-        return float(np.mean(values))
+        return score_folds(
+            trial,
+            prepared,
+            params,
+            num_boost_round=space.num_boost_round,
+            early_stopping_rounds=space.early_stopping_rounds,
+            loss=lambda y, p: score(space.metric, y, p),
+        )
 
     done = len([t for t in study.trials if t.state.is_finished()])
     remaining = max(0, n_trials - done)
     started = time.perf_counter()
 
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if on_trial is not None:
-            finished = len([t for t in study.trials if t.state.is_finished()])
-            on_trial(finished, n_trials, _best_or_none(study))
-
     study.optimize(
         objective,
         n_trials=remaining,
-        callbacks=[callback],
+        callbacks=[trial_callback(on_trial, n_trials)],
         show_progress_bar=progress,
         gc_after_trial=False,
     )
@@ -243,6 +226,78 @@ def tune(
     )
 
 
+def new_study(
+    *,
+    direction: Literal["minimize", "maximize"],
+    seed: int,
+    startup_trials: int,
+    pruning_warmup_trials: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+) -> optuna.Study:
+    """The study both paths tune with: TPE with a fixed seed (the same trials on a rerun) and
+    median pruning after each fold once ``pruning_warmup_trials`` have finished; a study kept
+    in ``storage`` is resumed."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        load_if_exists=storage is not None,
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=pruning_warmup_trials, n_warmup_steps=0
+        ),
+    )
+
+
+def score_folds(
+    trial: optuna.Trial,
+    folds: Sequence[PreparedFold],
+    params: dict[str, Any],
+    *,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+    loss: Callable[[np.ndarray, np.ndarray], float],
+) -> float:
+    """One trial: train on each fold in turn (early stopping on its validation rows), report
+    the running mean of ``loss(y_valid, predicted)`` after each fold so the pruner can stop a
+    poor trial early; the mean over the folds. The trial keeps ``fold_values`` and
+    ``best_iterations`` (the final model's number of rounds is their mean)."""
+    values: list[float] = []
+    iterations: list[int] = []
+    for step, fold in enumerate(folds):
+        booster = lgb.train(
+            params,
+            fold.train,
+            num_boost_round=num_boost_round,
+            valid_sets=[fold.valid],
+            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        )
+        p = np.asarray(booster.predict(fold.x_valid, num_iteration=booster.best_iteration))
+        values.append(loss(fold.y_valid, p))
+        iterations.append(int(booster.best_iteration or num_boost_round))
+        trial.report(float(np.mean(values)), step)
+        if step < len(folds) - 1 and trial.should_prune():
+            raise optuna.TrialPruned()
+    trial.set_user_attr("fold_values", values)
+    trial.set_user_attr("best_iterations", iterations)
+    return float(np.mean(values))
+
+
+def trial_callback(
+    on_trial: Callable[[int, int, float | None], None] | None, total: int
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """An Optuna callback calling ``on_trial(finished, total, best_value_or_None)``."""
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            finished = len([t for t in study.trials if t.state.is_finished()])
+            on_trial(finished, total, _best_or_none(study))
+
+    return callback
+
+
 def _best_or_none(study: optuna.Study) -> float | None:
     try:
         return float(study.best_value)
@@ -250,17 +305,22 @@ def _best_or_none(study: optuna.Study) -> float | None:
         return None
 
 
-def study_summary(study: optuna.Study, *, seconds: float | None = None) -> dict[str, Any]:
-    """A JSON-able summary: counts by state, best trial, and every trial's value and params."""
+def trial_states(study: optuna.Study) -> dict[str, int]:
+    """How many trials ended in each state (``COMPLETE``, ``PRUNED``, ...)."""
     states: dict[str, int] = {}
     for t in study.trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
+    return states
+
+
+def study_summary(study: optuna.Study, *, seconds: float | None = None) -> dict[str, Any]:
+    """A JSON-able summary: counts by state, best trial, and every trial's value and params."""
     best = study.best_trial
     return {
         "study_name": study.study_name,
         "direction": study.direction.name.lower(),
         "n_trials": len(study.trials),
-        "states": states,
+        "states": trial_states(study),
         "best_trial": best.number,
         "best_value": best.value,
         "best_params": best.params,

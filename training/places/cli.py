@@ -11,11 +11,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from riskcast.errors import InputError
 from riskcast.settings import HOME_HELP, get_settings, use_home
+from training.progress import print_registered, progress_bar
 
 _HOME = typer.Option(None, "--home", help=HOME_HELP, callback=use_home)
 _CONFIG = typer.Option(
@@ -69,22 +69,7 @@ def train_command(
     register it as the `challenger` version."""
     from training.places.train import train_places
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("starting ...", total=1.0)
-
-        def progress(message: str, fraction: float | None) -> None:
-            if fraction is None:
-                bar.update(task, description=message)
-            else:
-                bar.update(task, description=message, completed=fraction)
-
+    with progress_bar() as progress:
         result = train_places(
             home=get_settings().home,
             config=config,
@@ -94,7 +79,6 @@ def train_command(
             truth_dir=truth,
             progress=progress,
         )
-        bar.update(task, description="done", completed=1.0)
     out = Console(soft_wrap=True)
     plan = result.plan
     table = Table(
@@ -127,11 +111,7 @@ def train_command(
         + ", ".join(f"{k} {v:.5f}" for k, v in sorted(result.tuning.by_objective.items()))
         + f"); 80 % interval coverage {_fmt(cov, 3)}; truth: {result.truth_note}"
     )
-    out.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
-    out.print(f"run id:        {result.run_id}")
-    out.print(f"model version: {result.model_name} v{result.model_version} (alias challenger)")
-    out.print(f"tracking:      {result.tracking_uri}")
-    out.print(f"look:          {result.ui_command}", highlight=False)
+    print_registered(out, result)
 
 
 def forecast_command(

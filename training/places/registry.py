@@ -1,10 +1,11 @@
 """The MLflow edge of the places path: log a run, register a ``street-crime`` version with the
 alias ``challenger``, and load a registered version back.
 
-It reuses the person path's session handling (`training.tracking`: the tracking URI under
-``$RISKCAST_HOME``, `tracking_session`, `quiet_mlflow`, `ensure_experiment`); only the model
-flavour differs (`training.places.pyfunc`), so `training.tracking.log_training_run`, which
-is written for the person model, is not called. Like it, this never touches ``champion``.
+It reuses the person path's session handling and logging (`training.tracking`: the tracking
+URI under ``$RISKCAST_HOME``, `tracking_session`, `quiet_mlflow`, `ensure_experiment`,
+`log_contents`, `name_challenger`, `model_version`); only the model flavour differs
+(`training.places.pyfunc`), so `training.tracking.log_training_run`, which is written for the
+person model, is not called. Like it, this never touches ``champion``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from riskcast.errors import NotFoundError
-from riskcast.names import CHALLENGER
 from training.places.model import ARTIFACT_KEY, PlacesModel
-from training.tracking import ensure_experiment, quiet_mlflow, tracking_session, tracking_uri
+from training.tracking import (
+    download_model_artifacts,
+    ensure_experiment,
+    log_contents,
+    model_version,
+    name_challenger,
+    pip_requirements,
+    quiet_mlflow,
+    tracking_session,
+    tracking_uri,
+)
 
 MODEL_ARTIFACT = "model"
 TEST_PREDICTIONS = "places/test_predictions.parquet"
@@ -52,11 +62,6 @@ class PlacesLogged:
     model_uri: str
 
 
-def _param(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 500 else text[:497] + "..."
-
-
 def log_places_run(
     record: PlacesRunRecord,
     model: PlacesModel,
@@ -78,14 +83,13 @@ def log_places_run(
             experiment_id = ensure_experiment(client, experiment, home, uri)
             with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
                 mlflow.set_tags(record.tags)
-                mlflow.log_params({k: _param(v) for k, v in record.params.items()})
-                mlflow.log_metrics(record.metrics)
-                for name, fig in record.figures.items():
-                    mlflow.log_figure(fig, f"plots/{name}.png")
-                for name, payload in record.json_artifacts.items():
-                    mlflow.log_dict(payload, name)
-                for name, text in {MODEL_CARD: record.model_card, **record.extra_text}.items():
-                    mlflow.log_text(text, name)
+                log_contents(
+                    params=record.params,
+                    metrics=record.metrics,
+                    figures=record.figures,
+                    json_artifacts=record.json_artifacts,
+                    texts={MODEL_CARD: record.model_card, **record.extra_text},
+                )
                 for rel, frame in record.frames.items():
                     local = Path(tmp) / "frames" / rel
                     local.parent.mkdir(parents=True, exist_ok=True)
@@ -97,23 +101,18 @@ def log_places_run(
                     python_model=PlacesModelPyfunc(),
                     artifacts={ARTIFACT_KEY: str(model_dir)},
                     input_example=example,
-                    pip_requirements=_requirements(),
+                    pip_requirements=pip_requirements(
+                        "lightgbm", "polars", "numpy", "pandas", "mlflow", "pyarrow", "h3", "scipy"
+                    ),
                     registered_model_name=record.model_name,
                 )
                 run_id = run.info.run_id
             version = str(info.registered_model_version)
-            client.update_model_version(record.model_name, version, record.model_card)
-            for key, value in record.tags.items():
-                client.set_model_version_tag(record.model_name, version, key, value)
-            client.set_registered_model_alias(record.model_name, CHALLENGER, version)
+            name_challenger(
+                client, record.model_name, version, description=record.model_card,
+                tags=record.tags,
+            )  # fmt: skip
     return PlacesLogged(run_id, experiment_id, version, info.model_uri)
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    names = ("lightgbm", "polars", "numpy", "pandas", "mlflow", "pyarrow", "h3", "scipy")
-    return [f"{n}=={version(n)}" for n in names]
 
 
 @dataclass(frozen=True)
@@ -135,21 +134,15 @@ def load_places_model(
     uri = uri or tracking_uri(home)
     with quiet_mlflow(), tracking_session(uri) as client:
         try:
-            if version_or_alias.isdigit():
-                mv = client.get_model_version(name, version_or_alias)
-            else:
-                mv = client.get_model_version_by_alias(name, version_or_alias.lstrip("@"))
+            mv = model_version(client, name, version_or_alias)
         except MlflowException as exc:
             raise NotFoundError(
                 f"model {name!r} has no {'version' if version_or_alias.isdigit() else 'alias'} "
                 f"{version_or_alias!r} in {uri} (train one with `riskcast places train`)"
             ) from exc
-        target = Path(tempfile.mkdtemp(prefix="riskcast-places-model-"))
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(target)
-        )
+        artifacts = download_model_artifacts(name, mv.version, prefix="riskcast-places-model-")
         tags = dict(mv.tags or {})
-    model = PlacesModel.load(Path(local) / "artifacts" / ARTIFACT_KEY)
+    model = PlacesModel.load(artifacts / ARTIFACT_KEY)
     return LoadedVersion(model, name, str(mv.version), str(mv.run_id or ""), tags)
 
 

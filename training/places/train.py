@@ -10,7 +10,6 @@ everything between is a function of frames. The steps and their wall times are r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,9 +34,9 @@ from training.places.plan import OriginPlan, plan_origins
 from training.places.plots import plot_expected_map, plot_pai_curve
 from training.places.registry import TEST_PREDICTIONS, PlacesRunRecord, log_places_run
 from training.places.tune import CountTuneResult, tune_counts
+from training.progress import Laps, Progress, no_progress
 from training.tracking import git_commit, tracking_uri, ui_command
 
-Progress = Callable[[str, float | None], None]
 TEST_COLUMNS = (
     "cell_id",
     "region",
@@ -50,10 +49,6 @@ TEST_COLUMNS = (
     "baseline_kde",
     "baseline_hawkes",
 )
-
-
-def _noop(_m: str, _f: float | None) -> None:
-    return None
 
 
 @dataclass
@@ -73,17 +68,6 @@ class PlacesTrainResult:
     truth_note: str = ""
     model: PlacesModel | None = None
     frame: pl.DataFrame | None = None  # the cell frame the run used (benchmarks reuse it)
-
-
-class _Laps:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = now - self._last
-        self._last = now
 
 
 def _rows(frame: pl.DataFrame, origins: tuple[date, ...] | list[date]) -> pl.DataFrame:
@@ -122,11 +106,11 @@ def train_places(
     features_config: Path | None = None,
     trials: int | None = None,
     truth_dir: Path | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> PlacesTrainResult:
     """Train, evaluate, log and register one places version (see the module docstring)."""
     started = time.perf_counter()
-    laps = _Laps()
+    laps = Laps()
     cfg, source = load_places_training_config(config)
     n_trials = trials or cfg.trials
     inputs = load_cell_inputs(home, places_config=places_config, features_config=features_config)

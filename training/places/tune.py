@@ -2,8 +2,9 @@
 
 The person path's `training.tuning.tune` scores probabilities (log loss, AUC); a count model
 needs a count loss, and the objective itself (Poisson or Tweedie) is searched here, so this is
-a sibling of it sharing its parameter ranges (`training.tuning.ParamRange`), its TPE sampler
-with a fixed seed and its median pruning after each fold. Every trial, whatever its objective,
+a sibling of it sharing its parameter ranges (`training.tuning.ParamRange`), its study (TPE
+with a fixed seed, median pruning after each fold: `new_study`) and its trial over the folds
+(`score_folds`). Every trial, whatever its objective,
 is scored by the mean Poisson deviance over the folds' validation rows: the same yardstick for
 both objectives, and the loss the out-of-time evaluation reports.
 """
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 from training.places.config import PlacesSearch
 from training.places.metrics import poisson_deviance
 from training.places.model import lgbm_count_params
+from training.tuning import PreparedFold, new_study, score_folds, trial_callback, trial_states
 
 FloatArray = NDArray[np.float64]
 CountFold = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
@@ -38,14 +40,6 @@ class CountTuneResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _Fold:
-    train: lgb.Dataset
-    x_valid: FloatArray
-    valid: lgb.Dataset
-    y_valid: FloatArray
-
-
 def _subsample(
     x: FloatArray, y: FloatArray, rows: int | None, seed: int
 ) -> tuple[FloatArray, FloatArray]:
@@ -57,7 +51,7 @@ def _subsample(
 
 def _prepare(
     folds: Sequence[CountFold], features: list[str], rows: int | None, seed: int
-) -> list[_Fold]:
+) -> list[PreparedFold]:
     """Bin each fold once; every trial reuses the LightGBM datasets."""
     out = []
     for xt, yt, xv, yv in folds:
@@ -72,7 +66,7 @@ def _prepare(
         valid = lgb.Dataset(
             xv, label=yv, reference=train, free_raw_data=False, params={"feature_pre_filter": False}
         )
-        out.append(_Fold(train, xv, valid, yv))
+        out.append(PreparedFold(train, valid, xv, yv))
     return out
 
 
@@ -91,50 +85,34 @@ def tune_counts(
     if not folds:
         raise ValueError("tuning needs at least one rolling-origin fold")
     prepared = _prepare(folds, features, space.max_train_rows, seed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
+    study = new_study(
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.startup_trials),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=space.pruning_warmup_trials, n_warmup_steps=0
-        ),
+        seed=seed,
+        startup_trials=space.startup_trials,
+        pruning_warmup_trials=space.pruning_warmup_trials,
     )
 
     def objective(trial: optuna.Trial) -> float:
         sampled = space.sample(trial)
         params = lgbm_count_params(sampled, seed=seed, num_threads=num_threads)
-        values: list[float] = []
-        iterations: list[int] = []
-        for step, fold in enumerate(prepared):
-            booster = lgb.train(
-                params,
-                fold.train,
-                num_boost_round=space.num_boost_round,
-                valid_sets=[fold.valid],
-                callbacks=[lgb.early_stopping(space.early_stopping_rounds, verbose=False)],
-            )
-            mu = np.asarray(booster.predict(fold.x_valid, num_iteration=booster.best_iteration))
-            values.append(poisson_deviance(fold.y_valid, mu))
-            iterations.append(int(booster.best_iteration or space.num_boost_round))
-            trial.report(float(np.mean(values)), step)
-            if step < len(prepared) - 1 and trial.should_prune():
-                raise optuna.TrialPruned()
-        trial.set_user_attr("objective", sampled["objective"])
-        trial.set_user_attr("fold_values", values)
-        trial.set_user_attr("best_iterations", iterations)
-        return float(np.mean(values))
+        value = score_folds(
+            trial,
+            prepared,
+            params,
+            num_boost_round=space.num_boost_round,
+            early_stopping_rounds=space.early_stopping_rounds,
+            loss=poisson_deviance,
+        )
+        trial.set_user_attr("objective", sampled["objective"])  # a trial that was not pruned
+        return value
 
     started = time.perf_counter()
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if on_trial is not None:
-            done = len([t for t in study.trials if t.state.is_finished()])
-            best = None
-            if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-                best = float(study.best_value)
-            on_trial(done, n_trials, best)
-
-    study.optimize(objective, n_trials=n_trials, callbacks=[callback], gc_after_trial=False)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        callbacks=[trial_callback(on_trial, n_trials)],
+        gc_after_trial=False,
+    )
     best = study.best_trial
     chosen = str(best.user_attrs.get("objective", space.objectives[0]))
     best_params: dict[str, Any] = {**space.fixed, **best.params, "objective": chosen}
@@ -148,7 +126,7 @@ def tune_counts(
         by_objective[name] = min(by_objective.get(name, np.inf), float(t.value))
     summary = {
         "n_trials": len(study.trials),
-        "states": _states(study),
+        "states": trial_states(study),
         "best_trial": best.number,
         "best_value": best.value,
         "best_params": best_params,
@@ -167,10 +145,3 @@ def tune_counts(
         by_objective=by_objective,
         summary=summary,
     )
-
-
-def _states(study: optuna.Study) -> dict[str, int]:
-    states: dict[str, int] = {}
-    for t in study.trials:
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    return states
