@@ -134,7 +134,9 @@ class ServiceEnv:
 
 
 @contextmanager
-def _env(**values: str | None) -> Iterator[None]:
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, remove) environment variables for the block, settings read again;
+    everything restored afterwards."""
     from riskcast.settings import get_settings
 
     saved = {k: os.environ.get(k) for k in values}
@@ -159,7 +161,7 @@ def build_service_env(root: Path) -> ServiceEnv:
     _, home = tiny_delivery(root, persons=1500)
     config = write_config(root / "training.yaml", truth_dir=str(root / "d1_truth"))
     runner = CliRunner()
-    with _env(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None, RISKCAST_DATABASE_URL=None):
+    with environment(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None, RISKCAST_DATABASE_URL=None):
         result = runner.invoke(build_app(), ["train", "--config", str(config)])
         assert result.exit_code == 0, result.output + repr(result.exception)
         match = re.search(r"model version: recidivism-risk v(\d+)", result.output)

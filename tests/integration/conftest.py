@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-
 import pytest
-import sqlalchemy as sa
 
-POSTGRES = os.environ.get(
-    "RISKCAST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.conftest import POSTGRES
+
+__all__ = ["POSTGRES"]
 
 
 @pytest.fixture
@@ -20,19 +15,6 @@ def pg_url() -> str:
 
 
 @pytest.fixture
-def schema() -> Iterator[str]:
-    """A fresh schema with a random name, dropped afterwards, so runs never collide."""
-    name = f"riskcast_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    except sa.exc.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {POSTGRES} is not reachable: {exc}")
-    try:
-        yield name
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+def schema(pg_schema: str) -> str:
+    """A fresh schema with a random name, dropped afterwards (`tests.conftest.pg_schema`)."""
+    return pg_schema

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -15,8 +14,8 @@ from polars.testing import assert_frame_equal
 from features.online import SqlOnlineStore, open_online_store
 from riskcast.errors import InputError
 from riskcast.settings import Settings
+from tests.conftest import POSTGRES
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 pytestmark = pytest.mark.integration
 
 
@@ -50,22 +49,12 @@ def online(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlOnline
         yield store
         store.dispose()
         return
-    schema = f"riskcast_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    schema: str = request.getfixturevalue("pg_schema")  # dropped after the store is closed
     store = SqlOnlineStore(POSTGRES, schema=schema)
     try:
         yield store
     finally:
         store.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_round_trip(online: SqlOnlineStore) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,11 +20,8 @@ from riskcast.errors import InputError
 from serving.db import open_engine
 from serving.places.geometry import cell_polygon, cell_ring, colour_classes, project, svg_map
 from serving.places.store import HotspotStore, forecasts, materializations
+from tests.conftest import POSTGRES
 from tests.unit.serving.test_hotspots_data import synthetic_forecast
-
-POSTGRES = os.environ.get(
-    "RISKCAST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 @pytest.fixture
@@ -37,25 +32,12 @@ def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def pg_engine() -> Iterator[sa.Engine]:
+def pg_engine(pg_schema: str) -> Iterator[sa.Engine]:
     """The service's engine on a schema of its own (first on the search path), dropped after."""
-    name = f"riskcast_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    except sa.exc.OperationalError as exc:  # pragma: no cover - no PostgreSQL here
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {POSTGRES} is not reachable: {exc}")
-    url = sa.make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={name}"})
+    url = sa.make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={pg_schema}"})
     engine = open_engine(url.render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,6 +21,7 @@ from features.simulator import simulate
 from features.store.offline import end_of_day
 from serving.cli import build_app
 from tests.factories import write_delivery
+from tests.service_helpers import environment
 from training.places.forecast import FORECAST_COLUMNS
 from training.places.registry import TEST_PREDICTIONS, download_run_artifact, load_places_model
 
@@ -66,22 +67,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
     ingest_delivery(delivery, home)
     config = root / "places_training.yaml"
     config.write_text(yaml.safe_dump(SMALL), encoding="utf-8")
-    saved = {k: os.environ.get(k) for k in ("RISKCAST_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["RISKCAST_HOME"] = str(home)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from riskcast.settings import get_settings
-
-    get_settings.cache_clear()
-    try:
+    with environment(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None):
         result = CliRunner().invoke(build_app(), ["places", "train", "--config", str(config)])
         yield {"root": root, "home": home, "delivery": delivery, "config": config, "result": result}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 def test_train_registers_a_challenger_and_logs_test_predictions(trained: dict[str, object]) -> None:
