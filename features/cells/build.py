@@ -30,10 +30,11 @@ import h3
 import numpy as np
 import polars as pl
 
-from features.cells.cells import cell_universe, forecast_week_start
+from features.cells.cells import forecast_week_start
 from features.cells.config import PlacesConfig
 from features.cells.sources import CellSources
 from features.cells.spec import CellSpec, half_life_label
+from features.cells.universe import ring_pairs, universe_at
 from features.contract import TABLES
 from features.store.offline import VALID_FROM, VALID_TO, end_of_day, visible_as_of
 
@@ -304,39 +305,33 @@ def _released(releases: pl.DataFrame | None, as_of: date, spec: CellSpec) -> pl.
 
 
 # ---- the frame --------------------------------------------------------------------------------
-def _horizons(as_of: date, horizons: list[int], spec: CellSpec) -> pl.DataFrame:
+def _seasonality(weeks: list[date], spec: CellSpec) -> pl.DataFrame:
+    """Per forecast week: sine/cosine of its ISO week and the configured holidays in it."""
     rows = []
-    for h in horizons:
-        week = forecast_week_start(as_of, h)
+    for week in sorted(set(weeks)):
         angle = 2 * math.pi * (week.isocalendar()[1] - 1) / 52.0
-        rows.append(
-            {
-                "horizon": h,
-                "week_start": week,
-                "week_sin": math.sin(angle),
-                "week_cos": math.cos(angle),
-                "holidays_in_week": float(
-                    spec.seasonality.holidays_between(week, week + timedelta(days=6))
-                ),
-            }
-        )
+        holidays = spec.seasonality.holidays_between(week, week + timedelta(days=6))
+        rows.append((week, math.sin(angle), math.cos(angle), float(holidays)))
     return pl.DataFrame(
         rows,
         schema={
-            "horizon": pl.Int32,
             "week_start": pl.Date,
             "week_sin": pl.Float64,
             "week_cos": pl.Float64,
             "holidays_in_week": pl.Float64,
         },
+        orient="row",
     )
 
 
-def _labels(incidents: pl.DataFrame, last_day: date) -> pl.DataFrame:
+def _label_array(
+    incidents: pl.DataFrame, last_day: date, grid: Grid, first: date, last: date
+) -> np.ndarray:
+    """Registrations per (cell, week ``first``..``last``) as the latest delivery knows them."""
     latest = incidents.filter(visible_as_of(TABLES["incidents"], last_day))
-    return latest.group_by(
-        "cell_id", pl.col("registered_at").dt.date().dt.truncate("1w").alias("week_start")
-    ).agg(pl.len().cast(pl.Int64).alias("label"))
+    weeks = Grid(grid.cells, grid.index, first, (last - first).days // 7 + 1, {})
+    total, _ = _weekly_arrays(latest, weeks, [])
+    return total
 
 
 def build_cell_frame(
@@ -357,31 +352,25 @@ def build_cell_frame(
     say("cell frame: assigning cells", None)
     incidents = sources.cell_incidents(places.h3_resolution)
     lookback = spec.max_lookback_weeks()
-    base = anchor_week(origins[0]) - timedelta(weeks=lookback - 1)
+    cell_ids = incidents["cell_id"].to_list()
     grid = make_grid(
-        incidents["cell_id"].to_list(),
+        cell_ids,
         places.k_ring,
         [r.distance for r in spec.rings],
-        base,
+        anchor_week(origins[0]) - timedelta(weeks=lookback - 1),
         anchor_week(origins[-1]),
     )
+    pairs = ring_pairs(cell_ids, places.k_ring)
     cell_index = pl.DataFrame(
         {"cell_id": grid.cells, "_idx": np.arange(len(grid.cells))},
         schema={"cell_id": pl.Utf8, "_idx": pl.Int64},
     )
     d = spec.district
-    features = spec.model_inputs()
     tables = [incidents, sources.appeals, sources.admin_offences, sources.releases, sources.persons]
-    groups = version_groups(tables, origins)
-    parts: list[pl.DataFrame] = []
+    bases: list[pl.DataFrame] = []
+    columns: dict[str, list[np.ndarray]] = {}
     done = 0
-    last_day = (
-        sources.last_extracted.date()
-        if isinstance(sources.last_extracted, datetime)
-        else origins[-1]
-    )
-    labels = _labels(incidents, last_day) if with_label else None
-    for dates, (inc, appeals, admin, releases, persons) in groups:
+    for dates, (inc, appeals, admin, releases, persons) in version_groups(tables, origins):
         assert inc is not None
         say("cell frame: counting weeks", done / len(origins))
         per_anchor = incident_features(inc, grid, spec, sorted({anchor_week(t) for t in dates}))
@@ -393,25 +382,15 @@ def build_cell_frame(
         for as_of in dates:
             say("cell frame: origins", done / len(origins))
             done += 1
-            universe = cell_universe(inc.lazy(), as_of, places)
+            universe = universe_at(inc.lazy(), as_of, places, pairs)
             if universe.is_empty():
                 continue
             anchor = anchor_week(as_of)
-            idx = universe.join(cell_index, on="cell_id", how="left")["_idx"].to_numpy()
-            vectors = per_anchor[anchor]
-            values = {n: v[idx] for n, v in vectors.items()}
-            frame = universe.drop("incidents").with_columns(
-                pl.lit(as_of, dtype=pl.Date).alias("as_of"),
-                *[pl.Series(n, v, dtype=pl.Float64) for n, v in values.items()],
-            )
-            district = (
-                frame.filter(pl.col("district").is_not_null())
-                .group_by("district")
-                .agg(
-                    pl.col(f"_cell_{w}w").sum().alias(f"district_count_{w}w")
-                    for w in d.incident_windows_weeks
-                )
-            )
+            base = universe.drop("incidents").join(cell_index, on="cell_id", how="left")
+            idx = base["_idx"].to_numpy()
+            for name, vector in per_anchor[anchor].items():
+                columns.setdefault(name, []).append(vector[idx])
+            district: pl.DataFrame | None = None
             for extra in (
                 _district_values(
                     appeal_weekly, anchor, d.appeal_lags_weeks, "district_appeals", lags=True
@@ -422,27 +401,52 @@ def build_cell_frame(
                 _released(resident_releases, as_of, spec),
             ):
                 if extra is not None:
-                    district = district.join(extra, on="district", how="full", coalesce=True)
-            frame = frame.join(district, on="district", how="left")
-            frame = frame.join(_horizons(as_of, horizons, spec), how="cross")
-            if with_label and labels is not None:
-                frame = frame.join(labels, on=["cell_id", "week_start"], how="left").with_columns(
-                    pl.when(pl.col("week_start") + pl.duration(days=7) <= pl.lit(last_day))
-                    .then(pl.col("label").fill_null(0))
-                    .otherwise(None)
-                    .cast(pl.Int64)
-                    .alias("label")
-                )
-            parts.append(frame)
-    say("cell frame: done", 1.0)
-    if not parts:
+                    district = (
+                        extra
+                        if district is None
+                        else district.join(extra, on="district", how="full", coalesce=True)
+                    )
+            base = base.with_columns(pl.lit(as_of, dtype=pl.Date).alias("as_of"))
+            if district is not None:
+                base = base.join(district, on="district", how="left")
+            bases.append(base)
+    say("cell frame: assembling", None)
+    if not bases:
         return pl.DataFrame()
-    frame = pl.concat(parts, how="diagonal_relaxed")
-    inputs = [f for f in features if f not in KEYS]
-    missing = [f for f in inputs if f not in frame.columns]
-    frame = frame.with_columns(pl.lit(0.0).alias(f) for f in missing).with_columns(
-        pl.col(inputs).cast(pl.Float64).fill_null(0.0)
+    frame = pl.concat(bases, how="diagonal_relaxed")
+    counts = pl.DataFrame({n: np.concatenate(v) for n, v in columns.items()})
+    frame = pl.concat([frame, counts], how="horizontal").with_columns(
+        pl.col(f"_cell_{w}w").sum().over("as_of", "district").alias(f"district_count_{w}w")
+        for w in d.incident_windows_weeks
     )
+    # week h after T: the Monday after T (Polars weekdays: Monday = 1) plus h-1 weeks
+    next_monday = pl.col("as_of") + pl.duration(days=8 - pl.col("as_of").dt.weekday())
+    frame = frame.join(
+        pl.DataFrame({"horizon": horizons}, schema={"horizon": pl.Int32}), how="cross"
+    ).with_columns(
+        (next_monday + pl.duration(weeks=pl.col("horizon") - 1)).cast(pl.Date).alias("week_start")
+    )
+    weeks = [forecast_week_start(t, h) for t in origins for h in horizons]
+    frame = frame.join(_seasonality(weeks, spec), on="week_start", how="left")
+    if with_label:
+        last_day = (
+            sources.last_extracted.date()
+            if isinstance(sources.last_extracted, datetime)
+            else origins[-1]
+        )
+        first, last = min(weeks), max(weeks)
+        array = _label_array(incidents, last_day, grid, first, last)
+        offset = (pl.col("week_start") - pl.lit(first)).dt.total_days() // 7
+        cols = frame.select(offset).to_series().to_numpy()
+        counts_ = array[frame["_idx"].to_numpy(), cols].astype(np.int64)
+        ended = (frame["week_start"] + timedelta(days=7) <= last_day).to_numpy()
+        frame = frame.with_columns(
+            pl.Series("label", counts_, dtype=pl.Int64),
+            pl.Series("_ended", ended, dtype=pl.Boolean),
+        ).with_columns(pl.when(pl.col("_ended")).then(pl.col("label")).alias("label"))
+    say("cell frame: done", 1.0)
+    inputs = [f for f in spec.model_inputs() if f not in KEYS]
+    missing = [f for f in inputs if f not in frame.columns]
     label = ["label"] if with_label else []
     return frame.select(
         pl.col("cell_id").cast(pl.Utf8),
@@ -453,6 +457,9 @@ def build_cell_frame(
         pl.col("as_of").cast(pl.Date),
         pl.col("horizon").cast(pl.Int32),
         pl.col("week_start").cast(pl.Date),
-        *inputs,
+        *[
+            pl.lit(0.0).alias(f) if f in missing else pl.col(f).cast(pl.Float64).fill_null(0.0)
+            for f in inputs
+        ],
         *label,
-    ).sort("as_of", maintain_order=True)
+    )

@@ -17,9 +17,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from features.cells.build import KEYS, anchor_week, build_cell_frame
+from features.cells.cells import cell_universe
 from features.cells.config import PlacesConfig
 from features.cells.sources import CellSources, load_sources
 from features.cells.spec import CellSpec, load_cell_spec
+from features.cells.universe import ring_pairs, universe_at
 from features.contract import TABLES
 from features.store.offline import VALID_FROM, VALID_TO, OfflineStore, visible_as_of
 
@@ -374,3 +376,15 @@ def test_two_clocks_a_frame_as_of_t_equals_the_frame_from_the_data_cut_at_t() ->
         "label"
     )
     assert not late.sort(keys).equals(early.sort(keys))
+
+
+def test_the_batched_universe_equals_cell_universe() -> None:
+    src = _versioned(random.Random(5))
+    incidents = src.cell_incidents(8).filter(visible_as_of(TABLES["incidents"], date(2025, 9, 1)))
+    for k in (1, 2):
+        places = PlacesConfig(h3_resolution=8, k_ring=k, universe_lookback_years=1)
+        pairs = ring_pairs(incidents["cell_id"].to_list(), k)
+        for as_of in (date(2023, 5, 1), date(2024, 3, 6), date(2025, 6, 29)):
+            want = cell_universe(incidents.lazy(), as_of, places)
+            assert_frame_equal(universe_at(incidents.lazy(), as_of, places, pairs), want)
+            assert want.height > 0 or as_of < date(2023, 6, 1)
