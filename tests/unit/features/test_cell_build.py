@@ -388,3 +388,100 @@ def test_the_batched_universe_equals_cell_universe() -> None:
             want = cell_universe(incidents.lazy(), as_of, places)
             assert_frame_equal(universe_at(incidents.lazy(), as_of, places, pairs), want)
             assert want.height > 0 or as_of < date(2023, 6, 1)
+
+
+def _incident_rows(rng: random.Random, n: int, first: datetime, last: datetime) -> pl.DataFrame:
+    cells = [CENTRE, *sorted(h3.grid_ring(CENTRE, 1))]
+    span = int((last - first).total_seconds() // 60)
+    rows = []
+    for _ in range(n):
+        reg = first + timedelta(minutes=rng.randrange(span))
+        lat, lon = h3.cell_to_latlng(rng.choice(cells))
+        rows.append(
+            {
+                "incident_id": f"i{rng.randrange(10**9)}",
+                "occurred_at": reg - timedelta(hours=rng.randrange(1, 200)),
+                "registered_at": reg,
+                "region": "AST",
+                "district": rng.choice(["AST-U1", "AST-U2"]),
+                "lat": lat,
+                "lon": lon,
+                "crime_type": rng.choice(["theft", "assault", "drugs"]),
+            }
+        )
+    schema = {c.name: c.dtype for c in TABLES["incidents"].columns}
+    return pl.DataFrame(rows, schema=schema).unique("incident_id")
+
+
+def test_two_clocks_through_the_store_a_later_delivery_does_not_leak(tmp_path: Path) -> None:
+    from features.ingest import ingest_delivery
+    from tests.factories import write_delivery
+
+    rng = random.Random(11)
+    d1_at = datetime(2025, 7, 15, 23, 59, 59, tzinfo=UTC)
+    d2_at = datetime(2025, 10, 1, 23, 59, 59, tzinfo=UTC)
+    old = _incident_rows(rng, 600, datetime(2024, 1, 1, tzinfo=UTC), d1_at)
+    new = _incident_rows(rng, 150, d1_at + timedelta(hours=1), d2_at - timedelta(hours=1))
+    recent = old.filter(pl.col("registered_at") > datetime(2025, 6, 1, tzinfo=UTC))
+    fixed_id, dropped_id = recent["incident_id"][0], recent["incident_id"][1]
+    corrected = old.with_columns(
+        pl.when(pl.col("incident_id") == fixed_id)
+        .then(pl.lit(h3.cell_to_latlng(FAR)[0]))
+        .otherwise(pl.col("lat"))
+        .alias("lat"),
+        pl.when(pl.col("incident_id") == fixed_id)
+        .then(pl.lit(h3.cell_to_latlng(FAR)[1]))
+        .otherwise(pl.col("lon"))
+        .alias("lon"),
+        pl.when(pl.col("incident_id") == fixed_id)
+        .then(pl.lit("drugs"))
+        .otherwise(pl.col("crime_type"))
+        .alias("crime_type"),
+    ).filter(pl.col("incident_id") != dropped_id)
+    full = tmp_path / "full"
+    ingest_delivery(
+        write_delivery(tmp_path / "d1", {"incidents": old}, extract_id="d1", extracted_at=d1_at),
+        full,
+    )
+    ingest_delivery(
+        write_delivery(
+            tmp_path / "d2",
+            {"incidents": pl.concat([corrected, new])},
+            extract_id="d2",
+            extracted_at=d2_at,
+        ),
+        full,
+    )
+    s = spec()
+    origins = [date(2025, 7, 13), date(2025, 8, 31)]
+    together = build_cell_frame(
+        load_sources(OfflineStore(full)), origins, PLACES, s, horizons=[1, 2], with_label=True
+    )
+    keys = ["cell_id", "as_of", "horizon"]
+    for as_of in origins:
+        cutoff = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        known = pl.concat([old, new]).filter(pl.col("registered_at") < cutoff)
+        cut_home = tmp_path / f"cut-{as_of}"
+        stamp = cutoff - timedelta(seconds=1)
+        ingest_delivery(
+            write_delivery(
+                tmp_path / f"c-{as_of}",
+                {"incidents": known},
+                extract_id=f"c{as_of}",
+                extracted_at=stamp,
+            ),
+            cut_home,
+        )
+        alone = build_cell_frame(
+            load_sources(OfflineStore(cut_home)),
+            [as_of],
+            PLACES,
+            s,
+            horizons=[1, 2],
+            with_label=False,
+        )
+        mine = together.filter(pl.col("as_of") == as_of).drop("label")
+        assert mine.height > 0
+        assert_frame_equal(mine.sort(keys), alone.sort(keys), check_exact=False, rel_tol=1e-9)
+    # the forecast weeks ended before the last extraction, so every label is known
+    assert together["label"].null_count() == 0
