@@ -17,23 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fairness.commands import (
-    ByOption,
-    HomeOption,
-    OverrideOption,
-    PolicyOption,
-    ReasonOption,
-    RequesterOption,
-    RequesterRoleOption,
-    RoleOption,
-    TokenFileOption,
-    approve,
-    edges,
-    print_gate,
-    print_outcome,
-    print_report,
-    progress_line,
-)
+from fairness import commands as cmd
 from fairness.policy import load_policy
 from riskcast.auth import AuthenticatorFactory
 from riskcast.names import PLACES_MODEL
@@ -120,10 +104,10 @@ def register(places: typer.Typer, *, authenticator: AuthenticatorFactory | None 
     @places.command("audit")
     def audit_cmd(
         version: VersionOption = None,
-        by: ByOption = "riskcast",
-        role: RoleOption = "data_scientist",
-        policy_file: PolicyOption = None,
-        home: HomeOption = None,
+        by: cmd.ByOption = "riskcast",
+        role: cmd.RoleOption = "data_scientist",
+        policy_file: cmd.PolicyOption = None,
+        home: cmd.HomeOption = None,
     ) -> None:
         """Audit a street-crime version: the gate against the champion (PAI@5 %, deviance),
         exposure by district, the feedback-loop check; keep the report, record it in the
@@ -132,28 +116,28 @@ def register(places: typer.Typer, *, authenticator: AuthenticatorFactory | None 
         from fairness.places.audit import resolve_version
         from fairness.places.promotion import audit_and_record
 
-        home, uri = edges()
+        home, uri = cmd.edges()
         chosen = resolve_version(PLACES_MODEL, version, uri)
-        with progress_line(f"places audit of v{chosen}") as progress:
+        with cmd.progress_line(f"places audit of v{chosen}") as progress:
             run = audit_and_record(
                 chosen, load_policy(policy_file), open_ledger(), home=home, by=by, role=role,
                 uri=uri, progress=progress,
             )  # fmt: skip
         console = Console()
         print_audit(console, run.audit)
-        print_gate(console, run.audit.decision)
-        print_report(console, run.written)
+        cmd.print_gate(console, run.audit.decision)
+        cmd.print_report(console, run.written)
 
     @places.command("promote")
     def promote_cmd(
-        reason: ReasonOption,
+        reason: cmd.ReasonOption,
         version: VersionOption = None,
-        by: RequesterOption = None,
-        role: RequesterRoleOption = "data_scientist",
-        override: OverrideOption = False,
-        token_file: TokenFileOption = None,
-        policy_file: PolicyOption = None,
-        home: HomeOption = None,
+        by: cmd.RequesterOption = None,
+        role: cmd.RequesterRoleOption = "data_scientist",
+        override: cmd.OverrideOption = False,
+        token_file: cmd.TokenFileOption = None,
+        policy_file: cmd.PolicyOption = None,
+        home: cmd.HomeOption = None,
     ) -> None:
         """Move street-crime's `champion` to the challenger (or --version) if it passes the
         places gate, or an authenticated auditor overrides with a written reason."""
@@ -162,22 +146,22 @@ def register(places: typer.Typer, *, authenticator: AuthenticatorFactory | None 
         from fairness.places.promotion import promote
         from fairness.promotion import record_refused_override
 
-        home, uri = edges()
+        home, uri = cmd.edges()
         ledger = open_ledger()
         chosen = resolve_version(PLACES_MODEL, version, uri)
-        approver = approve(
+        approver = cmd.approve(
             "places promote", override=override, token_file=token_file,
             authenticator=authenticator, by=by,
             on_refused=lambda refused: record_refused_override(
                 ledger, ledger_version(PLACES_MODEL, chosen), refused, claimed=by, reason=reason
             ),
         )  # fmt: skip
-        with progress_line(f"places promotion of v{chosen}") as progress:
+        with cmd.progress_line(f"places promotion of v{chosen}") as progress:
             outcome = promote(
                 chosen, load_policy(policy_file), ledger, home=home, by=by or "", reason=reason,
                 role=role, override=override, uri=uri, approver=approver, progress=progress,
             )  # fmt: skip
-        print_outcome(
+        cmd.print_outcome(
             outcome, approver, subject=f"{PLACES_MODEL} v{chosen}", version=chosen,
             model_name=PLACES_MODEL,
         )  # fmt: skip
