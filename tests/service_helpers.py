@@ -139,22 +139,23 @@ def environment(**values: str | None) -> Iterator[None]:
     everything restored afterwards."""
     from riskcast.settings import get_settings
 
-    saved = {k: os.environ.get(k) for k in values}
-    for k, v in values.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
+    def put(pairs: dict[str, str | None]) -> None:
+        for k, v in pairs.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
         get_settings.cache_clear()
+
+    saved = {k: os.environ.get(k) for k in values}
+    put(values)
+    try:
+        yield
+    finally:
+        put(saved)
+
+
+_env = environment  # the name tests/model/test_scope_of_validity.py imports
 
 
 def build_service_env(root: Path) -> ServiceEnv:

@@ -216,8 +216,7 @@ def tune(
     )
     best = study.best_trial
     best_params = {**space.fixed, **best.params}
-    iters = best.user_attrs.get("best_iterations") or [space.num_boost_round]
-    best_params["num_boost_round"] = max(1, round(float(np.mean(iters))))
+    best_params["num_boost_round"] = best_rounds(best, space.num_boost_round)
     return TuneResult(
         best_params=best_params,
         best_value=float(best.value if best.value is not None else np.nan),
@@ -283,6 +282,13 @@ def score_folds(
     trial.set_user_attr("fold_values", values)
     trial.set_user_attr("best_iterations", iterations)
     return float(np.mean(values))
+
+
+def best_rounds(best: optuna.trial.FrozenTrial, num_boost_round: int) -> int:
+    """The final model's number of rounds: the mean best iteration over the best trial's folds
+    (``num_boost_round`` when it kept none)."""
+    iters = best.user_attrs.get("best_iterations") or [num_boost_round]
+    return max(1, round(float(np.mean(iters))))
 
 
 def trial_callback(

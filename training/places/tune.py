@@ -24,7 +24,14 @@ from numpy.typing import NDArray
 from training.places.config import PlacesSearch
 from training.places.metrics import poisson_deviance
 from training.places.model import lgbm_count_params
-from training.tuning import PreparedFold, new_study, score_folds, trial_callback, trial_states
+from training.tuning import (
+    PreparedFold,
+    best_rounds,
+    new_study,
+    score_folds,
+    trial_callback,
+    trial_states,
+)
 
 FloatArray = NDArray[np.float64]
 CountFold = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
@@ -116,8 +123,7 @@ def tune_counts(
     best = study.best_trial
     chosen = str(best.user_attrs.get("objective", space.objectives[0]))
     best_params: dict[str, Any] = {**space.fixed, **best.params, "objective": chosen}
-    iters = best.user_attrs.get("best_iterations") or [space.num_boost_round]
-    best_params["num_boost_round"] = max(1, round(float(np.mean(iters))))
+    best_params["num_boost_round"] = best_rounds(best, space.num_boost_round)
     by_objective: dict[str, float] = {}
     for t in study.trials:
         if t.state != optuna.trial.TrialState.COMPLETE or t.value is None:
