@@ -167,10 +167,18 @@ def _cumsum(array: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     return out
 
 
-def _decay(half_life: float, lookback: int) -> np.ndarray:
-    """Weights of the weeks a-lookback+1 .. a (oldest first): 0.5^((j-1)/h), j weeks back."""
-    j = np.arange(lookback, 0, -1, dtype=np.float64)
-    return np.power(0.5, (j - 1.0) / half_life)
+def _intensities(total: np.ndarray, half_life: float, lookback: int) -> np.ndarray:
+    """At every week a: sum over j = 1..lookback of N[a-j+1] * 0.5^((j-1)/h), by the recursion
+    E[a] = d E[a-1] + N[a] (d = 0.5^(1/h)) and E[a] - d^L E[a-L] for the window of L weeks."""
+    d = 0.5 ** (1.0 / half_life)
+    running = np.empty_like(total)
+    acc = np.zeros(total.shape[0])
+    for w in range(total.shape[1]):
+        acc = acc * d + total[:, w]
+        running[:, w] = acc
+    out = running.copy()
+    out[:, lookback:] -= (d**lookback) * running[:, :-lookback]
+    return out
 
 
 def _ring_sum(values: np.ndarray, grid: Grid, distance: int) -> np.ndarray:
@@ -188,6 +196,8 @@ def incident_features(
     by_type = {t: _cumsum(array, np.int32) for t, array in per_type.items()}
     del per_type
     c, nr = spec.counts, spec.near_repeat
+    lives = {*nr.half_lives_weeks, *(h for r in spec.rings for h in r.half_lives_weeks)}
+    ew = {h: _intensities(total, h, nr.lookback_weeks) for h in lives}
     out: dict[date, dict[str, np.ndarray]] = {}
     for anchor in anchors:
         a = grid.col(anchor)
@@ -198,9 +208,7 @@ def incident_features(
             return diff
 
         def intensity(h: float, a: int = a) -> np.ndarray:
-            block = total[:, a + 1 - nr.lookback_weeks : a + 1]
-            weighted: np.ndarray = block @ _decay(h, nr.lookback_weeks)
-            return weighted
+            return ew[h][:, a]
 
         for k in c.lags_weeks:
             f[f"count_all_lag{k}"] = total[:, a - k + 1]
@@ -324,6 +332,29 @@ def _seasonality(weeks: list[date], spec: CellSpec) -> pl.DataFrame:
     )
 
 
+def _relevant(
+    incidents: pl.DataFrame, sources: CellSources, spec: CellSpec
+) -> list[pl.DataFrame | None]:
+    """The columns and rows any feature can read (every version of them): incidents, appeals,
+    admin offences of the configured categories, releases of the configured sentences, and the
+    persons these name. Filtering a version on its own values keeps `visible_as_of` exact."""
+    versions = [VALID_FROM, VALID_TO]
+    keep = ["cell_id", "registered_at", "region", "district", "crime_type", *versions]
+    d = spec.district
+    admin, releases, persons = sources.admin_offences, sources.releases, sources.persons
+    if admin is not None:
+        wanted = sorted({c for cats in d.admin_groups.values() for c in cats})
+        admin = admin.filter(pl.col("category").is_in(wanted))
+    if releases is not None:
+        sentences = d.release_sentences if d.release_window_weeks is not None else []
+        releases = releases.filter(pl.col("sentence").is_in(sentences))
+    if persons is not None:
+        named = [f["person_id"] for f in (admin, releases) if f is not None]
+        ids = pl.concat(named).unique() if named else pl.Series("person_id", [], pl.Utf8)
+        persons = persons.filter(pl.col("person_id").is_in(ids.implode()))
+    return [incidents.select(keep), sources.appeals, admin, releases, persons]
+
+
 def _label_array(
     incidents: pl.DataFrame, last_day: date, grid: Grid, first: date, last: date
 ) -> np.ndarray:
@@ -366,7 +397,7 @@ def build_cell_frame(
         schema={"cell_id": pl.Utf8, "_idx": pl.Int64},
     )
     d = spec.district
-    tables = [incidents, sources.appeals, sources.admin_offences, sources.releases, sources.persons]
+    tables = _relevant(incidents, sources, spec)
     bases: list[pl.DataFrame] = []
     columns: dict[str, list[np.ndarray]] = {}
     done = 0
