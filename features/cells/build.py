@@ -447,7 +447,9 @@ def build_cell_frame(
     frame = pl.concat(bases, how="diagonal_relaxed")
     counts = pl.DataFrame({n: np.concatenate(v) for n, v in columns.items()})
     frame = pl.concat([frame, counts], how="horizontal").with_columns(
-        pl.col(f"_cell_{w}w").sum().over("as_of", "district").alias(f"district_count_{w}w")
+        pl.when(pl.col("district").is_not_null())
+        .then(pl.col(f"_cell_{w}w").sum().over("as_of", "district"))
+        .alias(f"district_count_{w}w")
         for w in d.incident_windows_weeks
     )
     # week h after T: the Monday after T (Polars weekdays: Monday = 1) plus h-1 weeks
