@@ -1,0 +1,95 @@
+"""The monitoring configuration (``configs/monitoring.yaml``) as typed pydantic models.
+
+Read through `riskcast.configio` like every other config, so a bad file names the field;
+unknown keys are refused. The thresholds' rationale lives as comments in the YAML file, beside
+the numbers an operator would change.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from riskcast.configio import find_config, load_yaml_model
+
+MONITORING_FILE = "monitoring.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriftSettings(_Model):
+    """Population stability and distribution tests of the model inputs."""
+
+    bins: int = Field(default=10, ge=2)
+    epsilon: float = Field(default=1e-4, gt=0, lt=0.01)
+    psi_watch: float = Field(default=0.1, gt=0)
+    psi_alert: float = Field(default=0.25, gt=0)
+    test_alpha: float = Field(default=0.01, gt=0, lt=1)
+    test_max_rows: int = Field(default=20_000, ge=100)
+    missing_watch: float = Field(default=0.02, gt=0, lt=1)
+    missing_alert: float = Field(default=0.05, gt=0, lt=1)
+    new_category_alert: float = Field(default=0.01, gt=0, lt=1)
+    min_group_size: int = Field(default=50, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftSettings:
+        if self.psi_watch >= self.psi_alert:
+            raise ValueError("psi_watch must be below psi_alert")
+        if self.missing_watch >= self.missing_alert:
+            raise ValueError("missing_watch must be below missing_alert")
+        return self
+
+
+class EstimateSettings(_Model):
+    """The label-free (confidence-based) performance estimate."""
+
+    thresholds: list[float] = Field(default_factory=lambda: [0.15, 0.35, 0.6], min_length=1)
+    replicates: int = Field(default=200, ge=20)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    min_group_size: int = Field(default=50, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> EstimateSettings:
+        t = self.thresholds
+        if any(not 0 < x < 1 for x in t) or any(a >= b for a, b in pairwise(t)):
+            raise ValueError("thresholds must be strictly increasing probabilities in (0, 1)")
+        return self
+
+
+class RealisedSettings(_Model):
+    """What a matured cohort must show per group, or an alert."""
+
+    calibration_slope_low: float = Field(default=0.9, gt=0)
+    calibration_slope_high: float = Field(default=1.1, gt=0)
+    calibration_in_the_large: float = Field(default=0.02, gt=0, lt=1)
+    max_auc_error: float = Field(default=0.02, gt=0, lt=1)
+    min_group_size: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _slope_band(self) -> RealisedSettings:
+        if self.calibration_slope_low >= self.calibration_slope_high:
+            raise ValueError("calibration_slope_low must be below calibration_slope_high")
+        return self
+
+
+class MonitoringConfig(_Model):
+    """The whole file: the group columns watched and the three parts' settings."""
+
+    config_version: str
+    group_columns: list[str] = Field(default_factory=list)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    estimate: EstimateSettings = Field(default_factory=EstimateSettings)
+    realised: RealisedSettings = Field(default_factory=RealisedSettings)
+
+
+def load_monitoring_config(path: Path | None = None) -> MonitoringConfig:
+    """Read ``monitoring.yaml`` (default: found by `riskcast.configio.find_config`)."""
+    return load_yaml_model(
+        MonitoringConfig, path or find_config(MONITORING_FILE), "monitoring configuration"
+    )

@@ -1,0 +1,351 @@
+"""Input drift between a reference frame and a current frame, overall and per group.
+
+For each model input and each group (overall, and per label of each group column):
+
+- **PSI** (population stability index), ``Σ_b (c_b − r_b) · ln(c_b / r_b)`` over bins ``b``
+  with reference shares ``r`` and current shares ``c``. Numeric inputs use the quantile bins
+  of the *overall* reference (deciles by default; tied quantiles merge, so a mostly-zero count
+  gets fewer bins); categorical inputs use their categories, and each category unseen in the
+  reference is a bin of its own with reference share epsilon. A share below ``epsilon`` is
+  read as ``epsilon`` so an empty bin gives a large finite term, not ``log 0``. Groups use the
+  overall reference bins, so their figures are comparable with the overall one and all groups
+  come from one `bincount`; a group concentrated in a few bins is seen at a coarser
+  resolution.
+- **Missing share** in the reference and now (missing values are outside the PSI bins).
+- **A distribution test**: two-sample Kolmogorov-Smirnov for numbers, chi-square on the
+  category counts for categories, on a seeded sample of at most ``test_max_rows`` rows per
+  side and group (at a million rows any negligible shift is significant; the cap bounds the
+  time and keeps "significant" meaning something).
+- **New categories** (unseen in the reference) and their share now.
+
+The status is ``alert`` / ``watch`` / ``ok``, or ``insufficient_evidence`` below the minimum
+group size. A PSI level counts only when the test rejects at ``test_alpha`` (PSI of a small
+group is noisy with no shift at all); a missing-share change only when a two-proportion test
+rejects at the same level; any new category is a watch, and ``new_category_alert`` of the rows
+in new categories an alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+from scipy import stats
+
+from fairness.monitoring.config import DriftSettings
+from fairness.monitoring.groups import FloatArray, Grouping, IntArray, groupings
+from riskcast.errors import InputError
+
+Kind = Literal["numeric", "categorical"]
+DriftStatus = Literal["ok", "watch", "alert", "insufficient_evidence"]
+_LEVEL: dict[DriftStatus, int] = {"insufficient_evidence": -1, "ok": 0, "watch": 1, "alert": 2}
+_CATEGORICAL = (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
+
+
+class InputDrift(BaseModel):
+    """One input in one group: PSI, missing shares, the test, new categories, the status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: str
+    kind: Kind
+    group_column: str
+    group: str
+    n_reference: int
+    n_current: int
+    psi: float | None
+    missing_reference: float | None
+    missing_current: float | None
+    test: Literal["ks", "chi2"]
+    statistic: float | None
+    p_value: float | None
+    new_categories: list[str]
+    new_category_share: float
+    status: DriftStatus
+
+
+class DriftReport(BaseModel):
+    """Every (input, group) result and the settings they were judged with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: DriftSettings
+    results: list[InputDrift]
+
+    def alerts(self) -> list[InputDrift]:
+        return [r for r in self.results if r.status == "alert"]
+
+    def find(self, input: str, group_column: str, group: str) -> InputDrift:
+        for r in self.results:
+            if (r.input, r.group_column, r.group) == (input, group_column, group):
+                return r
+        raise KeyError((input, group_column, group))
+
+
+# --------------------------------------------------------------------------- PSI
+def psi_from_counts(reference: FloatArray, current: FloatArray, epsilon: float) -> FloatArray:
+    """PSI per row of two count matrices (groups × bins); NaN for a row with no counts."""
+    ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    cur = np.atleast_2d(np.asarray(current, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.maximum(ref / ref.sum(axis=1, keepdims=True), epsilon)
+        c = np.maximum(cur / cur.sum(axis=1, keepdims=True), epsilon)
+        psi = ((c - r) * np.log(c / r)).sum(axis=1)
+    empty = (ref.sum(axis=1) == 0) | (cur.sum(axis=1) == 0)
+    return np.where(empty, np.nan, psi)
+
+
+def quantile_edges(reference: FloatArray, bins: int) -> FloatArray:
+    """Inner bin edges: the reference's quantiles, ties merged (fewer bins, never empty ones
+    by construction)."""
+    valid = reference[~np.isnan(reference)]
+    if len(valid) == 0:
+        return np.empty(0, dtype=np.float64)
+    return np.unique(np.quantile(valid, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def bin_codes(values: FloatArray, edges: FloatArray) -> IntArray:
+    """Bin of each value (``edges[k-1] <= x < edges[k]``), −1 for a missing value."""
+    codes = np.searchsorted(edges, values, side="right").astype(np.int64)
+    codes[np.isnan(values)] = -1
+    return codes
+
+
+def psi(reference: FloatArray, current: FloatArray, bins: int = 10, epsilon: float = 1e-4) -> float:
+    """PSI of one numeric sample against another on the reference's quantile bins."""
+    edges = quantile_edges(reference, bins)
+    k = len(edges) + 1
+    rc, cc = bin_codes(reference, edges), bin_codes(current, edges)
+    counts_r = np.bincount(rc[rc >= 0], minlength=k).astype(np.float64)
+    counts_c = np.bincount(cc[cc >= 0], minlength=k).astype(np.float64)
+    return float(psi_from_counts(counts_r, counts_c, epsilon)[0])
+
+
+# --------------------------------------------------------------------------- encoding
+@dataclass(frozen=True)
+class _Encoded:
+    """An input as bin/category codes (−1 = missing) in both frames."""
+
+    kind: Kind
+    reference: IntArray
+    current: IntArray
+    n_bins: int
+    new_from: int  # codes >= new_from are categories unseen in the reference
+    labels: tuple[str, ...]
+    raw_reference: FloatArray | None  # numeric values, for the KS test
+    raw_current: FloatArray | None
+
+
+def _kind(dtype: pl.DataType, name: str, categorical: set[str]) -> Kind:
+    if name in categorical or isinstance(dtype, _CATEGORICAL):
+        return "categorical"
+    if dtype.is_numeric():
+        return "numeric"
+    raise InputError(f"input {name!r} has dtype {dtype}: neither numeric nor categorical")
+
+
+def _encode(ref: pl.Series, cur: pl.Series, kind: Kind, bins: int) -> _Encoded:
+    if kind == "numeric":
+        r = ref.cast(pl.Float64).to_numpy()
+        c = cur.cast(pl.Float64).to_numpy()
+        edges = quantile_edges(r, bins)
+        k = len(edges) + 1
+        return _Encoded(kind, bin_codes(r, edges), bin_codes(c, edges), k, k, (), r, c)
+    rs, cs = ref.cast(pl.String), cur.cast(pl.String)
+    known = sorted(rs.drop_nulls().unique().to_list())
+    new = sorted(set(cs.drop_nulls().unique().to_list()) - set(known))
+    labels = tuple(known + new)
+    enum = pl.Enum(list(labels))
+    codes = [s.cast(enum).to_physical().cast(pl.Int64).fill_null(-1).to_numpy() for s in (rs, cs)]
+    return _Encoded(kind, codes[0], codes[1], len(labels), len(known), labels, None, None)
+
+
+def _counts(codes: IntArray, groups: IntArray, n_groups: int, k: int) -> FloatArray:
+    valid = codes >= 0
+    flat = np.bincount(groups[valid] * k + codes[valid], minlength=n_groups * k)
+    return flat.reshape(n_groups, k).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- tests
+def _sample_indices(codes: IntArray, n_groups: int, cap: int, seed: int) -> list[IntArray]:
+    """At most ``cap`` random rows of each group: one seeded permutation, stably sorted by
+    group, so every input's test in a group uses the same rows."""
+    perm = np.random.default_rng(seed).permutation(len(codes))
+    ordered = perm[np.argsort(codes[perm], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_groups))])
+    return [ordered[bounds[g] : min(bounds[g + 1], bounds[g] + cap)] for g in range(n_groups)]
+
+
+def _test(
+    enc: _Encoded, ref_rows: IntArray, cur_rows: IntArray
+) -> tuple[float | None, float | None]:
+    if enc.kind == "numeric":
+        assert enc.raw_reference is not None and enc.raw_current is not None
+        r, c = enc.raw_reference[ref_rows], enc.raw_current[cur_rows]
+        r, c = r[~np.isnan(r)], c[~np.isnan(c)]
+        if len(r) == 0 or len(c) == 0:
+            return None, None
+        res = stats.ks_2samp(r, c, method="asymp")
+        return float(res.statistic), float(res.pvalue)
+    r_codes, c_codes = enc.reference[ref_rows], enc.current[cur_rows]
+    table = np.vstack(
+        [
+            np.bincount(r_codes[r_codes >= 0], minlength=enc.n_bins),
+            np.bincount(c_codes[c_codes >= 0], minlength=enc.n_bins),
+        ]
+    )
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return (0.0, 1.0) if table.shape[1] == 1 else (None, None)
+    chi2, p_value, _, _ = stats.chi2_contingency(table, correction=False)
+    return float(chi2), float(p_value)
+
+
+def _proportion_p(x1: float, n1: float, x2: float, n2: float) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test (1 where undefined)."""
+    pooled = (x1 + x2) / (n1 + n2)
+    var = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if var <= 0:
+        return 1.0 if x1 / n1 == x2 / n2 else 0.0
+    z = (x2 / n2 - x1 / n1) / np.sqrt(var)
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def _status(
+    s: DriftSettings,
+    n_ref: int,
+    n_cur: int,
+    psi_value: float,
+    p_value: float | None,
+    missing: tuple[float, float],
+    missing_p: float,
+    new_share: float,
+    any_new: bool,
+) -> DriftStatus:
+    if min(n_ref, n_cur) < s.min_group_size:
+        return "insufficient_evidence"
+    level: DriftStatus = "ok"
+
+    def raise_to(candidate: DriftStatus) -> None:
+        nonlocal level
+        if _LEVEL[candidate] > _LEVEL[level]:
+            level = candidate
+
+    rejects = p_value is not None and p_value < s.test_alpha
+    if rejects and psi_value >= s.psi_alert:
+        raise_to("alert")
+    elif rejects and psi_value >= s.psi_watch:
+        raise_to("watch")
+    change = abs(missing[1] - missing[0])
+    if missing_p < s.test_alpha and change >= s.missing_alert:
+        raise_to("alert")
+    elif missing_p < s.test_alpha and change >= s.missing_watch:
+        raise_to("watch")
+    if new_share >= s.new_category_alert:
+        raise_to("alert")
+    elif any_new:
+        raise_to("watch")
+    return level
+
+
+# --------------------------------------------------------------------------- the report
+def input_drift(
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    inputs: Sequence[str],
+    settings: DriftSettings,
+    group_columns: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+) -> DriftReport:
+    """Drift of every input, overall and per group of each group column.
+
+    Numeric dtypes are binned, strings, categoricals, enums and booleans are categories;
+    ``categorical`` forces an integer-coded input to be read as categories.
+    """
+    missing_cols = [c for c in inputs if c not in reference.columns or c not in current.columns]
+    if missing_cols:
+        raise InputError(f"inputs missing from the reference or current frame: {missing_cols}")
+    forced = set(categorical)
+    grps = groupings([reference, current], group_columns)
+    samples = [
+        (
+            _sample_indices(g.codes[0], g.size, settings.test_max_rows, settings.seed),
+            _sample_indices(g.codes[1], g.size, settings.test_max_rows, settings.seed + 1),
+        )
+        for g in grps
+    ]
+    results: list[InputDrift] = []
+    for name in inputs:
+        kind = _kind(reference.schema[name], name, forced)
+        enc = _encode(reference.get_column(name), current.get_column(name), kind, settings.bins)
+        for grouping, (ref_rows, cur_rows) in zip(grps, samples, strict=True):
+            results.extend(_group_results(name, enc, grouping, ref_rows, cur_rows, settings))
+    return DriftReport(settings=settings, results=results)
+
+
+def _group_results(
+    name: str,
+    enc: _Encoded,
+    g: Grouping,
+    ref_rows: list[IntArray],
+    cur_rows: list[IntArray],
+    s: DriftSettings,
+) -> list[InputDrift]:
+    ref_codes, cur_codes = g.codes
+    counts_r = _counts(enc.reference, ref_codes, g.size, enc.n_bins)
+    counts_c = _counts(enc.current, cur_codes, g.size, enc.n_bins)
+    psis = psi_from_counts(counts_r, counts_c, s.epsilon)
+    size_r = np.bincount(ref_codes, minlength=g.size).astype(np.float64)
+    size_c = np.bincount(cur_codes, minlength=g.size).astype(np.float64)
+    miss_r = size_r - counts_r.sum(axis=1)
+    miss_c = size_c - counts_c.sum(axis=1)
+    out: list[InputDrift] = []
+    for i, label in enumerate(g.labels):
+        n_r, n_c = int(size_r[i]), int(size_c[i])
+        share_r = miss_r[i] / n_r if n_r else None
+        share_c = miss_c[i] / n_c if n_c else None
+        new_counts = counts_c[i, enc.new_from :]
+        new_names = [enc.labels[enc.new_from + j] for j in np.flatnonzero(new_counts)]
+        valid_c = counts_c[i].sum()
+        new_share = float(new_counts.sum() / valid_c) if valid_c else 0.0
+        statistic, p_value = _test(enc, ref_rows[i], cur_rows[i])
+        psi_i = None if np.isnan(psis[i]) else float(psis[i])
+        if n_r and n_c and share_r is not None and share_c is not None:
+            missing_p = _proportion_p(miss_r[i], n_r, miss_c[i], n_c)
+            status = _status(
+                s,
+                n_r,
+                n_c,
+                psi_i if psi_i is not None else 0.0,
+                p_value,
+                (share_r, share_c),
+                missing_p,
+                new_share,
+                bool(new_names),
+            )
+        else:
+            status = "insufficient_evidence"
+        out.append(
+            InputDrift(
+                input=name,
+                kind=enc.kind,
+                group_column=g.column,
+                group=label,
+                n_reference=n_r,
+                n_current=n_c,
+                psi=psi_i,
+                missing_reference=share_r,
+                missing_current=share_c,
+                test="ks" if enc.kind == "numeric" else "chi2",
+                statistic=statistic,
+                p_value=p_value,
+                new_categories=new_names,
+                new_category_share=new_share,
+                status=status,
+            )
+        )
+    return out
