@@ -169,8 +169,19 @@ def test_the_frame_has_the_documented_keys_then_the_spec_then_the_label() -> Non
     cells |= set(h3.grid_disk(FAR, 1))
     assert set(frame["cell_id"]) == cells
     assert frame.height == 2 * len(cells)
-    no_label = build_cell_frame(hand_sources(), [T], PLACES, s, horizons=[1], with_label=False)
+    seen: list[tuple[str, float | None]] = []
+    no_label = build_cell_frame(
+        hand_sources(),
+        [T],
+        PLACES,
+        s,
+        horizons=[1],
+        with_label=False,
+        progress=lambda stage, fraction: seen.append((stage, fraction)),
+    )
     assert "label" not in no_label.columns
+    assert seen[-1] == ("cell frame: done", 1.0)
+    assert all(f is None or 0.0 <= f <= 1.0 for _, f in seen)
 
 
 def test_hand_computed_counts_rings_and_near_repeat() -> None:
