@@ -283,63 +283,38 @@ def promote(
         f"previous champion: {champion or 'none'}",
         f"population of validity (audited and served): {result.population}",
     ]
-    if decision.passed:
-        set_champion(model_name, result.version, uri)
+    return settle(
+        ledger, decision, override=override, why=why, evidence=[*decision.reasons, kept_at],
+        model_name=model_name, version=result.version, uri=uri, written=result.written,
+        entries=entries, common=common,
+    )  # fmt: skip
+
+
+def settle(
+    ledger: Ledger, decision: GateDecision, *, override: bool, why: list[str],
+    evidence: list[str], model_name: str, version: str, uri: str, written: WrittenReport,
+    entries: list[LedgerEntry], common: dict[str, Any],
+) -> PromotionOutcome:  # fmt: skip
+    """The end of a promotion, person or place: move ``champion`` to ``version`` when the gate
+    passed (a ``promotion``) or an override was approved (an ``override``, naming the outcome
+    it overrode), else leave it (a ``refusal``); the entry's reasons are ``why`` and
+    ``evidence``, ``common`` its other fields; ``entries`` so far plus this one are returned."""
+    if decision.passed or override:
+        set_champion(model_name, version, uri)
+        kind, outcome = ("promotion", "promoted") if decision.passed else ("override", "overridden")
+        overridden = [] if decision.passed else [f"gate outcome overridden: {decision.outcome}"]
         entries.append(
-            ledger.append(
-                "promotion",
-                decision="promoted",
-                reasons=[*why, *decision.reasons, kept_at],
-                **common,
-            )
+            ledger.append(kind, decision=outcome, reasons=[*why, *overridden, *evidence], **common)
         )
-        return PromotionOutcome(
-            result.version,
-            decision,
-            True,
-            False,
-            result.written.html_path,
-            entries,
-            result.written,
-        )
-    if override:
-        set_champion(model_name, result.version, uri)
+    else:
         entries.append(
-            ledger.append(
-                "override", decision="overridden",
-                reasons=[
-                    *why, f"gate outcome overridden: {decision.outcome}", *decision.reasons,
-                    kept_at,
-                ],
-                **common,
-            )
-        )  # fmt: skip
-        return PromotionOutcome(
-            result.version,
-            decision,
-            True,
-            True,
-            result.written.html_path,
-            entries,
-            result.written,
+            ledger.append("refusal", decision=decision.outcome, reasons=[*why, *evidence], **common)
         )
-    entries.append(
-        ledger.append(
-            "refusal",
-            decision=decision.outcome,
-            reasons=[*why, *decision.reasons, kept_at],
-            **common,
-        )
-    )
+    moved = decision.passed or override
     return PromotionOutcome(
-        result.version,
-        decision,
-        False,
-        False,
-        result.written.html_path,
-        entries,
-        result.written,
-    )
+        version, decision, moved, moved and not decision.passed, written.html_path, entries,
+        written,
+    )  # fmt: skip
 
 
 def rollback(

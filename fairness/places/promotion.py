@@ -1,13 +1,14 @@
 """`riskcast places audit | promote`: the places gate's edges (MLflow aliases, reports, ledger).
 
 The person path's machinery is reused, not copied (`fairness.promotion`): the champion alias is
-read and moved by `current_champion` / `set_champion`, overrides are authenticated by
-`authorize_override` (the command, `fairness.commands.approve`) and checked by `requester`,
-a refused override is recorded by `record_refused_override`, and the outcome is a
-`PromotionOutcome`. Entries go to the same ledger as the person model's, with the model name
-in their version (`fairness.ledger.ledger_version`: ``street-crime@3``), so the person's
-rollback and version filters never see them. Every entry about an audit records the report's
-hash and, as its last reason, where the report is kept (`riskcast ledger verify` checks it).
+read by `current_champion` and moved by `settle`, which records the promotion, override or
+refusal and returns a `PromotionOutcome`; overrides are authenticated by `authorize_override`
+(the command, `fairness.commands.approve`) and checked by `requester`, and a refused override
+is recorded by `record_refused_override`. Entries go to the same ledger as the person model's,
+with the model name in their version (`fairness.ledger.ledger_version`: ``street-crime@3``),
+so the person's rollback and version filters never see them. Every entry about an audit
+records the report's hash and, as its last reason, where the report is kept (`riskcast ledger
+verify` checks it).
 
 The first version passes when there is no champion (as for persons); an override moves the
 alias despite the gate and is recorded as such; a refusal leaves the challenger alias alone.
@@ -30,7 +31,7 @@ from fairness.promotion import (
     PromotionOutcome,
     current_champion,
     requester,
-    set_champion,
+    settle,
 )
 from fairness.report_store import report_reason
 from fairness.results import GateDecision
@@ -96,26 +97,8 @@ def promote(
         )
     ]  # fmt: skip
     why = [f"reason: {reason}", f"model: {model_name}", f"previous champion: {champion or 'none'}"]
-    if decision.passed or override:
-        set_champion(model_name, run.version, uri)
-        kind, outcome = ("promotion", "promoted") if decision.passed else ("override", "overridden")
-        overridden = [] if decision.passed else [f"gate outcome overridden: {decision.outcome}"]
-        entries.append(
-            ledger.append(
-                kind, decision=outcome,
-                reasons=[*why, *overridden, *decision.reasons, *notes, kept_at], **common,
-            )
-        )  # fmt: skip
-        return PromotionOutcome(
-            run.version, decision, True, not decision.passed, run.written.html_path, entries,
-            run.written,
-        )  # fmt: skip
-    entries.append(
-        ledger.append(
-            "refusal", decision=decision.outcome,
-            reasons=[*why, *decision.reasons, *notes, kept_at], **common,
-        )
+    return settle(
+        ledger, decision, override=override, why=why,
+        evidence=[*decision.reasons, *notes, kept_at], model_name=model_name, version=run.version,
+        uri=uri, written=run.written, entries=entries, common=common,
     )  # fmt: skip
-    return PromotionOutcome(
-        run.version, decision, False, False, run.written.html_path, entries, run.written
-    )
