@@ -64,10 +64,12 @@ def map_page(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you have no region")
     chosen = chosen_purpose(request, state, session, purpose)
     current = store.current()
+    mine = unit in user.regions
     context: dict[str, Any] = {
         "purposes": state.settings.purposes,
         "regions": user.regions,
-        "districts": list(current.units.get(unit, ())) if current else [],
+        # another region's districts are its facts too: none before the refused read
+        "districts": list(current.units.get(unit, ())) if current and mine else [],
         "weeks": list(current.weeks) if current else [],
         "filters": {"region": unit, "district": district or "", "week": week or "", "top": top},
         "max_top": MAX_TABLE,
