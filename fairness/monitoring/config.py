@@ -29,7 +29,7 @@ class DriftSettings(_Model):
     psi_watch: float = Field(default=0.1, gt=0)
     psi_alert: float = Field(default=0.25, gt=0)
     test_alpha: float = Field(default=0.01, gt=0, lt=1)
-    test_max_rows: int = Field(default=20_000, ge=100)
+    test_max_rows: int = Field(default=5_000, ge=100)
     missing_watch: float = Field(default=0.02, gt=0, lt=1)
     missing_alert: float = Field(default=0.05, gt=0, lt=1)
     new_category_alert: float = Field(default=0.01, gt=0, lt=1)

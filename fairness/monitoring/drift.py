@@ -34,10 +34,10 @@ from typing import Literal
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
+from scipy import special
 
 from fairness.monitoring.config import DriftSettings
-from fairness.monitoring.groups import FloatArray, Grouping, IntArray, groupings
+from fairness.monitoring.groups import FloatArray, Grouping, IntArray, cells, groupings
 from riskcast.errors import InputError
 
 Kind = Literal["numeric", "categorical"]
@@ -180,6 +180,29 @@ def _sample_indices(codes: IntArray, n_groups: int, cap: int, seed: int) -> list
     return [ordered[bounds[g] : min(bounds[g + 1], bounds[g] + cap)] for g in range(n_groups)]
 
 
+def ks_test(reference: FloatArray, current: FloatArray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov distance and its asymptotic p-value (Kolmogorov's limit
+    with Stephens' small-sample correction). Written out rather than `scipy.stats.ks_2samp`:
+    the same statistic without the wrapper's per-call overhead, which dominated at a thousand
+    (input, group) cells."""
+    r, c = np.sort(reference), np.sort(current)
+    both = np.concatenate([r, c])
+    cdf_r = np.searchsorted(r, both, side="right") / len(r)
+    cdf_c = np.searchsorted(c, both, side="right") / len(c)
+    distance = float(np.max(np.abs(cdf_r - cdf_c)))
+    en = np.sqrt(len(r) * len(c) / (len(r) + len(c)))
+    p_value = float(special.kolmogorov((en + 0.12 + 0.11 / en) * distance))
+    return distance, min(max(p_value, 0.0), 1.0)
+
+
+def chi2_test(table: FloatArray) -> tuple[float, float]:
+    """Pearson's chi-square test of homogeneity on a 2 x k table without empty columns."""
+    total = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return chi2, float(special.chdtrc(table.shape[1] - 1, chi2))
+
+
 def _test(
     enc: _Encoded, ref_rows: IntArray, cur_rows: IntArray
 ) -> tuple[float | None, float | None]:
@@ -189,20 +212,18 @@ def _test(
         r, c = r[~np.isnan(r)], c[~np.isnan(c)]
         if len(r) == 0 or len(c) == 0:
             return None, None
-        res = stats.ks_2samp(r, c, method="asymp")
-        return float(res.statistic), float(res.pvalue)
+        return ks_test(r, c)
     r_codes, c_codes = enc.reference[ref_rows], enc.current[cur_rows]
     table = np.vstack(
         [
             np.bincount(r_codes[r_codes >= 0], minlength=enc.n_bins),
             np.bincount(c_codes[c_codes >= 0], minlength=enc.n_bins),
         ]
-    )
+    ).astype(np.float64)
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return (0.0, 1.0) if table.shape[1] == 1 else (None, None)
-    chi2, p_value, _, _ = stats.chi2_contingency(table, correction=False)
-    return float(chi2), float(p_value)
+    return chi2_test(table)
 
 
 def _proportion_p(x1: float, n1: float, x2: float, n2: float) -> float:
@@ -212,7 +233,7 @@ def _proportion_p(x1: float, n1: float, x2: float, n2: float) -> float:
     if var <= 0:
         return 1.0 if x1 / n1 == x2 / n2 else 0.0
     z = (x2 / n2 - x1 / n1) / np.sqrt(var)
-    return float(2 * stats.norm.sf(abs(z)))
+    return float(special.erfc(abs(z) / np.sqrt(2.0)))
 
 
 def _status(
@@ -271,6 +292,10 @@ def input_drift(
         raise InputError(f"inputs missing from the reference or current frame: {missing_cols}")
     forced = set(categorical)
     grps = groupings([reference, current], group_columns)
+    partition = cells(grps)
+    sizes = [
+        tuple(np.bincount(c, minlength=g.size).astype(np.float64) for c in g.codes) for g in grps
+    ]
     samples = [
         (
             _sample_indices(g.codes[0], g.size, settings.test_max_rows, settings.seed),
@@ -282,8 +307,18 @@ def input_drift(
     for name in inputs:
         kind = _kind(reference.schema[name], name, forced)
         enc = _encode(reference.get_column(name), current.get_column(name), kind, settings.bins)
-        for grouping, (ref_rows, cur_rows) in zip(grps, samples, strict=True):
-            results.extend(_group_results(name, enc, grouping, ref_rows, cur_rows, settings))
+        cell_counts = (
+            _counts(enc.reference, partition.codes[0], partition.size, enc.n_bins),
+            _counts(enc.current, partition.codes[1], partition.size, enc.n_bins),
+        )
+        for j, (grouping, (ref_rows, cur_rows)) in enumerate(zip(grps, samples, strict=True)):
+            counts = (
+                partition.to_groups(j, cell_counts[0].T).T,
+                partition.to_groups(j, cell_counts[1].T).T,
+            )
+            results.extend(
+                _group_results(name, enc, grouping, counts, sizes[j], ref_rows, cur_rows, settings)
+            )
     return DriftReport(settings=settings, results=results)
 
 
@@ -291,16 +326,15 @@ def _group_results(
     name: str,
     enc: _Encoded,
     g: Grouping,
+    counts: tuple[FloatArray, FloatArray],
+    sizes: tuple[FloatArray, ...],
     ref_rows: list[IntArray],
     cur_rows: list[IntArray],
     s: DriftSettings,
 ) -> list[InputDrift]:
-    ref_codes, cur_codes = g.codes
-    counts_r = _counts(enc.reference, ref_codes, g.size, enc.n_bins)
-    counts_c = _counts(enc.current, cur_codes, g.size, enc.n_bins)
+    counts_r, counts_c = counts  # groups x bins, missing values excluded
     psis = psi_from_counts(counts_r, counts_c, s.epsilon)
-    size_r = np.bincount(ref_codes, minlength=g.size).astype(np.float64)
-    size_c = np.bincount(cur_codes, minlength=g.size).astype(np.float64)
+    size_r, size_c = sizes
     miss_r = size_r - counts_r.sum(axis=1)
     miss_c = size_c - counts_c.sum(axis=1)
     out: list[InputDrift] = []

@@ -44,6 +44,7 @@ from fairness.monitoring.groups import (
     FloatArray,
     RankIndex,
     auc_from_ranks,
+    cells,
     groupings,
     probabilities,
     rank_index,
@@ -168,33 +169,38 @@ def estimate_performance(
         base_brier = np.bincount(codes, weights=p * p, minlength=k)
         prepared.append((g, codes, ranks, size, sum_p, flagged, point, base_brier))
 
-    reps_auc = [np.empty((settings.replicates, g.size)) for g in grps]
-    reps_brier = [np.empty((settings.replicates, g.size)) for g in grps]
-    reps_fpr = [np.empty((settings.replicates, g.size, len(thresholds))) for g in grps]
-    reps_fnr = [np.empty((settings.replicates, g.size, len(thresholds))) for g in grps]
+    partition = cells(grps)
+    cell = partition.codes[0]
+    n_t = len(thresholds)
+    positives_c = np.empty((settings.replicates, partition.size))
+    brier_c = np.empty((settings.replicates, partition.size))
+    tp_c = np.empty((settings.replicates, n_t, partition.size))
+    ranks_c = [np.empty((settings.replicates, partition.size)) for _ in grps]
     one_minus_2p = 1.0 - 2.0 * p
-    for r in range(settings.replicates):
+    for r in range(settings.replicates):  # sums per cell; groups are added up after the loop
         pos = np.flatnonzero(rng.random(n) < p)  # the rows labelled 1 in this draw
-        flags_pos = flags[pos].astype(np.float64)
-        brier_pos = one_minus_2p[pos]
-        for j, (g, codes, ranks, size, _sp, flagged, _pt, base_brier) in enumerate(prepared):
-            k = g.size
-            cp = codes[pos]
-            positives = np.bincount(cp, minlength=k).astype(np.float64)
-            rank_sum = np.bincount(cp, weights=ranks.midrank[pos], minlength=k)
-            reps_auc[j][r] = auc_from_ranks(positives, rank_sum, size)
-            sq = base_brier + np.bincount(cp, weights=brier_pos, minlength=k)
-            reps_brier[j][r] = sq / np.maximum(size, 1)
-            negatives = size - positives
-            for t in range(len(thresholds)):
-                tp = np.bincount(cp, weights=flags_pos[:, t], minlength=k)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    reps_fpr[j][r, :, t] = np.where(
-                        negatives > 0, (flagged[:, t] - tp) / negatives, np.nan
-                    )
-                    reps_fnr[j][r, :, t] = np.where(
-                        positives > 0, (positives - tp) / positives, np.nan
-                    )
+        cp = cell[pos]
+        positives_c[r] = np.bincount(cp, minlength=partition.size)
+        brier_c[r] = np.bincount(cp, weights=one_minus_2p[pos], minlength=partition.size)
+        flags_pos = flags[pos]
+        for t in range(n_t):
+            tp_c[r, t] = np.bincount(cp, weights=flags_pos[:, t], minlength=partition.size)
+        for j, item in enumerate(prepared):
+            midrank = item[2].midrank
+            ranks_c[j][r] = np.bincount(cp, weights=midrank[pos], minlength=partition.size)
+
+    reps_auc, reps_brier, reps_fpr, reps_fnr = [], [], [], []
+    for j, (_g, _codes, _ranks, size, _sp, flagged, _pt, base_brier) in enumerate(prepared):
+        positives = partition.to_groups(j, positives_c)  # replicates x groups
+        reps_auc.append(auc_from_ranks(positives, partition.to_groups(j, ranks_c[j]), size))
+        reps_brier.append((base_brier + partition.to_groups(j, brier_c)) / np.maximum(size, 1))
+        tp = np.moveaxis(partition.to_groups(j, tp_c), 1, 2)  # replicates x groups x thresholds
+        negatives = (size - positives)[:, :, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps_fpr.append(np.where(negatives > 0, (flagged[None] - tp) / negatives, np.nan))
+            reps_fnr.append(
+                np.where(positives[:, :, None] > 0, 1 - tp / positives[:, :, None], np.nan)
+            )
 
     out: list[GroupEstimate] = []
     for j, (g, _codes, _ranks, size, sum_p, flagged, point, _b) in enumerate(prepared):

@@ -112,3 +112,52 @@ def probabilities(frame: pl.DataFrame, column: str) -> FloatArray:
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise InputError(f"{column!r} must hold probabilities in [0, 1] without nulls")
     return np.ascontiguousarray(p, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The finest partition the group columns make (one cell per combination present), so
+    a sum over rows is taken once per cell and then added up into every grouping's groups
+    with a small matrix product, instead of one pass over the rows per grouping."""
+
+    codes: tuple[IntArray, ...]  # per frame, each row's cell
+    size: int
+    indicators: tuple[FloatArray, ...]  # per grouping, groups x cells 0/1 matrix
+
+    def to_groups(self, grouping: int, sums: FloatArray) -> FloatArray:
+        """Per-cell sums (cells on the last axis) as per-group sums of ``grouping``."""
+        return np.asarray(sums @ self.indicators[grouping].T, dtype=np.float64)
+
+
+def cells(grps: Sequence[Grouping]) -> Cells:
+    n_frames = len(grps[0].codes)
+    sizes = [g.size for g in grps]
+    if int(np.prod(np.asarray(sizes, dtype=object))) < 2**62:
+        keys = []
+        for f in range(n_frames):
+            key = np.zeros(len(grps[0].codes[f]), dtype=np.int64)
+            for g in grps:
+                key = key * g.size + g.codes[f]
+            keys.append(key)
+        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+        columns = []
+        for g in reversed(grps):
+            columns.append(unique % g.size)
+            unique = unique // g.size
+        per_cell = columns[::-1]
+    else:  # too many combinations for one int64 key: unique rows instead
+        stacked = np.concatenate(
+            [np.stack([g.codes[f] for g in grps], axis=1) for f in range(n_frames)]
+        )
+        rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        per_cell = [rows[:, j] for j in range(len(grps))]
+    inverse = inverse.reshape(-1).astype(np.int64)
+    bounds = np.cumsum([0] + [len(grps[0].codes[f]) for f in range(n_frames)])
+    codes = tuple(inverse[bounds[f] : bounds[f + 1]] for f in range(n_frames))
+    n_cells = len(per_cell[0])
+    indicators = []
+    for g, group_of_cell in zip(grps, per_cell, strict=True):
+        m = np.zeros((g.size, n_cells), dtype=np.float64)
+        m[group_of_cell, np.arange(n_cells)] = 1.0
+        indicators.append(m)
+    return Cells(codes, n_cells, tuple(indicators))

@@ -132,3 +132,21 @@ def test_config_file_loads_and_refuses_unknown_keys(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="psi_watch"):
         load_monitoring_config(bad)
+
+
+def test_ks_and_chi2_agree_with_scipy() -> None:
+    from scipy import stats
+
+    from fairness.monitoring.drift import chi2_test, ks_test
+
+    rng = np.random.default_rng(12)
+    a, b = rng.normal(0, 1, 3000), rng.normal(0.05, 1, 2500)
+    distance, p_value = ks_test(a, b)
+    ref = stats.ks_2samp(a, b, method="asymp")
+    assert distance == pytest.approx(ref.statistic, abs=1e-12)
+    assert p_value == pytest.approx(ref.pvalue, rel=0.05, abs=1e-3)
+    table = np.array([[120.0, 80.0, 40.0], [100.0, 95.0, 60.0]])
+    chi2, p = chi2_test(table)
+    want = stats.chi2_contingency(table, correction=False)
+    assert chi2 == pytest.approx(want[0])
+    assert p == pytest.approx(want[1])
