@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,7 +22,7 @@ from riskcast.auth import TOKEN_ENV, AuthenticatorFactory
 from riskcast.settings import HOME_HELP, use_home
 
 if TYPE_CHECKING:
-    from fairness.promotion import OverrideRefused
+    from fairness.promotion import OverrideRefused, PromotionOutcome
     from fairness.report import WrittenReport
     from fairness.results import GateDecision
     from riskcast.auth import Principal
@@ -130,21 +130,13 @@ def approve(
     return None
 
 
-class Outcome(Protocol):
-    """What `print_outcome` reads of a `fairness.promotion.PromotionOutcome`."""
-
-    @property
-    def decision(self) -> GateDecision: ...
-    @property
-    def written(self) -> WrittenReport: ...
-    @property
-    def promoted(self) -> bool: ...
-    @property
-    def overridden(self) -> bool: ...
-
-
 def print_outcome(
-    outcome: Outcome, approver: Principal | None, *, subject: str, version: str, model_name: str
+    outcome: PromotionOutcome,
+    approver: Principal | None,
+    *,
+    subject: str,
+    version: str,
+    model_name: str,
 ) -> None:
     """The gate, the report and what became of ``subject`` (``v3``, ``street-crime v3``);
     exit 1 when the promotion was refused."""

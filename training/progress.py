@@ -63,20 +63,14 @@ def progress_bar() -> Iterator[Progress]:
 
 
 class RegisteredRun(Protocol):
-    """What `print_registered` reads of a training result."""
+    """What `print_registered` reads of a training result (`TrainResult`, `PlacesTrainResult`)."""
 
-    @property
-    def timings(self) -> dict[str, float]: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def model_name(self) -> str: ...
-    @property
-    def model_version(self) -> str: ...
-    @property
-    def tracking_uri(self) -> str: ...
-    @property
-    def ui_command(self) -> str: ...
+    timings: dict[str, float]
+    run_id: str
+    model_name: str
+    model_version: str
+    tracking_uri: str
+    ui_command: str
 
 
 def print_registered(out: Console, result: RegisteredRun) -> None:
