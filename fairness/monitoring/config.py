@@ -69,6 +69,7 @@ class RealisedSettings(_Model):
     calibration_slope_high: float = Field(default=1.1, gt=0)
     calibration_in_the_large: float = Field(default=0.02, gt=0, lt=1)
     max_auc_error: float = Field(default=0.02, gt=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
     min_group_size: int = Field(default=50, ge=1)
 
     @model_validator(mode="after")

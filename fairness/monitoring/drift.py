@@ -9,8 +9,8 @@ For each model input and each group (overall, and per label of each group column
   reference is a bin of its own with reference share epsilon. A share below ``epsilon`` is
   read as ``epsilon`` so an empty bin gives a large finite term, not ``log 0``. Groups use the
   overall reference bins, so their figures are comparable with the overall one and all groups
-  come from one `bincount`; a group concentrated in a few bins is seen at a coarser
-  resolution.
+  come from one pass over the rows (counts per cell of the group columns, added up per
+  group); a group concentrated in a few bins is seen at a coarser resolution.
 - **Missing share** in the reference and now (missing values are outside the PSI bins).
 - **A distribution test**: two-sample Kolmogorov-Smirnov for numbers, chi-square on the
   category counts for categories, on a seeded sample of at most ``test_max_rows`` rows per

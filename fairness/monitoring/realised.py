@@ -6,8 +6,9 @@ calibration-in-the-large as ``mean(y) − mean(p)`` in probability points (the i
 points; positive = the model under-predicts), the calibration slope (the slope ``b`` of the
 logistic recalibration ``logit P(y=1) = a + b · logit(p)``: 1 calibrated, below 1
 over-confident, i.e. scores too extreme, above 1 under-confident), and FPR/FNR at the tier
-thresholds. A group below ``min_group_size``, or with a calibration outside the configured
-band, is flagged, so "no alert" never means "not looked at".
+thresholds. A group below ``min_group_size`` is marked insufficient, and a group whose
+calibration is shown to lie outside the configured band (its interval wholly outside) is
+flagged, so "no alert" never means "not looked at" and noise alone does not alert.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
+from scipy import special
 
 from fairness.monitoring.config import RealisedSettings
 from fairness.monitoring.estimate import GroupEstimate, Interval
@@ -56,6 +58,8 @@ class GroupRealised(_Result):
     calibration_in_the_large: float | None
     calibration_intercept: float | None
     calibration_slope: float | None
+    calibration_slope_se: float | None
+    calibration_in_the_large_se: float | None
     calibration_ok: bool | None  # None: insufficient evidence or slope undefined
     thresholds: list[ThresholdRealised]
 
@@ -90,9 +94,12 @@ def labels(frame: pl.DataFrame, column: str) -> FloatArray:
     return np.ascontiguousarray(y, dtype=np.float64)
 
 
-def calibration_fit(y: FloatArray, p: FloatArray, max_iter: int = 50) -> tuple[float, float] | None:
-    """Intercept and slope of ``logit P(y=1) = a + b·logit(p)`` by Newton-Raphson (unpenalised
-    maximum likelihood); None when the labels are all one value or the fit does not converge."""
+def calibration_fit(
+    y: FloatArray, p: FloatArray, max_iter: int = 50
+) -> tuple[float, float, float] | None:
+    """Intercept, slope and the slope's standard error (inverse Fisher information) of
+    ``logit P(y=1) = a + b·logit(p)`` by Newton-Raphson (unpenalised maximum likelihood);
+    None when the labels are all one value or the fit does not converge."""
     if len(y) < 2 or y.min() == y.max():
         return None
     pc = np.clip(p, _CLIP, 1 - _CLIP)
@@ -111,8 +118,24 @@ def calibration_fit(y: FloatArray, p: FloatArray, max_iter: int = 50) -> tuple[f
             return None
         beta = beta + step
         if np.max(np.abs(step)) < 1e-10:
-            return float(beta[0]), float(beta[1])
+            se = float(np.sqrt(np.linalg.inv(hessian)[1, 1]))
+            return float(beta[0]), float(beta[1]), se
     return None
+
+
+def _calibration_ok(
+    slope: float, slope_se: float, citl: float, citl_se: float, s: RealisedSettings
+) -> bool:
+    """False only when the evidence puts the group outside the band: the slope's interval
+    wholly outside [low, high], or the calibration-in-the-large interval wholly beyond the
+    tolerance (as the fairness policy judges disparities), so a small group's noise alone
+    does not raise an alert; the estimates themselves are reported either way."""
+    z = float(special.ndtri(0.5 + s.confidence / 2))
+    slope_out = slope + z * slope_se < s.calibration_slope_low or (
+        slope - z * slope_se > s.calibration_slope_high
+    )
+    citl_out = abs(citl) - z * citl_se > s.calibration_in_the_large
+    return not (slope_out or citl_out)
 
 
 def _num(x: float) -> float | None:
@@ -156,12 +179,10 @@ def realised_performance(
             fit = calibration_fit(y[rows], p[rows])
             sufficient = n_i >= settings.min_group_size
             citl = float(positives[i] / n_i - mean_p[i]) if n_i else None
+            citl_se = float(np.sqrt(np.mean(p[rows] * (1 - p[rows])) / n_i)) if n_i else None
             ok = None
-            if sufficient and fit is not None and citl is not None:
-                ok = (
-                    settings.calibration_slope_low <= fit[1] <= settings.calibration_slope_high
-                    and abs(citl) <= settings.calibration_in_the_large
-                )
+            if sufficient and fit is not None and citl is not None and citl_se is not None:
+                ok = _calibration_ok(fit[1], fit[2], citl, citl_se, settings)
             out.append(
                 GroupRealised(
                     group_column=g.column,
@@ -174,6 +195,8 @@ def realised_performance(
                     calibration_in_the_large=citl,
                     calibration_intercept=fit[0] if fit else None,
                     calibration_slope=fit[1] if fit else None,
+                    calibration_slope_se=fit[2] if fit else None,
+                    calibration_in_the_large_se=citl_se,
                     calibration_ok=ok,
                     thresholds=[
                         ThresholdRealised(

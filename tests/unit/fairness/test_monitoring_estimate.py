@@ -126,3 +126,28 @@ def test_groups_insufficient_and_bad_input() -> None:
         estimate_performance(frame.with_columns(pl.lit(1.5).alias("probability")), SETTINGS)
     with pytest.raises(InputError):
         realised_performance(frame.with_columns(pl.lit(2).alias("label")), REALISED, [0.35])
+
+
+def test_calibration_alert_needs_evidence_not_noise() -> None:
+    # 40 calibrated groups of 300: the raw slope leaves [0.9, 1.1] often, the alert rarely
+    rng = np.random.default_rng(21)
+    n, k = 300, 40
+    p = rng.beta(2, 5, n * k)
+    y = (rng.random(len(p)) < p).astype(np.int64)
+    frame = pl.DataFrame(
+        {"probability": p, "label": y, "g": np.repeat([f"g{i:02d}" for i in range(k)], n)}
+    )
+    groups = [
+        r for r in realised_performance(frame, REALISED, [0.35], ["g"]) if r.group_column == "g"
+    ]
+    raw_out = sum(
+        not (
+            REALISED.calibration_slope_low
+            <= (r.calibration_slope or 1.0)
+            <= REALISED.calibration_slope_high
+        )
+        for r in groups
+    )
+    assert raw_out >= 10
+    assert sum(r.calibration_ok is False for r in groups) <= 2
+    assert all(r.calibration_slope_se is not None and r.calibration_slope_se > 0.05 for r in groups)
