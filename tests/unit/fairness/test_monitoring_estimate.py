@@ -71,18 +71,24 @@ def test_estimate_departs_when_one_group_is_miscalibrated() -> None:
         assert np.mean(cells[group]["fpr_in"]) >= 0.8
 
 
-def test_expected_auc_matches_exact_expectation_on_a_tiny_case() -> None:
-    # three persons, all 2^3 label vectors enumerated: E[num] / E[P*N] is the formula's value
-    p = np.array([0.2, 0.5, 0.9])
+@pytest.mark.parametrize("scores", [[0.2, 0.5, 0.9], [0.3, 0.3, 0.7, 0.1]])
+def test_expected_auc_matches_exact_expectation_on_a_tiny_case(scores: list[float]) -> None:
+    # all 2^n label vectors enumerated: E[num] / E[P*N] is the formula's value (ties count 1/2)
+    p = np.array(scores)
+    m = len(p)
     frame = pl.DataFrame({"probability": p})
     est = estimate_performance(frame, EstimateSettings(replicates=20, seed=1))[0]
     num = den = 0.0
-    for bits in range(8):
-        y = np.array([(bits >> k) & 1 for k in range(3)], dtype=float)
+    for bits in range(2**m):
+        y = np.array([(bits >> k) & 1 for k in range(m)], dtype=float)
         w = float(np.prod(np.where(y == 1, p, 1 - p)))
-        pos, neg = y.sum(), 3 - y.sum()
-        den += w * pos * neg
-        num += w * sum(y[i] * (1 - y[j]) * (p[i] > p[j]) for i in range(3) for j in range(3))
+        den += w * y.sum() * (m - y.sum())
+        num += w * sum(
+            y[i] * (1 - y[j]) * ((p[i] > p[j]) + 0.5 * (p[i] == p[j]))
+            for i in range(m)
+            for j in range(m)
+            if i != j
+        )
     assert est.auc.value == pytest.approx(num / den, abs=1e-12)
     assert est.brier.value == pytest.approx(float(np.mean(p * (1 - p))))
 
@@ -151,3 +157,38 @@ def test_calibration_alert_needs_evidence_not_noise() -> None:
     assert raw_out >= 10
     assert sum(r.calibration_ok is False for r in groups) <= 2
     assert all(r.calibration_slope_se is not None and r.calibration_slope_se > 0.05 for r in groups)
+
+
+def test_group_figures_equal_the_group_computed_alone() -> None:
+    # sums per cell of two group columns, added up per group, give what the subset gives
+    rng = np.random.default_rng(31)
+    n = 6000
+    p = np.round(rng.beta(2, 5, n), 2)  # rounded: many ties, so the tie handling is exercised
+    frame = pl.DataFrame(
+        {
+            "probability": p,
+            "label": (rng.random(n) < p).astype(np.int64),
+            "sex": rng.choice(["F", "M"], n),
+            "region": rng.choice(["N", "S", "E"], n),
+        }
+    )
+    est = {
+        (e.group_column, e.group): e
+        for e in estimate_performance(frame, SETTINGS, ["sex", "region"])
+    }
+    real = {
+        (r.group_column, r.group): r
+        for r in realised_performance(frame, REALISED, SETTINGS.thresholds, ["sex", "region"])
+    }
+    for column, group in (("sex", "F"), ("region", "S")):
+        subset = frame.filter(pl.col(column) == group)
+        alone = estimate_performance(subset, SETTINGS)[0]
+        together = est[(column, group)]
+        assert together.n == subset.height
+        assert together.auc.value == pytest.approx(alone.auc.value, abs=1e-12)
+        assert together.brier.value == pytest.approx(alone.brier.value, abs=1e-12)
+        assert together.thresholds[1].fpr.value == pytest.approx(alone.thresholds[1].fpr.value)
+        r = real[(column, group)]
+        assert r.auc == pytest.approx(
+            roc_auc_score(subset["label"], subset["probability"]), abs=1e-12
+        )
