@@ -4,14 +4,19 @@ Simulates a delivery (with a few injected bad rows so the ingest report shows th
 ingests it, builds point-in-time features, materializes the online store, reads a few vectors
 back, trains (a few Optuna trials; MLflow run + `challenger` version), audits the challenger,
 promotes it through the fairness gate (an auditor's recorded override if the gate refuses),
-verifies the ledger and prints a short summary with the headline metrics and the report's
-path. Before the audit it creates five demo users through `riskcast users add` (an officer for
-each of the two most populous regions, an auditor, a data scientist and an admin): an override
-is made by the demo auditor, proven by its token (``RISKCAST_TOKEN``). It prints one line per
-user (``demo user NAME role=ROLE region=REGION token=TOKEN``), the page URLs and the MLflow UI
-command (the one `riskcast train` prints), starts `riskcast serve` on 127.0.0.1:$PORT (default
-8000), checks that it answers a demo officer's `POST /v1/scores` and keeps serving in the
-foreground until Ctrl-C (``--no-serve`` stops after printing).
+then does the same for places (issue 12): trains the street-crime model on the same store
+(`riskcast places train`), audits and promotes it (`places audit|promote`, the same override
+rule) and materializes its forecast for the hotspot API and the map page (`places
+materialize`). It verifies the ledger and prints a short summary with the headline metrics, the
+timings and the reports' paths. Before the audit it creates five demo users through `riskcast
+users add` (an officer for each of the two most populous regions, an auditor, a data scientist
+and an admin): an override is made by the demo auditor, proven by its token
+(``RISKCAST_TOKEN``). It prints one line per user (``demo user NAME role=ROLE region=REGION
+token=TOKEN``), the page URLs (the first
+officer's hotspot map among them) and the MLflow UI command (the one `riskcast train` prints),
+starts `riskcast serve` on 127.0.0.1:$PORT (default 8000), checks that it answers a demo
+officer's `POST /v1/scores` and `GET /v1/hotspots` and keeps serving in the foreground until
+Ctrl-C (``--no-serve`` stops after printing).
 
 Files live under ``$RISKCAST_HOME/demo`` (default ``./var/demo``), which is reset at the start
 so the demo can be rerun. Every step honours the settings: with ``RISKCAST_DATABASE_URL`` the
@@ -41,7 +46,7 @@ from rich.table import Table
 from features.frames.scope import SCOPE_PREFIX
 from features.online.store import open_online_store
 from riskcast.db import make_engine, masked
-from riskcast.names import CHALLENGER, CHAMPION, PERSON_MODEL
+from riskcast.names import CHALLENGER, CHAMPION, PERSON_MODEL, PLACES_MODEL
 from riskcast.settings import Settings, read_settings
 from training.tracking import tracking_uri, ui_command
 
@@ -72,6 +77,12 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--trials", type=int, default=4, help="Optuna trials of the training")
+    parser.add_argument(
+        "--place-trials",
+        type=int,
+        default=None,
+        help="Optuna trials of the places training (default: --trials)",
+    )
     parser.add_argument(
         "--port",
         type=int,
@@ -158,7 +169,7 @@ def main() -> None:
             env=env,
         ),
     }
-    version = challenger_version(home)
+    version = challenger_version(home, PERSON_MODEL)
     regions = most_populous_regions(home, 2)
     users = create_users(regions, env)
     auditor = next(u for u in users if u["role"] == "auditor")
@@ -170,31 +181,60 @@ def main() -> None:
         "demo",
         env=env,
     )
-    timings["promote"] = run(
-        "8. promote through the gate (moves `champion` only on pass; refusals are recorded)",
-        "promote",
-        version,
+    timings.update(
+        promote_or_override(
+            "8", PERSON_MODEL, ["promote", version], version, auditor=auditor, env=env
+        )
+    )
+    place_trials = options.place_trials or options.trials
+    timings["places train"] = run(
+        "9. places: train street-crime (weekly incidents per map cell; rolling-origin tuning, "
+        "baselines, MLflow run + registry)",
+        "places",
+        "train",
+        "--config",
+        str(demo_places_config(home)),
+        "--trials",
+        str(place_trials),
+        "--truth",
+        str(delivery.parent / f"{delivery.name}_truth"),
+        env=env,
+    )
+    place_version = challenger_version(home, PLACES_MODEL)
+    timings["places audit"] = run(
+        "10. places: audit the challenger (PAI, deviance, exposure by district, feedback loop)",
+        "places",
+        "audit",
+        "--version",
+        place_version,
         "--by",
         "demo",
-        "--reason",
-        "demo: first model on this delivery",
         env=env,
-        ok_codes=(0, 1),
     )
-    if champion_version(home) != version:
-        timings["override"] = run(
-            "8b. the gate refused: an auditor overrides, with a written reason (recorded as such)",
-            "promote",
-            version,
-            "--override",  # recorded under the token's user, the demo auditor
-            "--reason",
-            "demo only: refusal reviewed, the model is not used on real people",
-            env={**env, "RISKCAST_TOKEN": auditor["token"]},  # the auditor proves who it is
+    timings.update(
+        promote_or_override(
+            "11",
+            PLACES_MODEL,
+            ["places", "promote", "--version", place_version],
+            place_version,
+            auditor=auditor,
+            env=env,
+            prefix="places ",
         )
-    timings["ledger"] = run("9. verify the promotion ledger", "ledger", "verify", env=env)
+    )
+    timings["places materialize"] = run(
+        "12. places: materialize the champion's forecast for the hotspot API and the map",
+        "places",
+        "materialize",
+        env=env,
+    )
+    timings["ledger"] = run("13. verify the promotion ledger", "ledger", "verify", env=env)
     summarize(settings, delivery, features_file, report_file, timings)
     headline(home)
     console.print(f"fairness reports: [bold]{home / 'reports' / f'{PERSON_MODEL}-v{version}'}[/]")
+    console.print(
+        f"places audit report: [bold]{home / 'reports' / f'{PLACES_MODEL}-v{place_version}'}[/]"
+    )
 
     base_url = f"http://{HOST}:{options.port}"
     print_access(users, base_url, home)
@@ -203,7 +243,95 @@ def main() -> None:
     serve(home, users, regions[0], base_url, options.port, env)
 
 
-RISKCAST_TABLES = ("service_users", "feature_materializations", "ledger_entries", "access_log")
+DEMO_PLACES = {
+    "origins": {"test_weeks": 8, "train_weeks": 48, "train_every_weeks": 4},
+    "folds": {"n_folds": 1, "valid_origins": 3},
+    "search": {
+        "num_boost_round": 150,
+        "early_stopping_rounds": 15,
+        "startup_trials": 2,
+        "pruning_warmup_trials": 1,
+        "max_train_rows": 60_000,
+    },
+    "baselines": {"kde_bandwidths_km": [0.5, 0.8], "kde_weeks": [13], "hawkes_taus_weeks": [2]},
+    "bootstrap": 500,
+}
+"""What the demo shortens in the places training (configs/places_training.yaml keeps the rest):
+fewer test weeks and training origins, one fold, shorter boosting, fewer baseline settings;
+the default file's two years of origins and three folds take far longer than a demo should."""
+
+
+def demo_places_config(home: Path) -> Path:
+    """The repository's places training file with `DEMO_PLACES` laid over it, in the home."""
+    import yaml
+
+    source = Path(__file__).resolve().parents[1] / "configs" / "places_training.yaml"
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for key, value in DEMO_PLACES.items():
+        if isinstance(value, dict):
+            config[key] = {**config.get(key, {}), **value}
+        else:
+            config[key] = value
+    target = home / "places_training.yaml"
+    target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def promote_or_override(
+    step: str,
+    model: str,
+    command: list[str],
+    version: str,
+    *,
+    auditor: dict[str, str],
+    env: dict[str, str],
+    prefix: str = "",
+) -> dict[str, float]:
+    """Promote ``version`` of ``model`` through its gate; if the gate refuses (a first model
+    has no champion to beat but must still pass the absolute checks), the demo auditor
+    overrides with a written reason, proven by its token. Either way the demo ends with a
+    champion: the serving pages need one. The timings of the steps that ran."""
+    timings = {
+        f"{prefix}promote": run(
+            f"{step}. {prefix}promote through the gate (moves `champion` only on pass; refusals "
+            "are recorded)",
+            *command,
+            "--by",
+            "demo",
+            "--reason",
+            "demo: first model on this delivery",
+            env=env,
+            ok_codes=(0, 1),
+        )
+    }
+    if champion_version(home_of(env), model) != version:
+        timings[f"{prefix}override"] = run(
+            f"{step}b. the gate refused: an auditor overrides, with a written reason "
+            "(recorded as such)",
+            *command,
+            "--override",  # recorded under the token's user, the demo auditor
+            "--reason",
+            "demo only: refusal reviewed, the model is not used on real people",
+            env={**env, "RISKCAST_TOKEN": auditor["token"]},  # the auditor proves who it is
+        )
+    if champion_version(home_of(env), model) != version:
+        console.print(f"[red]{model} v{version} is not the champion after the override")
+        sys.exit(1)
+    return timings
+
+
+def home_of(env: dict[str, str]) -> Path:
+    return Path(env["RISKCAST_HOME"])
+
+
+RISKCAST_TABLES = (
+    "service_users",
+    "feature_materializations",
+    "ledger_entries",
+    "access_log",
+    "hotspot_materializations",
+    "hotspot_forecasts",
+)
 
 
 def refuse_used_database(settings: Settings) -> None:
@@ -291,6 +419,9 @@ def print_access(users: list[dict[str, str]], base_url: str, home: Path) -> None
         print(f"demo user {u['name']} role={u['role']} region={u['region']} token={u['token']}")
     print(f"login (paste a token):         {base_url}/login")
     print(f"officer list:                  {base_url}/ui/list")
+    officer = next((u for u in users if u["role"] == "officer"), None)
+    if officer is not None:  # the first officer's region (choose a purpose on the page)
+        print(f"hotspot map ({officer['name']}): {base_url}/ui/map?region={officer['region']}")
     print(f"auditor view:                  {base_url}/ui/audit")
     print(f"API docs:                      {base_url}/docs")
     print(f"metrics:                       {base_url}/metrics")
@@ -307,7 +438,7 @@ def serve(
     env: dict[str, str],
 ) -> None:
     """`riskcast serve` in the foreground, after checking it answers a demo officer."""
-    console.rule(f"[bold]10. serve on {base_url} (Ctrl-C stops)")
+    console.rule(f"[bold]14. serve on {base_url} (Ctrl-C stops)")
     args = ["serve", "--host", HOST, "--port", str(port)]
     console.print("$ riskcast " + " ".join(args), style="dim")
     server = subprocess.Popen([riskcast(), *args], env=env)
@@ -373,10 +504,14 @@ def check_service(
                 sys.exit(1)
             time.sleep(0.5)
         person = person_in_region(home, region)
+        auth = {"Authorization": f"Bearer {officer['token']}"}
         reply = client.post(
-            "/v1/scores",
-            json={"ids": [person], "purpose": "case_review"},
-            headers={"Authorization": f"Bearer {officer['token']}"},
+            "/v1/scores", json={"ids": [person], "purpose": "case_review"}, headers=auth
+        )
+        hotspots = client.get(
+            "/v1/hotspots",
+            params={"region": region, "purpose": "case_review", "top": 3},
+            headers=auth,
         )
     if reply.status_code != 200:
         console.print(f"[red]POST /v1/scores answered {reply.status_code}: {reply.text}")
@@ -392,6 +527,17 @@ def check_service(
         f"service check: {officer['name']} (region {region}) POST /v1/scores purpose=case_review "
         f"-> {person}: p={result['probability']:.3f} tier={result['tier']} "
         f"(model v{body['model_version']}, features as of {result['features_as_of']})",
+        flush=True,
+    )
+    if hotspots.status_code != 200:
+        console.print(f"[red]GET /v1/hotspots answered {hotspots.status_code}: {hotspots.text}")
+        _stop(server)
+        sys.exit(1)
+    spots = hotspots.json()
+    top = ", ".join(f"{c['cell_id']} {c['expected_count']:.2f}" for c in spots["cells"])
+    print(
+        f"service check: {officer['name']} GET /v1/hotspots region={region} week of "
+        f"{spots['week']}: {top} (street-crime v{spots['model_version']})",
         flush=True,
     )
 
@@ -466,7 +612,8 @@ def summarize(
         table.add_row(*(str(v) for v in row))
     console.print(table)
     for step, seconds in timings.items():
-        console.print(f"  {step:<15} {seconds:6.1f} s")
+        console.print(f"  {step:<20} {seconds:6.1f} s")
+    console.print(f"  {'total':<20} {sum(timings.values()):6.1f} s")
     console.print(f"files are under {settings.home}")
 
 
@@ -478,13 +625,13 @@ def _client(home: Path) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def challenger_version(home: Path) -> str:
-    return str(_client(home).get_model_version_by_alias(PERSON_MODEL, CHALLENGER).version)
+def challenger_version(home: Path, model: str) -> str:
+    return str(_client(home).get_model_version_by_alias(model, CHALLENGER).version)
 
 
-def champion_version(home: Path) -> str | None:
+def champion_version(home: Path, model: str) -> str | None:
     try:
-        return str(_client(home).get_model_version_by_alias(PERSON_MODEL, CHAMPION).version)
+        return str(_client(home).get_model_version_by_alias(model, CHAMPION).version)
     except Exception:  # no champion yet
         return None
 

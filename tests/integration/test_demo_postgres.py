@@ -1,7 +1,8 @@
 """The production path of the demo: with ``RISKCAST_DATABASE_URL`` and ``MLFLOW_TRACKING_URI``
 on PostgreSQL, `experiments/demo.py --no-serve` (small sizes) runs every step (simulate,
-ingest, features, materialize, train, users, audit, promote or an auditor's override, ledger
-verify) against that database, and no store or registry is written to SQLite in the home.
+ingest, features, materialize, train, users, audit, promote or an auditor's override, the
+same for places and their materialized forecast, ledger verify) against that database, and no
+store or registry is written to SQLite in the home.
 
 The only SQLite file the home may hold is Optuna's study (``optuna.db``, the tuning's resume
 file; README, "Settings"). A fresh database is created and dropped at the end."""
@@ -66,7 +67,7 @@ def test_demo_runs_on_postgres_and_writes_no_sqlite(demo_db: str, tmp_path: Path
         capture_output=True,
         text=True,
         check=False,
-        timeout=900,
+        timeout=1800,  # both models, on a machine other jobs share
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -79,13 +80,21 @@ def test_demo_runs_on_postgres_and_writes_no_sqlite(demo_db: str, tmp_path: Path
     try:
         tables = set(sa.inspect(engine).get_table_names())
         assert {"service_users", "feature_materializations", "ledger_entries"} <= tables
+        assert {"hotspot_materializations", "hotspot_forecasts"} <= tables
         assert {"registered_models", "model_versions"} <= tables  # MLflow's registry
         with engine.connect() as conn:
             users = conn.execute(sa.text("SELECT count(*) FROM service_users")).scalar_one()
             aliases = conn.execute(
-                sa.text("SELECT alias FROM registered_model_aliases ORDER BY alias")
-            ).scalars()
+                sa.text("SELECT name, alias FROM registered_model_aliases ORDER BY name, alias")
+            ).all()
+            forecast = conn.execute(sa.text("SELECT count(*) FROM hotspot_forecasts")).scalar_one()
             assert users == 5
-            assert list(aliases) == ["challenger", "champion"]
+            assert [tuple(a) for a in aliases] == [
+                ("recidivism-risk", "challenger"),
+                ("recidivism-risk", "champion"),
+                ("street-crime", "challenger"),
+                ("street-crime", "champion"),
+            ]
+            assert forecast > 0  # the places champion's forecast, materialized
     finally:
         engine.dispose()
