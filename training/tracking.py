@@ -216,13 +216,32 @@ def log_contents(
         mlflow.log_text(text, name)
 
 
+DESCRIPTION_LIMIT = 5000
+"""Characters of a model version's description in MLflow's SQL registry (varchar(5000))."""
+_CUT_NOTE = "\n\n… (cut to fit the registry; the whole card is the run's artifact `model_card.md`)"
+
+
+def fit_description(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """``text`` if it fits the registry, else its first whole lines and a note saying where the
+    whole card is, together at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(_CUT_NOTE)
+    head = text[:room]
+    cut = head.rfind("\n")
+    return (head[:cut] if cut > 0 else head).rstrip() + _CUT_NOTE
+
+
 def name_challenger(
     client: MlflowClient, model_name: str, version: str, *, description: str, tags: dict[str, str]
 ) -> None:
     """Describe a newly registered version (the registry's page shows ``description``, the
-    model card), tag it like its run and give it the alias challenger (never champion)."""
+    model card), tag it like its run and give it the alias challenger (never champion).
+
+    MLflow's SQL registry holds at most `DESCRIPTION_LIMIT` characters (PostgreSQL enforces
+    it, SQLite does not): a longer card is cut at a line and says where the whole card is."""
     if description:
-        client.update_model_version(model_name, version, description)
+        client.update_model_version(model_name, version, fit_description(description))
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     client.set_registered_model_alias(model_name, CHALLENGER, version)
