@@ -98,7 +98,7 @@ def cell_regions(cell_incidents: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _rings(cells: list[str], k: int) -> pl.DataFrame:
+def ring_pairs_of(cells: list[str], k: int) -> pl.DataFrame:
     """(source cell, cell, ring distance) for every cell within ``k`` rings of each source."""
     sources: list[str] = []
     targets: list[str] = []
@@ -138,10 +138,22 @@ def cell_universe(cell_incidents: pl.LazyFrame, as_of: date, config: PlacesConfi
                 "incidents": pl.Int64,
             }
         )
-    rings = _rings(observed["cell_id"].to_list(), config.k_ring).lazy()
+    return universe_from(
+        observed, ring_pairs_of(observed["cell_id"].to_list(), config.k_ring), config
+    )
+
+
+def universe_from(
+    observed: pl.DataFrame, pairs_frame: pl.DataFrame, config: PlacesConfig
+) -> pl.DataFrame:
+    """The universe from the observed cells (`cell_regions`) and their ring pairs
+    (``_source``, ``cell_id``, ``ring``): each cell's nearest ring, and the region/district
+    of the nearest observed cells weighted by their counts. Shared by `cell_universe` and
+    `features.cells.universe.universe_at` (rings computed once for many origins)."""
+    pairs = pairs_frame.lazy()
     sources = observed.lazy().rename({"cell_id": "_source", "incidents": "_n"})
     nearest = (
-        rings.join(sources, on="_source")
+        pairs.join(sources, on="_source")
         .with_columns(pl.col("ring").min().over("cell_id").alias("_min"))
         .filter(pl.col("ring") == pl.col("_min"))
     )

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from datetime import date
 
-import h3
 import polars as pl
 
-from features.cells.cells import _top, cell_regions, known_at, years_before
+from features.cells.cells import (
+    cell_regions,
+    known_at,
+    ring_pairs_of,
+    universe_from,
+    years_before,
+)
 from features.cells.config import PlacesConfig
 from features.store.offline import end_of_day
 
@@ -31,20 +36,8 @@ EMPTY = {
 
 
 def ring_pairs(cells: list[str], k: int) -> pl.DataFrame:
-    """(source cell, cell, ring distance 0..k) for every source cell."""
-    sources: list[str] = []
-    targets: list[str] = []
-    rings: list[int] = []
-    for cell in sorted(set(cells)):
-        for distance in range(k + 1):
-            for neighbour in h3.grid_ring(cell, distance):
-                sources.append(cell)
-                targets.append(neighbour)
-                rings.append(distance)
-    return pl.DataFrame(
-        {"_source": sources, "cell_id": targets, "ring": rings},
-        schema={"_source": pl.Utf8, "cell_id": pl.Utf8, "ring": pl.Int32},
-    )
+    """(source cell, cell, ring distance 0..k) for every distinct source cell."""
+    return ring_pairs_of(sorted(set(cells)), k)
 
 
 def universe_at(
@@ -57,39 +50,4 @@ def universe_at(
     observed = cell_regions(recent).collect()
     if observed.is_empty():
         return pl.DataFrame(schema=EMPTY)
-    sources = observed.lazy().rename({"cell_id": "_source", "incidents": "_n"})
-    nearest = (
-        pairs.lazy()
-        .join(sources, on="_source")
-        .with_columns(pl.col("ring").min().over("cell_id").alias("_min"))
-        .filter(pl.col("ring") == pl.col("_min"))
-    )
-    region = _top(
-        nearest.group_by("cell_id", "region").agg(pl.col("_n").sum()), "cell_id", "_n", "region"
-    )
-    district = _top(
-        nearest.join(region, on=["cell_id", "region"], how="semi")
-        .filter(pl.col("district").is_not_null())
-        .group_by("cell_id", "district")
-        .agg(pl.col("_n").sum()),
-        "cell_id",
-        "_n",
-        "district",
-    )
-    ring = nearest.group_by("cell_id").agg(pl.col("ring").min())
-    own = observed.lazy().select("cell_id", "incidents")
-    return (
-        ring.join(region, on="cell_id", how="left")
-        .join(district, on="cell_id", how="left")
-        .join(own, on="cell_id", how="left")
-        .select(
-            "cell_id",
-            pl.lit(config.h3_resolution, dtype=pl.Int32).alias("h3_resolution"),
-            "region",
-            "district",
-            "ring",
-            pl.col("incidents").fill_null(0),
-        )
-        .sort("region", "cell_id")
-        .collect()
-    )
+    return universe_from(observed, pairs, config)
