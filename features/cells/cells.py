@@ -21,6 +21,14 @@ from features.store.offline import end_of_day
 Clock = Literal["registered_at", "occurred_at"]
 CLOCKS: Final[tuple[Clock, ...]] = ("registered_at", "occurred_at")
 UTC_TS = pl.Datetime("us", "UTC")
+UNIVERSE_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "cell_id": pl.Utf8(),
+    "h3_resolution": pl.Int32(),
+    "region": pl.Utf8(),
+    "district": pl.Utf8(),
+    "ring": pl.Int32(),
+    "incidents": pl.Int64(),
+}
 
 
 def _cutoff(as_of: date) -> pl.Expr:
@@ -128,16 +136,7 @@ def cell_universe(cell_incidents: pl.LazyFrame, as_of: date, config: PlacesConfi
     recent = known_at(cell_incidents, as_of).filter(pl.col("registered_at") >= start)
     observed = cell_regions(recent).collect()
     if observed.is_empty():
-        return pl.DataFrame(
-            schema={
-                "cell_id": pl.Utf8,
-                "h3_resolution": pl.Int32,
-                "region": pl.Utf8,
-                "district": pl.Utf8,
-                "ring": pl.Int32,
-                "incidents": pl.Int64,
-            }
-        )
+        return pl.DataFrame(schema=UNIVERSE_SCHEMA)
     return universe_from(
         observed, ring_pairs_of(observed["cell_id"].to_list(), config.k_ring), config
     )

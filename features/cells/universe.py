@@ -15,6 +15,7 @@ from datetime import date
 import polars as pl
 
 from features.cells.cells import (
+    UNIVERSE_SCHEMA,
     cell_regions,
     known_at,
     ring_pairs_of,
@@ -25,14 +26,7 @@ from features.cells.config import PlacesConfig
 from features.store.offline import end_of_day
 
 UTC_TS = pl.Datetime("us", "UTC")
-EMPTY = {
-    "cell_id": pl.Utf8,
-    "h3_resolution": pl.Int32,
-    "region": pl.Utf8,
-    "district": pl.Utf8,
-    "ring": pl.Int32,
-    "incidents": pl.Int64,
-}
+EMPTY = UNIVERSE_SCHEMA
 
 
 def ring_pairs(cells: list[str], k: int) -> pl.DataFrame:
