@@ -54,6 +54,13 @@ def _prepare(out: Path, persons: int, seed: int) -> tuple[Path, Path, float]:
     return home, truth, time.perf_counter() - started
 
 
+def _persons_in(home: Path) -> int:
+    """Persons in the store (with --reuse the command line does not say how many)."""
+    from features.store.offline import OfflineStore
+
+    return int(OfflineStore(home).scan("persons").select("person_id").unique().collect().height)
+
+
 def _fmt(v: Any, d: int = 2) -> str:
     return "-" if v is None or (isinstance(v, float) and v != v) else f"{float(v):.{d}f}"
 
@@ -98,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = result.evaluation
     print()
-    print(f"persons {args.persons:,}; trials {args.trials}; objective {result.tuning.objective}")
+    persons = _persons_in(home)
+    print(f"persons {persons:,}; trials {args.trials}; objective {result.tuning.objective}")
     print(
         f"out-of-time: {len(result.plan.test)} weeks of origins {result.plan.test[0]} .. "
         f"{as_of} (horizon 1); truth: {result.truth_note}"
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     summary = {
         "per_horizon_models": horizons,
-        "persons": args.persons,
+        "persons": persons,
         "trials": args.trials,
         "train_seconds": train_s,
         "forecast_seconds": forecast_s,
