@@ -70,19 +70,12 @@ class ParamRange(BaseModel):
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
 
-class SearchSpace(BaseModel):
-    """What Optuna searches, and how a trial is scored."""
+class TunedParameters(BaseModel):
+    """LightGBM parameters: some fixed, some searched, never both (the person and the place
+    search spaces share this part)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: Metric = "log_loss"
-    num_boost_round: int = Field(default=1000, gt=0, description="upper bound; early stopping")
-    early_stopping_rounds: int = Field(default=DEFAULT_EARLY_STOPPING, gt=0)
-    startup_trials: int = Field(default=8, ge=1, description="random trials before TPE")
-    pruning_warmup_trials: int = Field(default=4, ge=0, description="trials before pruning")
-    max_train_rows: int | None = Field(
-        default=None, gt=0, description="subsample each fold's training rows (seeded) to this"
-    )
     fixed: dict[str, str | int | float | bool] = Field(default_factory=dict)
     params: dict[str, ParamRange] = Field(min_length=1)
 
@@ -92,6 +85,19 @@ class SearchSpace(BaseModel):
         if both:
             raise ValueError(f"parameters both fixed and tuned: {', '.join(both)}")
         return self
+
+
+class SearchSpace(TunedParameters):
+    """What Optuna searches, and how a trial is scored."""
+
+    metric: Metric = "log_loss"
+    num_boost_round: int = Field(default=1000, gt=0, description="upper bound; early stopping")
+    early_stopping_rounds: int = Field(default=DEFAULT_EARLY_STOPPING, gt=0)
+    startup_trials: int = Field(default=8, ge=1, description="random trials before TPE")
+    pruning_warmup_trials: int = Field(default=4, ge=0, description="trials before pruning")
+    max_train_rows: int | None = Field(
+        default=None, gt=0, description="subsample each fold's training rows (seeded) to this"
+    )
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from riskcast.configio import find_config, load_yaml_model
 from riskcast.names import PLACES_MODEL
-from training.tuning import ParamRange
+from training.tuning import TunedParameters
 
 PLACES_TRAINING_FILE = "places_training.yaml"
 Objective = Literal["poisson", "tweedie"]
@@ -40,23 +40,18 @@ def _both_objectives() -> list[Objective]:
     return ["poisson", "tweedie"]
 
 
-class PlacesSearch(_Strict):
+class PlacesSearch(TunedParameters):
     """What Optuna searches; every trial is scored by mean Poisson deviance over the folds."""
 
     objectives: list[Objective] = Field(default_factory=_both_objectives, min_length=1)
-    num_boost_round: int = Field(default=500, gt=0)
+    num_boost_round: int = Field(default=250, gt=0)
     early_stopping_rounds: int = Field(default=30, gt=0)
     startup_trials: int = Field(default=8, ge=1)
     pruning_warmup_trials: int = Field(default=4, ge=0)
-    max_train_rows: int | None = Field(default=300_000, gt=0)
-    fixed: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    params: dict[str, ParamRange] = Field(min_length=1)
+    max_train_rows: int | None = Field(default=100_000, gt=0)
 
     @model_validator(mode="after")
-    def _disjoint(self) -> Self:
-        both = sorted(set(self.fixed) & set(self.params))
-        if both:
-            raise ValueError(f"parameters both fixed and tuned: {', '.join(both)}")
+    def _objective_not_a_parameter(self) -> Self:
         if "objective" in self.fixed or "objective" in self.params:
             raise ValueError("the objective is chosen by `objectives`, not a parameter")
         return self
