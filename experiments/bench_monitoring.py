@@ -35,10 +35,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 import polars as pl
 
+from fairness.monitoring.check import thresholds_of
 from fairness.monitoring.config import MonitoringConfig, load_monitoring_config
 from fairness.monitoring.drift import input_drift
 from fairness.monitoring.estimate import estimate_performance
 from fairness.monitoring.realised import compare, realised_performance
+from fairness.policy import load_policy
+from training.config import load_training_config
 
 TARGET_S = 60.0
 SEX = ["F", "M"]
@@ -189,6 +192,14 @@ def backtest(config: MonitoringConfig, periods: int, cohort: int, seed: int, dri
     )
 
 
+def with_champion_thresholds(config: MonitoringConfig) -> MonitoringConfig:
+    """The config estimating at the tiers of ``configs/training.yaml`` and the policy's
+    threshold, as `riskcast monitor` does from a champion's metadata."""
+    tiers = load_training_config().training.tier_objects()
+    thresholds = thresholds_of(tiers, load_policy())
+    return config.model_copy(update={"estimate": config.estimate.with_thresholds(thresholds)})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--persons", type=int, default=1_000_000)
@@ -198,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args(argv)
-    config = load_monitoring_config()
+    config = with_champion_thresholds(load_monitoring_config())
     if not args.skip_scale:
         bench_scale(config, args.persons, args.inputs, args.seed)
     backtest(config, args.periods, args.cohort, args.seed, drift=False)

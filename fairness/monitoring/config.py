@@ -48,7 +48,12 @@ class DriftSettings(_Model):
 class EstimateSettings(_Model):
     """The label-free (confidence-based) performance estimate."""
 
-    thresholds: list[float] = Field(default_factory=lambda: [0.15, 0.35, 0.6], min_length=1)
+    thresholds: list[float] = Field(
+        default_factory=list,
+        description="the thresholds estimated at: not configured here but taken from the "
+        "champion's tiers (its training config) and the policy's operating threshold "
+        "(`with_thresholds`), so they are written in one place",
+    )
     replicates: int = Field(default=200, ge=20)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     min_group_size: int = Field(default=50, ge=1)
@@ -60,6 +65,12 @@ class EstimateSettings(_Model):
         if any(not 0 < x < 1 for x in t) or any(a >= b for a, b in pairwise(t)):
             raise ValueError("thresholds must be strictly increasing probabilities in (0, 1)")
         return self
+
+    def with_thresholds(self, thresholds: list[float]) -> EstimateSettings:
+        """These settings at ``thresholds`` (sorted, duplicates dropped, 0 left out: the
+        lowest tier starts at 0 and flags everyone)."""
+        chosen = sorted({float(t) for t in thresholds if t > 0})
+        return EstimateSettings.model_validate(self.model_dump() | {"thresholds": chosen})
 
 
 class RealisedSettings(_Model):
@@ -79,14 +90,34 @@ class RealisedSettings(_Model):
         return self
 
 
+class FeedbackSettings(_Model):
+    """The feedback-loop indicator: label rates of listed vs comparable unlisted persons."""
+
+    bands: int = Field(default=10, ge=2)
+    min_listed: int = Field(default=30, ge=1)
+    min_rise: float = Field(default=1.2, gt=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+
+class OutcomeSettings(_Model):
+    """Which decisions belong to a matured cohort, and when a rate is shown."""
+
+    decision_window_days: int = Field(default=92, ge=1)
+    acted: list[str] = Field(default_factory=lambda: ["contacted", "referred"], min_length=1)
+    min_count: int = Field(default=10, ge=1)
+
+
 class MonitoringConfig(_Model):
-    """The whole file: the group columns watched and the three parts' settings."""
+    """The whole file: the group columns watched and the parts' settings."""
 
     config_version: str
     group_columns: list[str] = Field(default_factory=list)
+    unit_column: str = "region"
     drift: DriftSettings = Field(default_factory=DriftSettings)
     estimate: EstimateSettings = Field(default_factory=EstimateSettings)
     realised: RealisedSettings = Field(default_factory=RealisedSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
 
 
 def load_monitoring_config(path: Path | None = None) -> MonitoringConfig:

@@ -49,6 +49,7 @@ from fairness.monitoring.groups import (
     probabilities,
     rank_index,
 )
+from riskcast.errors import InputError
 
 
 class _Result(BaseModel):
@@ -127,6 +128,11 @@ def estimate_performance(
 ) -> list[GroupEstimate]:
     """Expected AUC, Brier and FPR/FNR at each threshold, overall and per group, with
     sampled intervals (see the module docstring for what they mean)."""
+    if not settings.thresholds:
+        raise InputError(
+            "estimate: no thresholds; take them from the champion's tiers "
+            "(EstimateSettings.with_thresholds)"
+        )
     p = probabilities(frame, probability)
     n = len(p)
     grps = groupings([frame], group_columns)

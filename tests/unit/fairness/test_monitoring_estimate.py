@@ -15,7 +15,7 @@ from fairness.monitoring.realised import calibration_fit, compare, realised_perf
 from riskcast.errors import InputError
 
 GROUPS = {"A": (2.0, 5.0), "B": (1.5, 6.0), "C": (3.0, 4.0), "D": (2.0, 8.0)}
-SETTINGS = EstimateSettings(replicates=100, seed=11)
+SETTINGS = EstimateSettings(replicates=100, seed=11, thresholds=[0.15, 0.35, 0.6])
 REALISED = RealisedSettings()
 
 
@@ -77,7 +77,7 @@ def test_expected_auc_matches_exact_expectation_on_a_tiny_case(scores: list[floa
     p = np.array(scores)
     m = len(p)
     frame = pl.DataFrame({"probability": p})
-    est = estimate_performance(frame, EstimateSettings(replicates=20, seed=1))[0]
+    est = estimate_performance(frame, EstimateSettings(replicates=20, seed=1, thresholds=[0.35]))[0]
     num = den = 0.0
     for bits in range(2**m):
         y = np.array([(bits >> k) & 1 for k in range(m)], dtype=float)
@@ -120,7 +120,7 @@ def test_realised_matches_sklearn_and_calibration_slope() -> None:
 
 def test_groups_insufficient_and_bad_input() -> None:
     frame = pl.DataFrame({"probability": [0.1, 0.9, 0.5], "label": [0, 1, 1], "g": ["a", "a", "b"]})
-    est = estimate_performance(frame, EstimateSettings(replicates=20), ["g"])
+    est = estimate_performance(frame, EstimateSettings(replicates=20, thresholds=[0.35]), ["g"])
     assert [(e.group_column, e.group, e.n, e.sufficient) for e in est] == [
         ("all", "all", 3, False),
         ("g", "a", 2, False),
