@@ -52,9 +52,9 @@ def test_score_drift_sees_the_region_whose_scores_moved() -> None:
     assert (r1.status, r2.status) == ("ok", "alert")
     for s in out:
         assert sum(s.tier_shares.values()) == pytest.approx(1.0)
-    r2 = current.filter(pl.col("region") == "R2")
-    assert by[("region", "R2")].mean_probability == pytest.approx(r2["probability"].mean())
-    assert by[("region", "R2")].listed_share == pytest.approx((r2["probability"] >= 0.35).mean())
+    in_r2 = current.filter(pl.col("region") == "R2")
+    assert by[("region", "R2")].mean_probability == pytest.approx(in_r2["probability"].mean())
+    assert by[("region", "R2")].listed_share == pytest.approx((in_r2["probability"] >= 0.35).mean())
 
 
 def test_list_composition_shares_per_unit() -> None:
