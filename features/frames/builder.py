@@ -35,6 +35,7 @@ from features.frames.compile import (
 )
 from features.frames.definitions import AS_OF, EntityKind, FeatureSpec
 from features.store.offline import OfflineStore, visible_as_of
+from features.store.tombstones import drop_erased, erased_ids
 from riskcast.errors import InputError, NotFoundError
 
 POP_CASES = "__pop_cases"
@@ -147,11 +148,14 @@ def _snapshot(store: OfflineStore, as_of: Sequence[date], allow_late: bool) -> T
             "pretend to know what no register has reported yet"
         )
 
+    erased = erased_ids(store.root)  # tombstones: an erased person is absent at every as-of
+
     def read(name: str) -> pl.LazyFrame:
         rel = state.tables.get(TABLES[name].name)
         if rel is None:
             raise NotFoundError(f"table {name!r} has not been delivered to the store")
-        return pl.scan_parquet(store.root / rel)
+        frame = pl.scan_parquet(store.root / rel)
+        return drop_erased(frame, erased) if TABLES[name].has_person else frame
 
     return read
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from features.store.offline import (
     StoreWriter,
     storage_name,
 )
+from features.store.tombstones import count_erased, drop_erased, erased_ids
 from riskcast.digest import sha256_file
 from riskcast.errors import DeliveryRefused, StoreError
 
@@ -222,6 +223,7 @@ def _ingest_verified(
         pl.scan_parquet(root / base.tables["persons"]) if "persons" in base.tables else None
     )
     known: pl.LazyFrame | None = None  # persons accepted so far, computed when first needed
+    erased = erased_ids(root)  # read under the store's lock, as erasure writes it
     for name, path in verified.files.items():
         t = TABLES[name]
         task = display.add_task(f"{name} ({manifest.tables[name].rows:,} rows)", total=3)
@@ -233,6 +235,7 @@ def _ingest_verified(
             raise AssertionError(
                 f"{name}: read {result.rows_in} rows, manifest has {manifest.tables[name].rows}"
             )
+        result, erased_rows = _without_erased(result, erased if t.has_person else frozenset())
         display.advance(task)
 
         previous = pl.scan_parquet(root / base.tables[name]) if name in base.tables else None
@@ -258,6 +261,7 @@ def _ingest_verified(
             accepted=result.accepted.height,
             quarantined=result.quarantined,
             duplicates_dropped=result.duplicates_dropped,
+            erased=erased_rows,
             rules=result.rule_counts,
         )
         display.advance(task)
@@ -290,6 +294,20 @@ def _ingest_verified(
         )
     )
     return report
+
+
+def _without_erased(result: TableOutcome, erased: frozenset[str]) -> tuple[TableOutcome, int]:
+    """The outcome without the rows of erased persons (accepted or quarantined: an erased
+    person's data is kept nowhere), and how many rows that was."""
+    gone = count_erased(result.accepted, erased) + count_erased(result.quarantine, erased)
+    if not gone:
+        return result, 0
+    kept = replace(
+        result,
+        accepted=drop_erased(result.accepted.lazy(), erased).collect(),
+        quarantine=drop_erased(result.quarantine.lazy(), erased).collect(),
+    )
+    return kept, gone
 
 
 def refused_extract_id(delivery: Path) -> str | None:

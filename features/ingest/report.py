@@ -16,7 +16,12 @@ Status = Literal["ingested", "refused", "already_ingested"]
 
 
 class TableReport(BaseModel):
-    """Counts for one table; ``rules`` holds only rules broken at least once."""
+    """Counts for one table; ``rules`` holds only rules broken at least once.
+
+    Nothing lost: rows_in = accepted + quarantined + duplicates_dropped + erased, where
+    ``erased`` counts the rows of persons erased before this delivery (their tombstones,
+    `features.store.tombstones`): neither stored nor quarantined, only counted (and in the
+    JSON only when some were)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,7 +29,11 @@ class TableReport(BaseModel):
     accepted: int = Field(ge=0)
     quarantined: int = Field(ge=0)
     duplicates_dropped: int = Field(ge=0)
+    erased: int = Field(default=0, ge=0)
     rules: dict[str, int] = Field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude=None if self.erased else {"erased"})
 
     def top_rules(self, n: int = 3) -> list[tuple[str, int]]:
         return sorted(self.rules.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
@@ -55,8 +64,7 @@ class IngestReport(BaseModel):
             "extract_id": self.extract_id,
             "status": self.status,
             "tables": {
-                name: self.tables[name].model_dump()
-                for name in sorted(self.tables, key=_table_rank)
+                name: self.tables[name].as_json() for name in sorted(self.tables, key=_table_rank)
             },
         }
         if self.error is not None:
@@ -90,6 +98,7 @@ class IngestReport(BaseModel):
             accepted=sum(t.accepted for t in tables),
             quarantined=sum(t.quarantined for t in tables),
             duplicates_dropped=sum(t.duplicates_dropped for t in tables),
+            erased=sum(t.erased for t in tables),
             rules=rules,
         )
 

@@ -38,6 +38,7 @@ from typing import Any
 import polars as pl
 
 from features.contract import TABLES, Table
+from features.store.tombstones import drop_erased, erased_ids
 from riskcast import atomic
 from riskcast.errors import NotFoundError, StoreError
 
@@ -198,14 +199,16 @@ class OfflineStore:
         return name in self.state().tables
 
     def scan(self, name: str) -> pl.LazyFrame:
-        """All versions of a table; raises NotFoundError if it was never delivered."""
-        TABLES[name]  # unknown names fail loudly
+        """All versions of a table, without erased persons' rows (`features.store.tombstones`);
+        raises NotFoundError if it was never delivered."""
+        table = TABLES[name]  # unknown names fail loudly
         rel = self.state().tables.get(name)
         if rel is None:
             raise NotFoundError(
                 f"table {name!r} has not been delivered to the store at {self.root}"
             )
-        return pl.scan_parquet(self.root / rel)
+        frame = pl.scan_parquet(self.root / rel)
+        return drop_erased(frame, erased_ids(self.root)) if table.has_person else frame
 
     def scan_as_of(self, name: str, as_of: date) -> pl.LazyFrame:
         """The rows of a table as they were known at the end of ``as_of``."""

@@ -1,0 +1,109 @@
+"""Erasure tombstones (issue 13, section 3): the offline store never reads an erased person
+again, the point-in-time builder drops them at every as-of, and a later delivery that still
+holds the person does not bring them back (its rows are counted as ``erased``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.frames.builder import collect_features
+from features.frames.definitions import load_spec
+from features.ingest.pipeline import ingest_delivery
+from features.store.offline import OfflineStore
+from features.store.tombstones import add_tombstone, drop_erased, erased_ids, read_erasures
+from tests.factories import valid_tables, write_delivery
+
+AS_OF = [date(2023, 12, 31), date(2024, 12, 31), date(2025, 12, 31)]
+
+
+def _persons(store: OfflineStore, table: str = "persons") -> set[str]:
+    return set(store.scan(table).select("person_id").collect()["person_id"].to_list())
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    tables = valid_tables(6, seed=3)
+    write_delivery(tmp_path / "d1", tables, extract_id="d1")
+    ingest_delivery(tmp_path / "d1", tmp_path / "home")
+    return tmp_path / "home"
+
+
+def test_drop_erased_is_a_pure_filter() -> None:
+    frame = pl.LazyFrame({"person_id": ["a", "b", "c"], "x": [1, 2, 3]})
+    assert drop_erased(frame, frozenset()) is frame
+    kept = drop_erased(frame, frozenset({"b"})).collect()
+    assert kept["person_id"].to_list() == ["a", "c"] and kept["x"].to_list() == [1, 3]
+
+
+def test_a_tombstone_hides_the_person_from_every_read_and_every_as_of(home: Path) -> None:
+    store = OfflineStore(home)
+    everyone = _persons(store)
+    victim = sorted(everyone)[1]
+    spec = load_spec()
+    before = collect_features(store, spec, AS_OF, "all")
+    assert victim in set(before["person_id"].to_list())
+
+    with store.writer():
+        assert add_tombstone(store.root, victim, datetime(2026, 1, 1, tzinfo=UTC))
+        assert not add_tombstone(store.root, victim)  # once is enough
+    assert erased_ids(store.root) == {victim}
+    assert read_erasures(store.root).height == 1
+
+    assert _persons(store) == everyone - {victim}
+    for table in ("criminal_cases", "addresses"):
+        if store.has_table(table):
+            assert victim not in _persons(store, table)
+    after = collect_features(store, spec, AS_OF, "all")
+    for as_of in AS_OF:  # gone at every as-of, the others unchanged
+        rows = after.filter(pl.col("as_of") == as_of)
+        assert victim not in set(rows["person_id"].to_list())
+        was = before.filter((pl.col("as_of") == as_of) & (pl.col("person_id") != victim))
+        assert rows.sort("person_id").equals(was.sort("person_id"))
+
+
+def test_a_later_delivery_does_not_bring_the_person_back(home: Path, tmp_path: Path) -> None:
+    store = OfflineStore(home)
+    victim = sorted(_persons(store))[0]
+    with store.writer():
+        add_tombstone(store.root, victim)
+    raw_before = pl.read_parquet(store.root / store.state().tables["persons"])
+    assert victim in set(raw_before["person_id"].to_list())  # delivered files not rewritten
+
+    # the same registers delivered again (a re-delivery of the old extract, under a new id)
+    tables = valid_tables(6, seed=3)
+    later = datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC)
+    write_delivery(tmp_path / "d2", tables, extract_id="d2", extracted_at=later)
+    report = ingest_delivery(tmp_path / "d2", home)
+    assert report.status == "ingested"
+    for name, counts in report.tables.items():
+        # nothing lost: accepted / quarantined / duplicate / erased
+        assert counts.rows_in == tables[name].height
+        assert counts.rows_in == (
+            counts.accepted + counts.quarantined + counts.duplicates_dropped + counts.erased
+        )
+        if "person_id" in tables[name].columns:
+            mine = tables[name].filter(pl.col("person_id") == victim).height
+            assert counts.erased == mine
+    assert report.tables["persons"].erased == 1
+    assert report.to_json_dict()["tables"]["persons"]["erased"] == 1
+    assert report.totals.erased == sum(t.erased for t in report.tables.values()) > 0
+    assert victim not in _persons(store)
+    # not even in the new delivery's own files (stored or quarantined)
+    state = store.state()
+    for name, rel in state.tables.items():
+        if name in {d for d in state.deliveries[-1].tables} and "person_id" in tables[name].columns:
+            newest = pl.read_parquet(store.root / rel).filter(pl.col("_extract_id") == "d2")
+            assert victim not in set(newest["person_id"].to_list())
+    for rel in state.quarantine["d2"].values():
+        quarantined = pl.read_parquet(store.root / rel)
+        if "person_id" in quarantined.columns:
+            assert victim not in set(quarantined["person_id"].to_list())
+    features = collect_features(store, load_spec(), [date(2026, 1, 31)], "all")
+    assert victim not in set(features["person_id"].to_list())
+    # and re-ingesting the old delivery itself is a no-op
+    again = ingest_delivery(tmp_path / "d1", home)
+    assert again.status == "already_ingested" and victim not in _persons(store)
