@@ -3,8 +3,8 @@
 Each environment variable belongs to exactly one settings group, read in one place:
 
 - `Settings` (this module), the kernel group every stage shares: ``RISKCAST_HOME``,
-  ``RISKCAST_DATABASE_URL``, ``RISKCAST_MODE``, ``RISKCAST_CONFIG_DIR`` and
-  ``MLFLOW_TRACKING_URI``;
+  ``RISKCAST_DATABASE_URL``, ``RISKCAST_MODE``, ``RISKCAST_CONFIG_DIR``,
+  ``RISKCAST_DASK_SCHEDULER`` (`riskcast.cluster`) and ``MLFLOW_TRACKING_URI``;
 - `riskcast.chain.settings.ChainSettings`: ``RISKCAST_CHAIN_KEY``, ``RISKCAST_CHAIN_ANCHOR_DIR``
   (the production check takes the mode from `Settings`);
 - `serving.settings.ServingSettings`: the service's own variables; it nests one `Settings` and
@@ -59,8 +59,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("mlflow_tracking_uri", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking and registry; None: SQLite under home (training/tracking.py)",
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        pattern=r"^(local(:[1-9][0-9]{0,2})?|(tcp|tls|ucx|inproc)://\S+)$",
+        description="RISKCAST_DASK_SCHEDULER: the heavy steps run on this Dask scheduler "
+        "(tcp://host:8786, or local / local:N for a LocalCluster of N process workers); "
+        "None: everything runs in this process (riskcast/cluster.py)",
+    )
 
-    @field_validator("config_dir", "mlflow_tracking_uri", mode="before")
+    @field_validator("config_dir", "mlflow_tracking_uri", "dask_scheduler", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """An empty variable means "not set" for these (as it always has)."""

@@ -14,14 +14,17 @@ Written for an entity kind: the entity key and the clock column are parameters
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 
 import polars as pl
 
 from features.contract import TABLES, Table
+from features.frames import partition
 from features.frames.compile import (
     BIRTH_DATE,
     Compiled,
@@ -36,6 +39,7 @@ from features.frames.compile import (
 from features.frames.definitions import AS_OF, EntityKind, FeatureSpec
 from features.store.offline import OfflineStore, visible_as_of
 from features.store.tombstones import drop_erased, erased_ids
+from riskcast import cluster
 from riskcast.errors import InputError, NotFoundError
 
 POP_CASES = "__pop_cases"
@@ -105,8 +109,53 @@ def collect_features(
        keys' order) and the results are put side by side: a chain of joins would copy the ever
        wider frame once per table (at 5M persons: twice the time and memory);
     3. features are finished on the assembled frame.
+
+    Inside a Dask session (``RISKCAST_DASK_SCHEDULER``, `riskcast.cluster`) the same stages run
+    per partition of persons on the workers (`features.frames.partition`); the gathered frame
+    is then sorted by (as_of, person_id), and equals this one value for value.
     """
     read = _snapshot(store, as_of, allow_after_extraction)
+    session = cluster.current()
+    if session is not None:  # the partitioning seam: the same `collect_frame` per partition
+        return partition.collect_partitioned(session, read, *_per_part(spec, as_of, population))
+    return collect_frame(read, spec, as_of, population)
+
+
+def write_features(
+    session: cluster.Session,
+    store: OfflineStore,
+    spec: FeatureSpec,
+    as_of: Sequence[date],
+    population: str | Population,
+    out: Path,
+    parts: int | None = None,
+) -> pl.DataFrame:
+    """`collect_features` on the cluster written as partitioned Parquet (folder ``out``, a
+    ``part-<k>.parquet`` per partition, each written by its worker); the rows per as_of."""
+    read = _snapshot(store, as_of, False)
+    steps = _per_part(spec, as_of, population)
+    return partition.write_partitioned(session, read, *steps, out, parts)
+
+
+def _per_part(
+    spec: FeatureSpec, as_of: Sequence[date], population: str | Population
+) -> tuple[partition.Planner, partition.Builder]:
+    """What a partition runs: the plan (to learn the tables it reads) and `collect_frame`."""
+    dates = list(as_of)
+    return (
+        functools.partial(plan_frame, spec=spec, as_of=dates, population=population),
+        functools.partial(collect_frame, spec=spec, as_of=dates, population=population),
+    )
+
+
+def collect_frame(
+    read: TableReader,
+    spec: FeatureSpec,
+    as_of: Sequence[date],
+    population: str | Population = Population.ALL,
+) -> pl.DataFrame:
+    """`collect_features` on any table reader (pure: the reader is the only input); what a
+    Dask worker runs on its partition of persons (`features.frames.partition`)."""
     plan = plan_frame(read, spec, as_of, population)
     delivered = [name for name, frame in plan.tables.items() if frame is not None]
     lazy = [plan.base, *(plan.tables[name] for name in delivered)]
@@ -384,10 +433,12 @@ __all__ = [
     "Population",
     "build_features",
     "collect_features",
+    "collect_frame",
     "compile_spec",
     "entities_known",
     "feature_dtypes",
     "plan_frame",
     "table_partials",
     "visible_rows",
+    "write_features",
 ]

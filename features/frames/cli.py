@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.frames.builder import Population, collect_features
+from features.frames.builder import Population, collect_features, write_features
 from features.frames.definitions import FeatureSpec, load_spec
 from features.store.offline import OfflineStore
-from riskcast import atomic
+from riskcast import atomic, cluster
 from riskcast.settings import HOME_HELP, get_settings, use_home
 
 _DATES = typer.Option(
@@ -30,6 +31,11 @@ _CONFIG = typer.Option(
     "--config",
     help="feature file; default $RISKCAST_CONFIG_DIR, ./configs, then the repository's configs/",
 )
+
+
+AFTER_MATERIALIZE: list[Callable[[date], None]] = []
+"""Called with the as-of date after each successful `materialize` (the command root attaches
+the monitoring check here: features may not import the fairness stage)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +60,12 @@ def build(
         help="who gets a row: all persons, those with a record, or those released recently "
         "(configs/features.yaml, populations)",
     ),
-    out: Path = typer.Option(..., "--out", help="Parquet file to write"),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Parquet file to write (with RISKCAST_DASK_SCHEDULER: a folder of part-*.parquet, "
+        "one per partition of persons)",
+    ),
     config: Path | None = _CONFIG,
     home: Path | None = _HOME,
 ) -> None:
@@ -67,13 +78,19 @@ def build(
     store = OfflineStore(get_settings().home)
     dates = sorted({d.date() for d in as_of})
     started = time.perf_counter()
-    with console.status(f"building {len(spec.features)} features as of {_dates(dates)} ..."):
-        frame = collect_features(store, spec, dates, population).sort("as_of", "person_id")
-        # atomic: a crash leaves the previous file intact
-        with atomic.replacing(out) as tmp:
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
+    with (
+        cluster.session() as session,
+        console.status(f"building {len(spec.features)} features as of {_dates(dates)} ..."),
+    ):
+        if session is not None:  # each worker writes its partitions: nothing is gathered
+            summary = write_features(session, store, spec, dates, population, out)
+        else:
+            frame = collect_features(store, spec, dates, population).sort("as_of", "person_id")
+            # atomic: a crash leaves the previous file intact
+            with atomic.replacing(out) as tmp:
+                frame.write_parquet(tmp, compression="zstd", statistics=True)
+            summary = frame.group_by("as_of").len().sort("as_of")
     seconds = time.perf_counter() - started
-    summary = frame.group_by("as_of").len().sort("as_of")
     _print_summary(console, spec, summary, population, out, seconds)
 
 
@@ -100,11 +117,12 @@ def materialize(
     day = as_of.date()
     started = time.perf_counter()
     store = OfflineStore(settings.home)
-    with console.status(f"building features as of {day} ..."):
-        frame = collect_features(store, spec, [day], Population.ALL)
-        frame = frame.select("person_id", *spec.model_inputs())
-    with console.status(f"deciding population membership as of {day} ..."):
-        scope = scope_columns(store, spec, [day]).drop("as_of")
+    with cluster.session(settings):  # both builds on the cluster when it is set
+        with console.status(f"building features as of {day} ..."):
+            frame = collect_features(store, spec, [day], Population.ALL)
+            frame = frame.select("person_id", *spec.model_inputs())
+        with console.status(f"deciding population membership as of {day} ..."):
+            scope = scope_columns(store, spec, [day]).drop("as_of")
         frame = frame.with_columns(pl.col("person_id").cast(pl.String)).join(
             scope, on="person_id", how="left", maintain_order="left"
         )
@@ -125,6 +143,8 @@ def materialize(
         f"all {frame.height:,} (age unknown: {frame[SCOPE_AGE].null_count():,}); the service "
         "scores only its champion's population and answers everyone else `outside_population`"
     )
+    for hook in AFTER_MATERIALIZE:
+        hook(day)
 
 
 def list_features(config: Path | None = _CONFIG) -> None:
