@@ -1,4 +1,5 @@
-"""The promotion ledger: an append-only, hash-chained record of audits and promotion decisions.
+"""The promotion ledger: an append-only, hash-chained record of audits and promotion decisions,
+and of monitoring alerts after promotion (kind ``monitoring_alert``, `fairness.monitoring`).
 
 SQLAlchemy Core on SQLite (the embedded default, ``riskcast.sqlite`` under ``RISKCAST_HOME``)
 or PostgreSQL (``RISKCAST_DATABASE_URL``; ``schema`` isolates it). One table,
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 TABLE = "ledger_entries"
-Kind = Literal["audit", "promotion", "refusal", "override", "rollback"]
+Kind = Literal["audit", "promotion", "refusal", "override", "rollback", "monitoring_alert"]
 KINDS: tuple[str, ...] = get_args(Kind)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {

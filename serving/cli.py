@@ -16,7 +16,7 @@ from fairness import ledger_cli
 from fairness.places import cli as fairness_places_cli
 from features import cli as features_cli
 from riskcast.errors import RiskcastError
-from serving import access_log_cli
+from serving import access_log_cli, monitoring_cli
 from serving import commands as serving_commands
 from serving.places import cli as serving_places_cli
 from serving.users import open_users
@@ -48,6 +48,7 @@ def build_app() -> typer.Typer:
     ledger_cli.register(app)
     serving_commands.register(app)
     access_log_cli.register(app)
+    monitoring_cli.register(app)  # riskcast monitor, and a check after each materialisation
     app.add_typer(_places_group(), name="places")
     return app
 

@@ -1,0 +1,49 @@
+"""`riskcast monitor`, registered by the command root with what only the service has: its
+decisions table (the fairness stage may not import the service), and the hook that runs a
+check after each `riskcast features materialize`."""
+
+from __future__ import annotations
+
+import polars as pl
+import sqlalchemy as sa
+import typer
+
+from fairness.monitoring import cli as monitoring_cli
+from features.frames import cli as features_cli
+
+DECISION_SCHEMA: dict[str, pl.DataType] = {
+    "person_id": pl.String(),
+    "officer": pl.String(),
+    "unit": pl.String(),
+    "action": pl.String(),
+    "override": pl.Boolean(),
+    "recorded_at": pl.Datetime("us", "UTC"),
+}
+
+
+def decisions_frame() -> pl.DataFrame:
+    """Every decision in the service's table, oldest first, in the columns the monitoring check
+    reads (the region is the unit)."""
+    from riskcast.settings import get_settings
+    from serving.db import decisions, open_engine
+
+    engine = open_engine(get_settings().effective_database_url)
+    t = decisions
+    query = sa.select(
+        t.c.person_id, t.c.officer, t.c.region, t.c.action, t.c.override, t.c.recorded_at
+    ).order_by(t.c.recorded_at, t.c.id)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+    finally:
+        engine.dispose()
+    return pl.DataFrame([tuple(r) for r in rows], schema=DECISION_SCHEMA, orient="row")
+
+
+def register(app: typer.Typer) -> None:
+    """`riskcast monitor`, and a check after every materialisation (once per process)."""
+    monitoring_cli.register(app, decisions=decisions_frame)
+    if not any(getattr(h, "monitoring", False) for h in features_cli.AFTER_MATERIALIZE):
+        hook = monitoring_cli.monitor_after_materialize(decisions_frame)
+        hook.monitoring = True  # type: ignore[attr-defined]
+        features_cli.AFTER_MATERIALIZE.append(hook)
