@@ -1,19 +1,79 @@
 """Prometheus metrics, one `CollectorRegistry` per app (two apps in a process never collide).
 
 Request counts and latency by route *template* (``/v1/fairness-reports/{version}``, never the
-raw path, so the label set stays small), scores served, and the model being served.
+raw path, so the label set stays small), scores served, the model being served, and every
+figure of the newest monitoring check (`MonitoringCollector`): ``riskcast_monitoring_<figure>``
+gauges read from the monitoring store when ``/metrics`` is scraped (thresholds and what each
+alert means: ``configs/monitoring.yaml``; ``riskcast_monitoring_breaches{kind}`` > 0 and
+``riskcast_monitoring_reaudit`` = 1 are the ones to alert on).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "unmatched"
+MONITORING_PREFIX = "riskcast_monitoring_"
+log = logging.getLogger("riskcast.serving")
+
+
+class MonitoringCollector(Collector):
+    """The figures of each model's newest monitoring check as gauges, read at scrape time.
+
+    One gauge family per figure name (`fairness.monitoring.check.figures`), labelled with the
+    model, its version and the figure's own labels (group column and group, input, tier,
+    threshold, bound ...; a label a figure lacks is empty). The store is the deployment's
+    (``RISKCAST_DATABASE_URL``, else SQLite under the home); a store that cannot be read gives
+    no monitoring gauges rather than a failed scrape."""
+
+    def __init__(self) -> None:
+        self._store: Any = None
+        self._url: str | None = None
+
+    def _open(self) -> Any:
+        from fairness.monitoring.store import MonitoringStore
+        from riskcast.settings import get_settings
+
+        url = get_settings().effective_database_url
+        if self._store is None or self._url != url:
+            if self._store is not None:
+                self._store.dispose()
+            self._store, self._url = MonitoringStore(url), url
+        return self._store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            rows = self._open().latest_figures()
+        except Exception as exc:  # a scrape never fails on the monitoring store
+            log.warning("monitoring gauges unavailable: %s", exc)
+            return
+        by_name: dict[str, list[tuple[str, str, dict[str, str], float]]] = {}
+        for model, version, figure in rows:
+            by_name.setdefault(figure.name, []).append(
+                (model, version, figure.labels, figure.value)
+            )
+        for name, points in sorted(by_name.items()):
+            keys = sorted({k for _, _, labels, _ in points for k in labels})
+            family = GaugeMetricFamily(
+                MONITORING_PREFIX + name,
+                f"monitoring figure {name} of the newest check (configs/monitoring.yaml)",
+                labels=["model", "version", *keys],
+            )
+            for model, version, labels, value in points:
+                family.add_metric([model, version, *(labels.get(k, "") for k in keys)], value)
+            yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # figures are known only at scrape time
 
 
 class AppMetrics:
@@ -48,6 +108,7 @@ class AppMetrics:
             ["name", "version", "alias"],
             registry=self.registry,
         )
+        self.registry.register(MonitoringCollector())
 
     def set_model(self, name: str | None, version: str | None, alias: str | None) -> None:
         self.model.clear()
