@@ -61,7 +61,20 @@ __all__ = [
 ]
 
 TABLE = "ledger_entries"
-Kind = Literal["audit", "promotion", "refusal", "override", "rollback", "monitoring_alert"]
+Kind = Literal[
+    "audit",
+    "promotion",
+    "refusal",
+    "override",
+    "rollback",
+    "erasure",
+    "retention",
+    "evidence_pack",
+    "monitoring_alert",
+]
+"""``erasure``: a person erased (`serving.erasure`; the person's pseudonym, never the id);
+``retention``: old access-log and decision rows archived and removed (`serving.retention`);
+``monitoring_alert``: a monitoring check's breaches, or a re-audit due (`fairness.monitoring`)."""
 KINDS: tuple[str, ...] = get_args(Kind)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {

@@ -10,6 +10,10 @@ at once; the service turns on group commit (`AccessLog.group_commit`), so that c
 requests share a transaction and its fsync while each still waits for its own entry to be
 committed. A request that writes something itself (a decision) hands that write to
 `AccessLog.append_with`, which commits it in the same transaction as its entry: both or neither.
+
+Persons are stored as keyed pseudonyms (`serving.pseudonyms`), resolved through a lookup table
+that is written in each entry's transaction; erasure deletes a person's lookup row, so the
+chain verifies unchanged and readers (`AccessLog.entries`) show ``erased`` for that person.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
@@ -34,11 +39,13 @@ from riskcast.chain import (
     HashChain,
     JsonText,
 )
-from riskcast.chain.settings import ChainSettings
+from riskcast.chain.seal import seal_problems, sealed_start
+from riskcast.chain.settings import ChainSettings, derived_pseudonym_key, load_chain_settings
 from riskcast.clock import AwareUtcDatetime, as_utc
 from riskcast.db import masked
 from riskcast.errors import ConfigError, InputError, StoreError
-from riskcast.settings import Settings
+from riskcast.settings import Settings, get_settings
+from serving.pseudonyms import PseudonymTable, is_pseudonym, shown
 
 if TYPE_CHECKING:
     from serving.state import AccessLogWriter
@@ -203,6 +210,24 @@ class AccessLog(ChainBacked):
     chain: HashChain[AccessLogEntry]
     _writer: GroupCommitWriter | None = None
 
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: bytes,
+        anchor_dir: Path | None,
+        schema: str | None = None,
+        pseudonym_key: bytes | None = None,
+    ) -> None:
+        super().__init__(url, key=key, anchor_dir=anchor_dir, schema=schema)
+        self.archive_dir: Path | None = None  # where retention archives sealed segments
+        self.use_pseudonym_key(pseudonym_key or derived_pseudonym_key(key))
+
+    def use_pseudonym_key(self, key: bytes) -> None:
+        """The key of the persons' pseudonyms (``RISKCAST_PSEUDONYM_KEY``; `open_access_log`)."""
+        self.pseudonyms = PseudonymTable(self.engine, self.schema, key)
+        self._recorded: set[str] = set()  # pseudonyms whose lookup row this process wrote
+
     def append(self, **entry: Unpack[EntryFields]) -> AccessLogEntry:
         """Append one entry after the current head, in one locked transaction; returns it.
 
@@ -226,6 +251,25 @@ class AccessLog(ChainBacked):
         return appended, returned[-1]
 
     def _append(self, payload: dict[str, Any], along: Along | None) -> AccessLogEntry:
+        """Store the persons as pseudonyms, their lookup rows in the entry's transaction; the
+        entry returned shows the ids (as a reader resolves them)."""
+        persons = list(payload["persons"])
+        names = [self.pseudonyms.of(p) for p in persons]
+        new = {n: p for n, p in zip(names, persons, strict=True) if n not in self._recorded}
+        stored = {**payload, "persons": names}
+
+        def with_lookup(conn: sa.Connection) -> None:
+            self.pseudonyms.ensure(conn)  # under the writers' lock: no race creating it
+            self.pseudonyms.record(conn, new)
+            if along is not None:
+                along(conn)
+
+        needed = new or along is not None or not self.pseudonyms.ready
+        entry = self._append_stored(stored, with_lookup if needed else None)
+        self._recorded.update(new)
+        return entry.model_copy(update={"persons": persons})
+
+    def _append_stored(self, payload: dict[str, Any], along: Along | None) -> AccessLogEntry:
         if self._writer is not None:
             return self._writer.append(payload, along)
         if along is None:
@@ -234,6 +278,11 @@ class AccessLog(ChainBacked):
         if not isinstance(outcome, AccessLogEntry):
             raise outcome
         return outcome
+
+    def forget(self, conn: sa.Connection, person_id: str) -> int:
+        """Erase a person from the log's readers (`PseudonymTable.forget`) on ``conn``."""
+        self._recorded.discard(self.pseudonyms.of(person_id))
+        return self.pseudonyms.forget(conn, person_id)
 
     @staticmethod
     def payload(**entry: Unpack[EntryFields]) -> dict[str, Any]:
@@ -285,24 +334,42 @@ class AccessLog(ChainBacked):
             start = as_utc(since)
             query = query.where(t.c.at >= start)
         if person is not None:
-            # the JSON text holds the id as a JSON string; the match is made exact below
-            needle = json.dumps(str(person), ensure_ascii=False)
-            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(t.c.persons.like(f"%{escaped}%", escape="\\"))
+            # the JSON text holds the pseudonym (or, before pseudonyms, the id) as a JSON
+            # string; the match is made exact below
+            matches = []
+            for value in (self.pseudonyms.of(str(person)), str(person)):
+                needle = json.dumps(value, ensure_ascii=False)
+                escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                matches.append(t.c.persons.like(f"%{escaped}%", escape="\\"))
+            query = query.where(sa.or_(*matches))
         if limit is not None and person is None:
             query = query.order_by(t.c.seq.desc()).limit(limit)
-            return self.chain.entries(query)[::-1]
-        found = self.chain.entries(query.order_by(t.c.seq))
+            return self.resolved(self.chain.entries(query)[::-1])
+        found = self.resolved(self.chain.entries(query.order_by(t.c.seq)))
         if person is not None:
             found = [e for e in found if person in e.persons]
         return found if limit is None else found[-limit:]
+
+    def resolved(self, entries: list[AccessLogEntry]) -> list[AccessLogEntry]:
+        """Entries as readers show them: each pseudonym as its person's id, or ``erased``
+        when the person was erased (the stored entries, and so the chain, are unchanged)."""
+        names = {p for e in entries for p in e.persons if is_pseudonym(p)}
+        if not names:
+            return entries
+        lookup = self.pseudonyms.resolve(names)
+        return [e.model_copy(update={"persons": shown(e.persons, lookup)}) for e in entries]
 
     def verify(self, *, head: str | None = None) -> AccessLogVerification:
         """Recompute every keyed hash and link and compare the newest entries with the anchors;
         each problem names the seq and what is wrong (content edited, hashed without the key,
         missing, the newest entries deleted, chain broken, reordered). ``head``: a head recorded
-        elsewhere that must still be in the log (`HashChain.verify`)."""
-        return AccessLogVerification.model_validate(self.chain.verify(head=head).model_dump())
+        elsewhere that must still be in the log (`HashChain.verify`). After retention the log
+        starts at its newest seal's head, and the seals are checked (`riskcast.chain.seal`)."""
+        result = self.chain.verify(head=head, start=sealed_start(self.chain)).model_dump()
+        sealed = seal_problems(self.chain, self.archive_dir)
+        if sealed:
+            result.update(ok=False, problems=[*result["problems"], *sealed])
+        return AccessLogVerification.model_validate(result)
 
 
 def open_access_log(
@@ -311,8 +378,19 @@ def open_access_log(
     schema: str | None = None,
     chain: ChainSettings | None = None,
 ) -> AccessLog:
-    """The configured access log (see `ChainBacked.configured`)."""
-    return AccessLog.configured(settings, schema=schema, chain=chain)
+    """The configured access log (see `ChainBacked.configured`), its persons pseudonymised
+    with the chain settings' pseudonym key."""
+    settings = settings or get_settings()
+    chain = chain or load_chain_settings(settings.mode)
+    log = AccessLog.configured(settings, schema=schema, chain=chain)
+    log.use_pseudonym_key(chain.pseudonym_secret)
+    log.archive_dir = archive_dir(settings.home)
+    return log
+
+
+def archive_dir(home: Path) -> Path:
+    """Where `riskcast retention apply` archives the access log's sealed segments."""
+    return (Path(home) / "archive").resolve()
 
 
 def same_database(engine: sa.Engine, log: AccessLog) -> None:

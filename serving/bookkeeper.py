@@ -89,6 +89,10 @@ class BookKeeper:
                 self.start()
         return self._book
 
+    def refresh(self) -> None:
+        """Check the store at the next `book` call (an erasure in this process changed it)."""
+        self._checked = float("-inf")
+
     def start(self) -> None:
         with self._lock:
             if self._building is not None and self._building.is_alive():

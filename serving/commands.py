@@ -1,18 +1,60 @@
-"""`riskcast serve` and `riskcast users add|list|revoke`."""
+"""`riskcast serve`, `riskcast users add|list|revoke`, `riskcast erase` and
+`riskcast retention apply`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from riskcast.settings import HOME_HELP, use_home
+from serving.evidence import cli as evidence_cli
 from serving.users import Role, UserStore
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from fairness.ledger import Ledger
+    from serving.access_log import AccessLog
+    from serving.settings import ServingSettings
+
 HOME: Path | None = typer.Option(None, "--home", help=HOME_HELP, callback=use_home)
+
+
+@dataclass(frozen=True)
+class _Records:
+    settings: ServingSettings
+    engine: sa.Engine
+    access_log: AccessLog
+    ledger: Ledger
+
+
+@contextmanager
+def _records() -> Iterator[_Records]:
+    """The service's database, access log and ledger, as `riskcast serve` opens them."""
+    from fairness.ledger import open_ledger
+    from serving.access_log import open_access_log
+    from serving.db import open_engine
+    from serving.settings import load_serving_settings
+
+    settings = load_serving_settings()
+    if settings.database_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.effective_database_url)
+    log = open_access_log(settings.store_settings(), chain=settings.chain)
+    ledger = open_ledger(settings.store_settings(), chain=settings.chain)
+    try:
+        yield _Records(settings, engine, log, ledger)
+    finally:
+        ledger.dispose()
+        log.dispose()
+        engine.dispose()
 
 
 def _store() -> UserStore:
@@ -111,3 +153,83 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"user {user.name} revoked at {user.revoked_at}")
 
     app.add_typer(users, name="users")
+    evidence_cli.register(app)  # `riskcast evidence-pack` (issue 13)
+
+    @app.command("erase")
+    def erase(
+        person_id: Annotated[str, typer.Argument(help="the person to erase")],
+        by: Annotated[str, typer.Option("--by", help="who erases (recorded in the ledger)")],
+        reason: Annotated[
+            str, typer.Option("--reason", help="why (recorded in the ledger; not the id)")
+        ],
+        role: Annotated[str, typer.Option("--role", help="the role of --by")] = "admin",
+        home: Path | None = HOME,
+    ) -> None:
+        """Erase a person: offline-store tombstone, online vector, score book, decisions' text,
+        access-log lookup; an `erasure` ledger entry without the id (serving/erasure.py)."""
+        from features.online.store import open_online_store
+        from serving.erasure import erase_person
+
+        with _records() as r:
+            online = open_online_store(r.settings.store_settings())
+            try:
+                done = erase_person(
+                    person_id,
+                    by=by,
+                    role=role,
+                    reason=reason,
+                    home=r.settings.home,
+                    engine=r.engine,
+                    access_log=r.access_log,
+                    ledger=r.ledger,
+                    online=online,
+                )
+            finally:
+                online.dispose()
+        typer.echo(
+            f"erased as {done.pseudonym}: tombstone "
+            f"{'recorded' if done.tombstone_added else 'already there'}, "
+            f"{done.online_vectors} online vector(s), {done.decisions_blanked} decision(s) "
+            f"blanked, {done.lookup_rows} access-log lookup row(s); ledger seq "
+            f"{done.ledger_seq} ({done.seconds:.2f} s)"
+        )
+
+    retention = typer.Typer(
+        help="Retention of access-log detail and decisions (configs/retention.yaml).",
+        no_args_is_help=True,
+    )
+
+    @retention.command("apply")
+    def apply(
+        by: Annotated[str, typer.Option("--by", help="who applies it (ledger)")] = "retention",
+        config: Annotated[
+            Path | None, typer.Option("--config", help="default configs/retention.yaml")
+        ] = None,
+        home: Path | None = HOME,
+    ) -> None:
+        """Seal and archive access-log entries older than the retention period (the log still
+        verifies from the sealed head) and delete older decisions; one ledger entry."""
+        from serving.retention import apply_retention, load_retention
+
+        settings = load_retention(config)
+        with _records() as r:
+            done = apply_retention(
+                settings,
+                access_log=r.access_log,
+                engine=r.engine,
+                ledger=r.ledger,
+                home=r.settings.home,
+                by=by,
+            )
+        sealed = (
+            "nothing sealed"
+            if done.seal is None
+            else f"sealed through seq {done.seal.through_seq} ({done.seal.entries} entries, "
+            f"archive {done.seal.archive})"
+        )
+        typer.echo(
+            f"retention applied: access log {sealed}; {done.decisions_deleted} decision(s) "
+            f"deleted; ledger seq {done.ledger_seq} ({done.seconds:.2f} s)"
+        )
+
+    app.add_typer(retention, name="retention")

@@ -342,6 +342,29 @@ class StopStatus(BaseModel):
     reason: str | None
 
 
+class ErasureRequest(_Request):
+    """Erase one person (as `riskcast erase PERSON_ID --reason TEXT`; by the admin calling)."""
+
+    person_id: PersonId
+    reason: str = Field(
+        min_length=3,
+        max_length=500,
+        pattern=NO_NUL,
+        description="why (kept in the ledger, so it must not contain the person's id)",
+    )
+
+
+class ErasureResponse(BaseModel):
+    """What the erasure did; the person appears only as its keyed pseudonym."""
+
+    pseudonym: str
+    tombstone_added: bool = Field(description="false if the person was erased before")
+    online_vectors: int
+    decisions_blanked: int
+    lookup_rows: int = Field(description="access-log lookup rows deleted")
+    ledger_seq: int
+
+
 # ---- audit --------------------------------------------------------------------------------
 class ChainStatus(BaseModel):
     """Verification of a hash chain: ``ok`` iff ``problems`` is empty."""

@@ -22,7 +22,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import polars as pl
@@ -37,6 +37,7 @@ from riskcast.settings import Settings, get_settings
 VECTORS = "feature_vectors"
 STAGING = "feature_vectors_next"
 MATERIALIZATIONS = "feature_materializations"
+_TICK = timedelta(microseconds=1)  # an erasure's materialisation is always a new one
 META = ("as_of", "spec_hash", "written_at")
 
 _TYPES: dict[str, tuple[pl.DataType, Any]] = {
@@ -178,6 +179,34 @@ class SqlOnlineStore:
         return Materialization(
             as_of, spec_hash, {k: _TYPES[v][0] for k, v in dtypes.items()}, rows.height, written_at
         )
+
+    def erase(self, ids: Sequence[str]) -> int:
+        """Delete the vectors of ``ids`` (erasure); returns how many were deleted.
+
+        Records a new materialisation (same as-of and spec, fewer rows, written now) in the
+        same transaction, so that every score book built on the old one is dropped and rebuilt
+        without them (`serving.bookkeeper`): its cached explanations go with it."""
+        current = self.current()
+        wanted = sorted({str(i) for i in ids})
+        if current is None or not wanted:
+            return 0
+        names = {f: _dtype_name(f, t) for f, t in current.features.items()}
+        v = self._vectors(VECTORS, names)
+        try:
+            with self.engine.begin() as conn:
+                deleted = int(conn.execute(sa.delete(v).where(v.c[self.key].in_(wanted))).rowcount)
+                conn.execute(
+                    sa.insert(self.materializations).values(
+                        as_of=current.as_of,
+                        spec_hash=current.spec_hash,
+                        features=json.dumps(names),
+                        rows=max(0, current.rows - deleted),
+                        written_at=max(datetime.now(UTC), current.written_at + _TICK),
+                    )
+                )
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"online store at {self.where}: {exc}") from exc
+        return deleted
 
     def _copy(self, conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> None:
         """PostgreSQL COPY in the caller's transaction, streamed as CSV from Polars."""

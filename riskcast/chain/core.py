@@ -415,19 +415,22 @@ class HashChain(Generic[E]):
         """The entries ``query`` (a select of the whole table row) returns, in its order."""
         return [self.read(row) for row in self.rows(query)]
 
-    def verify(self, *, head: str | None = None) -> ChainVerification:
+    def verify(
+        self, *, head: str | None = None, start: tuple[int, str] | None = None
+    ) -> ChainVerification:
         """Recompute every HMAC and link and compare the table with its anchors; each problem
         names the seq and what is wrong (content edited, hashed without the key, missing i.e.
         deleted, the newest entries deleted, chain broken, reordered).
 
         ``head``, a head recorded elsewhere (e.g. printed by a previous verify), is checked to
-        still be in the chain; the anchors make that unnecessary for deletions."""
+        still be in the chain; the anchors make that unnecessary for deletions. ``start``: the
+        sealed head the live rows continue from (`riskcast.chain.seal`)."""
         anchors = None if self.anchors is None else self.anchors.read()  # before the table
         rows = [
             self._checked(row)
             for row in self.rows(sa.select(self.table).order_by(self.table.c.seq))
         ]
-        problems = chain_problems(rows, self.label)
+        problems = chain_problems(rows, self.label, start)
         if self.anchors is not None:
             if anchors is None and self.anchors.path.exists():
                 anchors = []  # created since: the first commit came after the anchors were read

@@ -9,6 +9,8 @@ one from the environment when they are not handed one (the CLIs).
   so someone who can write the tables cannot re-hash an edited entry or the entries after it.
   In production mode (``RISKCAST_MODE``, read by `riskcast.settings.Settings`, not here) the
   development default and keys under 16 characters are refused (`ChainSettings.check_for`).
+- ``RISKCAST_PSEUDONYM_KEY``: the HMAC key of the persons' pseudonyms in the access log
+  (`serving.pseudonyms`); derived from the chain key when unset.
 - ``RISKCAST_CHAIN_ANCHOR_DIR``: where each chain's committed heads are appended (default
   ``RISKCAST_HOME/anchors``), outside the database, so that deleting the newest entries is
   found without an operator remembering the head (`riskcast.chain.anchors`).
@@ -16,6 +18,8 @@ one from the environment when they are not handed one (the CLIs).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Self
 
@@ -44,6 +48,12 @@ class ChainSettings(BaseSettings):
         "anchors); must not be writable by the database's user",
     )
 
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the persons' pseudonyms in the access log (None: derived "
+        "from RISKCAST_CHAIN_KEY); never stored in the database",
+    )
+
     @model_validator(mode="after")
     def _some_key(self) -> Self:
         if not self.chain_key.get_secret_value():
@@ -64,10 +74,24 @@ class ChainSettings(BaseSettings):
     def key(self) -> bytes:
         return self.chain_key.get_secret_value().encode()
 
+    @property
+    def pseudonym_secret(self) -> bytes:
+        """The key of the access log's person pseudonyms: ``RISKCAST_PSEUDONYM_KEY``, else one
+        derived from the chain key (HMAC of a fixed label), so a deployment needs no new secret
+        and the pseudonyms are never the chain's own hashes."""
+        if self.pseudonym_key is not None and self.pseudonym_key.get_secret_value():
+            return self.pseudonym_key.get_secret_value().encode()
+        return derived_pseudonym_key(self.key)
+
     def anchor_dir(self, home: Path) -> Path:
         """``RISKCAST_CHAIN_ANCHOR_DIR``, else ``anchors`` under ``home`` (absolute, so that
         every process of one deployment finds the same files)."""
         return (self.chain_anchor_dir or home / "anchors").resolve()
+
+
+def derived_pseudonym_key(chain_key: bytes) -> bytes:
+    """The pseudonym key derived from a chain key (when ``RISKCAST_PSEUDONYM_KEY`` is unset)."""
+    return hmac.new(chain_key, b"riskcast person pseudonyms", hashlib.sha256).digest()
 
 
 def load_chain_settings(mode: Mode | None = None) -> ChainSettings:

@@ -38,15 +38,21 @@ class Checked:
     unreadable: str | None = None
 
 
-def chain_problems(rows: Sequence[Checked], label: str) -> list[str]:
+def chain_problems(
+    rows: Sequence[Checked], label: str, start: tuple[int, str] | None = None
+) -> list[str]:
     """The problems of the table alone, in seq order; a run of more than `MAX_LISTED`
-    consecutive entries with the same hash problem is one line."""
+    consecutive entries with the same hash problem is one line. ``start``: the (seq, hash) of
+    a sealed head the live rows continue from (`riskcast.chain.seal`), else the genesis."""
     by_hash = {row.hash: row.seq for row in rows}
     found: list[tuple[int, str, str]] = []  # (seq, kind, problem); kinds "plain", "edited", ""
     mismatched = unkeyed = 0
-    expected_seq, prev_hash, prev_at = 1, GENESIS, None
+    expected_seq, prev_hash = (start[0] + 1, start[1]) if start else (1, GENESIS)
+    prev_at = None
     for row in rows:
         seq = row.seq
+        if start and seq <= start[0]:
+            found.append((seq, "", f"seq {seq}: live, yet sealed (the seal is at seq {start[0]})"))
         if seq > expected_seq:
             gone = str(expected_seq) if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
             found.append((seq, "", f"seq {gone}: missing (deleted entry; seq jumps to {seq})"))
@@ -67,7 +73,7 @@ def chain_problems(rows: Sequence[Checked], label: str) -> list[str]:
                     )
                 )
         if row.prev_hash != prev_hash:
-            before = "genesis" if prev_at is None else f"seq {expected_seq - 1}"
+            before = f"seq {expected_seq - 1}" if prev_at or start else "genesis"
             other = by_hash.get(row.prev_hash)
             if other is not None:
                 text = f"seq {seq}: reordered (chained after seq {other}, not {before})"

@@ -44,6 +44,9 @@ LEDGER_PAGE_SIZE = 25
 """Ledger entries per page on the auditors' page (newest first)."""
 LONG_REASONS = 160
 """Reasons longer than this (joined) are collapsed on the page (<details>)."""
+PERSON_FILTER = "persons[0]"
+"""What an access-log read logs as its ``person`` filter: the person is the entry's ``persons``
+(stored as a keyed pseudonym, `serving.pseudonyms`), so erasing them leaves no id behind."""
 AUDIT_PURPOSE = "audit"
 """The purpose recorded in the access log when an auditor (or admin) reads it."""
 
@@ -235,6 +238,8 @@ def access_log_view(
         persons=[person] if person is not None else [],
         params={
             **filters,
+            # the person is in ``persons`` (pseudonymised, so erasable); never in clear here
+            "person": None if person is None else PERSON_FILTER,
             "entries": len(entries),
             "through_seq": entries[-1].seq if entries else None,
         },

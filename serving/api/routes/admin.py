@@ -16,6 +16,8 @@ from fastapi import APIRouter, Path, status
 from serving.api.deps import Admin, State
 from serving.schemas import (
     NO_NUL,
+    ErasureRequest,
+    ErasureResponse,
     UserCreatedResponse,
     UserCreateRequest,
     UserOut,
@@ -23,6 +25,7 @@ from serving.schemas import (
     error_responses,
 )
 from serving.services.accounts import create_account, revoke_account
+from serving.services.erasures import erase
 from serving.users import User
 
 log = logging.getLogger("riskcast.serving.admin")
@@ -100,6 +103,24 @@ def revoke_user(name: UserName, admin: Admin, state: State) -> UserOut:
     user = revoke_account(state.users, name, admin)
     log.info("user %r revoked by admin %r", user.name, admin.name)
     return _out(user)
+
+
+@router.post(
+    "/erasures",
+    response_model=ErasureResponse,
+    responses=error_responses(
+        401,
+        503,
+        described={**_ADMINS, 422: "an empty reason, or one containing the person's id"},
+    ),
+)
+def erase_person(body: ErasureRequest, admin: Admin, state: State) -> ErasureResponse:
+    """Erase a person (as `riskcast erase`): from the online store, the score book and its
+    explanations, decisions' text, future feature builds (an offline-store tombstone) and the
+    access log's readers; an `erasure` ledger entry records it without the id."""
+    done = erase(state, admin, body.person_id, body.reason)
+    log.info("person erased by admin %r as %s", admin.name, done.pseudonym)
+    return done
 
 
 __all__ = ["router"]

@@ -68,9 +68,12 @@ def test_append_and_verify(log: AccessLog) -> None:
     assert entries[0].prev_hash == GENESIS
     for before, after in pairwise(entries):
         assert after.prev_hash == before.hash and after.at >= before.at
-    for e in entries:
+    stored = log.chain.entries(sa.select(log.table).order_by(log.table.c.seq))
+    for e in stored:  # what is hashed: the persons' pseudonyms, never their ids
         assert e.hash == entry_hash(e.model_dump(), KEY)
         assert e.at.utcoffset() == timedelta(0)
+        assert all(p.startswith("psn:") for p in e.persons)
+    assert [log.pseudonyms.of(p) for p in ("p0", "p2")] == stored[0].persons
     assert entries[0].persons == ["p0", "p2"] and entries[0].params == {}
     assert entries[1].params == {"region": "Nord", "page": 1, "tier": ["high"]}
     assert entries[3].status == 403 and entries[4].model_version is None

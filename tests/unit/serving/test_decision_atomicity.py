@@ -116,11 +116,13 @@ def test_concurrent_decisions_equal_logged_decisions(
     poisoned = set(region[::5])
     with db.begin() as conn:  # make sure the table exists before the trigger is put on it
         post(client, service_env, persons[1])
+        log = client.app.state.riskcast.access_log  # type: ignore[attr-defined]
         for n, person in enumerate(sorted(poisoned)):
+            stored = log.pseudonyms.of(person)  # the log holds persons as pseudonyms
             conn.execute(
                 sa.text(
                     f"CREATE TRIGGER poisoned_{n} BEFORE INSERT ON access_log "
-                    f"WHEN NEW.persons = '[\"{person}\"]' "
+                    f"WHEN NEW.persons = '[\"{stored}\"]' "
                     "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
                 )
             )
