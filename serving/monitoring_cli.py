@@ -4,6 +4,8 @@ check after each `riskcast features materialize`."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import sqlalchemy as sa
 import typer
@@ -40,9 +42,36 @@ def decisions_frame() -> pl.DataFrame:
     return pl.DataFrame([tuple(r) for r in rows], schema=DECISION_SCHEMA, orient="row")
 
 
+def places_forecast() -> tuple[str, date, pl.DataFrame] | None:
+    """The places forecast the service answers from (horizon 1): its model version, as-of and
+    rows, or None when nothing is materialised."""
+    from riskcast.settings import get_settings
+    from serving.db import open_engine
+    from serving.places.store import forecasts, materializations
+
+    engine = open_engine(get_settings().effective_database_url)
+    m, f = materializations, forecasts
+    try:
+        with engine.connect() as conn:
+            head = conn.execute(sa.select(m).order_by(m.c.id.desc()).limit(1)).mappings().first()
+            if head is None:
+                return None
+            query = sa.select(f.c.region, f.c.district, f.c.expected_count).where(
+                f.c.materialization == head["id"], f.c.horizon == 1
+            )
+            rows = conn.execute(query).all()
+    except sa.exc.SQLAlchemyError:
+        return None  # no places tables: nothing materialised
+    finally:
+        engine.dispose()
+    schema = {"region": pl.String(), "district": pl.String(), "expected_count": pl.Float64()}
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    return str(head["model_version"]), head["as_of"], frame
+
+
 def register(app: typer.Typer) -> None:
     """`riskcast monitor`, and a check after every materialisation (once per process)."""
-    monitoring_cli.register(app, decisions=decisions_frame)
+    monitoring_cli.register(app, decisions=decisions_frame, forecast=places_forecast)
     if not any(getattr(h, "monitoring", False) for h in features_cli.AFTER_MATERIALIZE):
         hook = monitoring_cli.monitor_after_materialize(decisions_frame)
         hook.monitoring = True  # type: ignore[attr-defined]

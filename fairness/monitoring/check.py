@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -263,3 +263,44 @@ def figures(result: CheckResult) -> list[Figure]:
         add("breaches", {"kind": kind}, kinds.get(kind, 0))
     add("reaudit", {}, 1.0 if result.reaudit else 0.0)
     return out
+
+
+def run_score_drift_check(
+    *,
+    model: str,
+    version: str,
+    as_of: date,
+    reference_note: str,
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    score: str,
+    group_columns: Sequence[str],
+    config: MonitoringConfig,
+    previous_breaches: Sequence[Breach] | None = None,
+) -> CheckResult:
+    """The check of a model whose score is not a probability (the places model's expected
+    count per cell and week): the score's drift per group (PSI and KS on the reference's
+    quantile bins, `drift.input_drift`), no label-free estimate (it needs calibrated
+    probabilities) and no tiers."""
+    groups = [c for c in group_columns if c in current.columns and c in reference.columns]
+    drift = input_drift(reference, current, [score], config.drift, groups)
+    breaches = drift_breaches(drift.results, "score_drift")
+    return CheckResult(
+        model=model,
+        version=version,
+        as_of=as_of,
+        checked_at=datetime.now(UTC),
+        reference=reference_note,
+        n_reference=reference.height,
+        n_current=current.height,
+        thresholds=[],
+        tiers={},
+        input_drift=drift.results,
+        scores=[],
+        composition=[],
+        estimate=[],
+        matured=None,
+        decisions=[],
+        breaches=breaches,
+        reaudit=reaudit_due(breaches, previous_breaches),
+    )

@@ -37,6 +37,9 @@ from riskcast.settings import HOME_HELP, use_home
 
 DecisionsSource = Callable[[], pl.DataFrame | None]
 """The service's decisions (``person_id, officer, unit, action, override, recorded_at``)."""
+ForecastSource = Callable[[], tuple[str, date, pl.DataFrame] | None]
+"""The places forecast the service answers from: (model version, as-of, the horizon-1 rows with
+``expected_count, region, district``), or None when nothing is materialised."""
 
 AsOfOption = Annotated[
     datetime | None,
@@ -52,7 +55,12 @@ ByOption = Annotated[str, typer.Option("--by", help="who runs the check (recorde
 MONITOR_ACTOR = "riskcast-monitor"
 
 
-def register(app: typer.Typer, *, decisions: DecisionsSource | None = None) -> None:
+def register(
+    app: typer.Typer,
+    *,
+    decisions: DecisionsSource | None = None,
+    forecast: ForecastSource | None = None,
+) -> None:
     """Add `riskcast monitor` to the root CLI."""
 
     @app.command("monitor")
@@ -69,7 +77,10 @@ def register(app: typer.Typer, *, decisions: DecisionsSource | None = None) -> N
             stored = run_monitor(
                 as_of.date() if as_of else None, decisions=decisions, by=by, progress=say
             )
+            places = run_places_monitor(forecast, by=by) if forecast is not None else None
         print_check(Console(), stored)
+        if places is not None:
+            print_check(Console(), places)
 
 
 def print_check(console: Console, stored: Any) -> None:
@@ -212,12 +223,53 @@ def run_monitor(
     return stored
 
 
+def run_places_monitor(forecast: ForecastSource, *, by: str = MONITOR_ACTOR) -> Any:
+    """The places champion's score drift: its materialised forecast (expected count per cell
+    and week, horizon 1) against the test predictions it was audited on, per region and
+    district; None when there is no places champion or its forecast is not materialised."""
+    from fairness.commands import edges
+    from fairness.monitoring.check import run_score_drift_check
+    from fairness.monitoring.config import load_monitoring_config
+    from fairness.monitoring.store import open_monitoring_store
+    from fairness.places.audit import load_predictions
+    from fairness.promotion import current_champion
+    from riskcast.names import PLACES_MODEL
+
+    _, uri = edges()
+    version = current_champion(PLACES_MODEL, uri)
+    served = forecast() if version is not None else None
+    if version is None or served is None or served[0] != version:
+        return None  # no champion, or the service answers from another version
+    reference, _, sha = load_predictions(PLACES_MODEL, version, uri)
+    store = open_monitoring_store()
+    try:
+        previous = store.before(PLACES_MODEL, served[1], version=version)
+        result = run_score_drift_check(
+            model=PLACES_MODEL,
+            version=version,
+            as_of=served[1],
+            reference_note=f"the test predictions the champion was audited on (sha256 {sha[:12]})",
+            reference=reference,
+            current=served[2],
+            score="expected_count",
+            group_columns=["region", "district"],
+            config=load_monitoring_config(),
+            previous_breaches=previous.result.breaches if previous else None,
+        )
+        stored = store.record(result)
+    finally:
+        store.dispose()
+    record_alerts(stored, by=by)
+    return stored
+
+
 def record_alerts(stored: Any, *, by: str = MONITOR_ACTOR) -> None:
     """One ``monitoring_alert`` ledger entry for a check with breaches (its kinds and the first
     messages; the store holds them all), and one more when a re-audit is due."""
-    from fairness.ledger import open_ledger
+    from fairness.ledger import ledger_version, open_ledger
 
     r = stored.result
+    version = ledger_version(r.model, r.version)
     if not r.breaches and not r.reaudit:
         return
     ledger = open_ledger()
@@ -230,7 +282,7 @@ def record_alerts(stored: Any, *, by: str = MONITOR_ACTOR) -> None:
                 "monitoring_alert",
                 actor=by,
                 role="monitor",
-                version=r.version,
+                version=version,
                 decision=f"{len(r.breaches)} breaches as of {r.as_of}",
                 reasons=[
                     f"monitoring check {stored.id}: "
@@ -243,7 +295,7 @@ def record_alerts(stored: Any, *, by: str = MONITOR_ACTOR) -> None:
                 "monitoring_alert",
                 actor=by,
                 role="monitor",
-                version=r.version,
+                version=version,
                 decision="re-audit required",
                 reasons=[f"monitoring check {stored.id} as of {r.as_of}", *r.reaudit[:10]],
             )

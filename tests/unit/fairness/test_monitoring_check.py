@@ -213,3 +213,32 @@ def test_run_check_and_the_store_keep_a_time_series(tmp_path: Path) -> None:
     drift_points = [pt.value for pt in series if pt.labels == {"kind": "input_drift"}]
     assert drift_points[0] == 0 and drift_points[1] > 0
     assert store.checks("other") == []
+
+
+def test_places_score_drift_check_names_the_region_whose_forecast_moved() -> None:
+    from fairness.monitoring.check import run_score_drift_check
+
+    rng = np.random.default_rng(11)
+
+    def forecast(n: int, doubled: str | None) -> pl.DataFrame:
+        region = rng.choice(["A", "B", "C"], n)
+        count = rng.gamma(2.0, 0.5, n)
+        if doubled is not None:
+            count = np.where(region == doubled, count * 2, count)
+        return pl.DataFrame({"expected_count": count, "region": region})
+
+    result = run_score_drift_check(
+        model="street-crime",
+        version="2",
+        as_of=date(2025, 3, 31),
+        reference_note="test predictions",
+        reference=forecast(6_000, None),
+        current=forecast(6_000, "B"),
+        score="expected_count",
+        group_columns=["region", "district"],  # district absent here: left out
+        config=_config(),
+    )
+    regions = {(b.kind, b.group) for b in result.breaches if b.group_column == "region"}
+    assert regions == {("score_drift", "B")}
+    assert result.estimate == [] and result.tiers == {}
+    assert {f.name for f in figures(result)} >= {"input_psi", "breaches"}
