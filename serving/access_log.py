@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TABLE = "access_log"
+RECORDED_CACHE = 200_000
+"""Pseudonyms whose lookup row this process knows it wrote (about 20 MB at most)."""
 COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
     "actor": sa.Text(),
     "role": sa.Text(),
@@ -266,6 +268,8 @@ class AccessLog(ChainBacked):
 
         needed = new or along is not None or not self.pseudonyms.ready
         entry = self._append_stored(stored, with_lookup if needed else None)
+        if len(self._recorded) + len(new) > RECORDED_CACHE:
+            self._recorded.clear()  # bounded: a forgotten one costs one ignored insert
         self._recorded.update(new)
         return entry.model_copy(update={"persons": persons})
 

@@ -168,3 +168,28 @@ def test_the_config_is_typed_and_the_command_runs(tmp_path: Path) -> None:
         assert verified.exit_code == 0, verified.output
         shown = runner.invoke(build_app(), ["ledger", "show", "--json"])
         assert '"retention"' in shown.output
+
+
+def test_a_forgotten_person_stays_erased_in_the_log(log: AccessLog, tmp_path: Path) -> None:
+    fill(log, 3)  # P0, P1, P2
+    assert [e.persons for e in log.entries(person="P1")] == [["P1"]]
+    with log.engine.begin() as conn:
+        assert log.forget(conn, "P1") == 1
+        assert log.forget(conn, "P1") == 0  # twice is harmless
+    fill(log, 1, start=1)  # the erased id read again (e.g. an officer typing it)
+    other = AccessLog(str(log.engine.url), key=KEY, anchor_dir=tmp_path / "anchors")
+    fill(other, 1, start=1)  # and by another process that never knew it
+    other.dispose()
+    assert [e.persons for e in log.entries()] == [
+        ["P0"],
+        ["erased"],
+        ["P2"],
+        ["erased"],
+        ["erased"],
+    ]
+    assert log.entries(person="P1") == [] and log.verify().ok
+    with log.engine.connect() as conn:
+        texts = conn.execute(sa.text("SELECT persons, params FROM access_log")).all()
+        ids = conn.execute(sa.text("SELECT person_id FROM access_log_persons")).scalars().all()
+    assert all("P1" not in persons and "P1" not in params for persons, params in texts)
+    assert sorted(ids) == ["P0", "P2"]
