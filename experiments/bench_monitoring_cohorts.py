@@ -89,7 +89,7 @@ TRAINING = {
 
 
 # --------------------------------------------------------------------------- pipeline
-def pipeline(root: Path, persons: int, seed: int) -> None:
+def pipeline(root: Path, persons: int, seed: int, quarters: int = len(QUARTERS)) -> None:
     from typer.testing import CliRunner
 
     from fairness.monitoring.cli import run_monitor
@@ -130,7 +130,7 @@ def pipeline(root: Path, persons: int, seed: int) -> None:
         set_champion("recidivism-risk", "1", tracking_uri(home))
     checks: list[CheckResult] = []
     times: list[float] = []
-    for day in QUARTERS:
+    for day in QUARTERS[-quarters:]:
         started = time.perf_counter()
         stored = run_monitor(day)
         times.append(time.perf_counter() - started)
@@ -314,21 +314,51 @@ def drift_run(
     return results
 
 
-def drift(config: MonitoringConfig, n: int, seed: int) -> None:
+def drift(config: MonitoringConfig, n: int, seed: int, repeats: int) -> None:
     change_at = 3 + 4  # the 4th check (index 3) is the first after the change
-    print(f"\ndrift scenario: {n:,} persons per quarter, R00's record rate doubles from check 4")
-    for label, at in (("drift", change_at), ("control", None)):
-        results = drift_run(config, n, seed, at)
-        for k, r in enumerate(results):
-            r00 = sorted({b.kind for b in r.breaches if b.group == "R00"})
-            other = sorted({b.kind for b in r.breaches if b.group != "R00"})
-            print(
-                f"  {label:<8} check {k + 1}: R00 breaches {', '.join(r00) or '-':<60} "
-                f"other groups {', '.join(other) or '-'}{'  RE-AUDIT' if r.reaudit else ''}"
-            )
-        if at is None:
-            alarmed = sum(bool(r.breaches) for r in results)
-            print(f"  control: false alarms in {alarmed} of {len(results)} checks")
+    print(
+        f"\ndrift scenario: {n:,} persons per quarter, R00's record rate doubles from check 4; "
+        f"{repeats} seeds per run"
+    )
+    first_alerts: list[int | None] = []
+    first_reaudits: list[int | None] = []
+    false_checks = control_checks = 0
+    false_kinds: dict[str, int] = defaultdict(int)
+    for i in range(repeats):
+        for label, at in (("drift", change_at), ("control", None)):
+            results = drift_run(config, n, seed + 100 * i, at)
+            if i == 0:
+                for k, r in enumerate(results):
+                    r00 = sorted({b.kind for b in r.breaches if b.group == "R00"})
+                    other = sorted({b.kind for b in r.breaches if b.group != "R00"})
+                    print(
+                        f"  {label:<8} check {k + 1}: R00 {', '.join(r00) or '-'}; other groups "
+                        f"{', '.join(other) or '-'}{'; RE-AUDIT' if r.reaudit else ''}"
+                    )
+            if at is None:
+                control_checks += len(results)
+                false_checks += sum(bool(r.breaches) for r in results)
+                for r in results:
+                    for b in r.breaches:
+                        false_kinds[b.kind] += 1
+            else:
+                alerted = [
+                    k + 1
+                    for k, r in enumerate(results)
+                    if any(b.group == "R00" for b in r.breaches)
+                ]
+                first_alerts.append(alerted[0] if alerted else None)
+                reaudit = [k + 1 for k, r in enumerate(results) if r.reaudit]
+                first_reaudits.append(reaudit[0] if reaudit else None)
+    print(
+        f"  drift: first check with an R00 breach per seed {first_alerts} (change before "
+        f"check 4); first re-audit flag {first_reaudits}"
+    )
+    print(
+        f"  control: {false_checks} of {control_checks} checks with any breach (false-alarm "
+        f"rate {false_checks / control_checks:.1%}); by kind: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(false_kinds.items())) or "none")
+    )
 
 
 # --------------------------------------------------------------------------- scale
@@ -392,14 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--persons", type=int, default=30_000)
     parser.add_argument("--quarter-persons", type=int, default=40_000)
     parser.add_argument("--scale-persons", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quarters", type=int, default=len(QUARTERS), help="the last N checks")
     parser.add_argument("--root", type=Path, default=Path("var/bench-monitoring"))
     parser.add_argument("--seed", type=int, default=20260101)
     args = parser.parse_args(argv)
     config = load_monitoring_config()
     if args.part in ("drift", "all"):
-        drift(config, args.quarter_persons, args.seed)
+        drift(config, args.quarter_persons, args.seed, args.repeats)
     if args.part in ("pipeline", "all"):
-        pipeline(args.root, args.persons, args.seed)
+        pipeline(args.root, args.persons, args.seed, args.quarters)
     if args.part in ("scale", "all"):
         scale(config, args.scale_persons, args.seed)
     return 0
