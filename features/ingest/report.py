@@ -133,7 +133,8 @@ def render(report: IngestReport, console: Console) -> None:
     grid = RichTable(show_footer=True)
     grid.add_column("table", footer="total", no_wrap=True)
     totals = report.totals
-    for field_name, title in _COUNT_COLUMNS:
+    counted = [*_COUNT_COLUMNS, ("erased", "erased")] if totals.erased else list(_COUNT_COLUMNS)
+    for field_name, title in counted:
         grid.add_column(
             title, justify="right", footer=f"{getattr(totals, field_name):,}", no_wrap=True
         )
@@ -150,6 +151,7 @@ def render(report: IngestReport, console: Console) -> None:
             f"{t.accepted:,}",
             quarantined,
             f"{t.duplicates_dropped:,}",
+            *([f"{t.erased:,}"] if totals.erased else []),
             "\n".join(top) or "-",
         )
     console.print(grid)

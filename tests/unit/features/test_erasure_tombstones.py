@@ -4,6 +4,7 @@ holds the person does not bring them back (its rows are counted as ``erased``)."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -107,3 +108,25 @@ def test_a_later_delivery_does_not_bring_the_person_back(home: Path, tmp_path: P
     # and re-ingesting the old delivery itself is a no-op
     again = ingest_delivery(tmp_path / "d1", home)
     assert again.status == "already_ingested" and victim not in _persons(store)
+
+
+def test_the_report_shows_erased_rows_only_when_there_are_some() -> None:
+    from rich.console import Console
+
+    from features.ingest.report import IngestReport, TableReport, render
+
+    def shown(erased: int) -> str:
+        counts = TableReport(
+            rows_in=5, accepted=3, quarantined=1, duplicates_dropped=1 - erased, erased=erased
+        )
+        report = IngestReport(extract_id="d", status="ingested", tables={"persons": counts})
+        console = Console(record=True, width=160)
+        render(report, console)
+        return console.export_text()
+
+    assert "erased" not in shown(0)
+    with_erased = shown(1)
+    assert "erased" in with_erased
+    row = next(line for line in with_erased.splitlines() if "persons" in line)
+    # rows in, accepted, quarantined, duplicates, erased
+    assert re.findall(r"\b\d+\b", row) == ["5", "3", "1", "0", "1"]
