@@ -108,6 +108,14 @@ def test_monitor_keeps_checks_compares_estimates_and_records_alerts(
     assert "not causal" in r2.matured.outcomes_note
     assert store.series("recidivism-risk", "estimated_auc")
 
+    # the materialize hook the command root attached runs the same check for its date
+    from features.frames.cli import AFTER_MATERIALIZE
+
+    [hook] = [h for h in AFTER_MATERIALIZE if getattr(h, "monitoring", False)]
+    hook(date(2025, 6, 30))
+    checks = store.checks("recidivism-risk")
+    assert [c.result.as_of for c in checks][1] == date(2025, 6, 30)
+
     alerts = open_ledger().entries(kind="monitoring_alert")
     expected = sum(bool(c.result.breaches) + bool(c.result.reaudit) for c in checks)
     assert len(alerts) == expected

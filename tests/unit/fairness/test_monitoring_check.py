@@ -242,3 +242,19 @@ def test_places_score_drift_check_names_the_region_whose_forecast_moved() -> Non
     assert regions == {("score_drift", "B")}
     assert result.estimate == [] and result.tiers == {}
     assert {f.name for f in figures(result)} >= {"input_psi", "breaches"}
+
+
+def test_the_materialize_hook_is_silent_without_a_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairness.monitoring.cli import monitor_after_materialize
+    from riskcast.settings import get_settings
+
+    monkeypatch.setenv("RISKCAST_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    try:
+        monitor_after_materialize()(date(2025, 3, 31))
+    finally:
+        get_settings.cache_clear()
+    assert list(tmp_path.iterdir()) == []  # no registry opened, no store created
