@@ -232,4 +232,19 @@ def register(app: typer.Typer) -> None:
             f"deleted; ledger seq {done.ledger_seq} ({done.seconds:.2f} s)"
         )
 
+    @retention.command("verify")
+    def verify_archives(home: Path | None = HOME) -> None:
+        """Verify the archived (sealed) access-log segments themselves: every entry's keyed
+        hash and link, from the genesis to the newest seal; exit 1 naming each problem."""
+        from riskcast.chain.seal import archive_problems
+        from serving.access_log import archive_dir
+
+        with _records() as r:
+            checked, problems = archive_problems(r.access_log.chain, archive_dir(r.settings.home))
+        if problems:
+            for problem in problems:
+                typer.echo(problem, err=True)
+            raise typer.Exit(code=1)
+        typer.echo(f"archived access log intact: {checked} entries")
+
     app.add_typer(retention, name="retention")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +33,13 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from riskcast.chain.core import HashChain, canonical_json
+from riskcast.chain.core import GENESIS, HashChain, canonical_json, entry_hash
 from riskcast.chain.db import append_only_ddl
 from riskcast.clock import as_utc
 from riskcast.errors import StoreError
 
 _ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
+_ISO_CHRONO = "%Y-%m-%dT%H:%M:%S.%6fZ"  # Polars' %f is nanoseconds: the chain's is micro
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,36 @@ def seal_problems(chain: HashChain[Any], archive_dir: Path | None) -> list[str]:
     return problems
 
 
+def archive_problems(chain: HashChain[Any], archive_dir: Path) -> tuple[int, list[str]]:
+    """Verify the archived segments themselves: every archived entry's HMAC recomputed and its
+    link to the one before (from the genesis, or the previous seal's head), and each segment
+    ending at its seal's head. Returns (entries checked, problems); a missing archive is a
+    problem here (moved to cold storage: verify it there)."""
+    checked, problems = 0, []
+    prev_seq, prev_hash = 0, GENESIS
+    for seal in seals(chain):
+        path = archive_dir / seal.archive
+        if not path.exists():
+            problems.append(f"seal through seq {seal.through_seq}: archive {path} not found")
+            prev_seq, prev_hash = seal.through_seq, seal.head_hash
+            continue
+        rows = pl.read_ndjson(path, infer_schema_length=None).to_dicts()
+        for row in rows:
+            fields = {**row, "at": datetime.strptime(row["at"], _ISO).replace(tzinfo=UTC)}
+            for name in chain.json_columns:
+                if fields[name] is not None:
+                    fields[name] = json.loads(fields[name])
+            if fields["seq"] != prev_seq + 1 or fields["prev_hash"] != prev_hash:
+                problems.append(f"archive {seal.archive}: seq {fields['seq']} does not chain on")
+            if entry_hash(fields, chain.key) != fields["hash"]:
+                problems.append(f"archive {seal.archive}: seq {fields['seq']} content edited")
+            prev_seq, prev_hash = fields["seq"], fields["hash"]
+            checked += 1
+        if (prev_seq, prev_hash) != (seal.through_seq, seal.head_hash):
+            problems.append(f"archive {seal.archive}: does not end at its seal's head")
+    return checked, problems
+
+
 def seal_before(chain: HashChain[Any], cutoff: datetime, archive_dir: Path) -> Seal | None:
     """Archive and delete the entries recorded before ``cutoff`` (never the head); the new seal,
     or None when nothing is old enough."""
@@ -151,7 +183,7 @@ def _archive(chain: HashChain[Any], rows: Sequence[sa.Row[Any]], archive_dir: Pa
     if isinstance(kind, pl.Datetime):  # naive (SQLite) is UTC, as the chain stores it
         at = pl.col("at")
         at = at.dt.convert_time_zone("UTC") if kind.time_zone else at.dt.replace_time_zone("UTC")
-        frame = frame.with_columns(at.dt.strftime(_ISO))
+        frame = frame.with_columns(at.dt.strftime(_ISO_CHRONO))
     else:  # pragma: no cover - a driver that returns no datetimes
         frame = frame.with_columns(pl.Series("at", [as_utc(r.at).strftime(_ISO) for r in rows]))
     path = archive_dir / name

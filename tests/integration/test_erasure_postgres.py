@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from fairness.ledger import Ledger
 from features.online.store import SqlOnlineStore
-from riskcast.chain.seal import seal_before, seals
+from riskcast.chain.seal import archive_problems, seal_before, seals
 from serving.access_log import AccessLog, archive_dir
 from tests.integration.conftest import POSTGRES
 from tests.ledger_checks import KEY
@@ -69,6 +69,7 @@ def test_erasure_and_retention_on_postgres(pg_schema: str, tmp_path: Path) -> No
         seal = seal_before(log.chain, cutoff, archive_dir(tmp_path))
         assert seal is not None and seal.through_seq == 4
         assert [s.through_seq for s in seals(log.chain)] == [4]
+        assert archive_problems(log.chain, archive_dir(tmp_path)) == (4, [])
         assert [e.seq for e in log.entries()] == [5, 6, 7]
         _read(log, "C3")
         check = log.verify()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from fairness.ledger import Ledger
-from riskcast.chain.seal import seal_before, seals, seals_table
+from riskcast.chain.seal import archive_problems, seal_before, seals, seals_table
 from riskcast.errors import ConfigError
 from serving.access_log import AccessLog, archive_dir
 from serving.cli import build_app
@@ -81,6 +81,7 @@ def test_sealing_keeps_the_log_verifiable(log: AccessLog, tmp_path: Path) -> Non
     assert last is not None and [e.seq for e in log.entries()] == [13]
     assert seal_before(log.chain, datetime.now(UTC) + timedelta(days=1), tmp_path) is None
     assert log.verify().ok
+    assert archive_problems(log.chain, archive_dir(tmp_path)) == (12, [])
 
 
 def test_tampering_after_a_seal_is_found(log: AccessLog, tmp_path: Path) -> None:
@@ -101,10 +102,13 @@ def test_tampering_after_a_seal_is_found(log: AccessLog, tmp_path: Path) -> None
     with log.engine.begin() as conn:
         conn.execute(sa.update(table).values(through_seq=3))
     assert log.verify().ok
+    assert archive_problems(log.chain, archive_dir(tmp_path)) == (3, [])
     # the archive edited
     archive = archive_dir(tmp_path) / seal.archive
     archive.write_bytes(archive.read_bytes().replace(b"olga", b"oleg"))
     assert any("archive" in p for p in log.verify().problems)
+    checked, problems = archive_problems(log.chain, archive_dir(tmp_path))
+    assert checked == 3 and any("content edited" in p for p in problems)
 
 
 def test_apply_retention_seals_deletes_old_decisions_and_records_it(
@@ -166,6 +170,8 @@ def test_the_config_is_typed_and_the_command_runs(tmp_path: Path) -> None:
         assert "nothing sealed" in out.output and "0 decision(s) deleted" in out.output
         verified = runner.invoke(build_app(), ["access-log", "verify"])
         assert verified.exit_code == 0, verified.output
+        archived = runner.invoke(build_app(), ["retention", "verify"])
+        assert archived.exit_code == 0 and "intact: 0 entries" in archived.output
         shown = runner.invoke(build_app(), ["ledger", "show", "--json"])
         assert '"retention"' in shown.output
 
