@@ -78,9 +78,9 @@ def register(
                 as_of.date() if as_of else None, decisions=decisions, by=by, progress=say
             )
             places = run_places_monitor(forecast, by=by) if forecast is not None else None
-        print_check(Console(), stored)
+        print_check(Console(soft_wrap=True), stored)
         if places is not None:
-            print_check(Console(), places)
+            print_check(Console(soft_wrap=True), places)
 
 
 def print_check(console: Console, stored: Any) -> None:
