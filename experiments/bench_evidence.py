@@ -7,9 +7,10 @@ Builds, through the real CLI, a home like `make demo`'s person path under
 ``var/bench/evidence-<N>/home``: simulate, ingest, materialize, train (``--trials``), audit,
 promote (the bench auditor's override when the gate refuses), one monitoring check
 (`riskcast monitor`, when this checkout has it), and ``--decisions`` decisions in the service's
-decisions table (three of them about one person). Then times the pack itself, in process
-(`serving.evidence.build.build_evidence_pack`, what the command runs): without and with a
-person's export, ``--repeats`` times each, and prints the median, the files and their size.
+decisions table about persons the model scores (three of them about one person). Then times
+the pack itself, in process (`serving.evidence.build.build_evidence_pack`, what the command
+runs): without and with a person's export, ``--repeats`` times each, and prints the median,
+the files and their size.
 """
 
 from __future__ import annotations
@@ -96,14 +97,20 @@ def add_decisions(count: int) -> str:
     """``count`` decisions about materialised persons (three about the first); its id."""
     import sqlalchemy as sa
 
+    from features.frames.scope import SCOPE_RECORD
     from features.online.store import VECTORS, open_online_store
     from riskcast.clock import utcnow
     from riskcast.settings import get_settings
     from serving.db import decisions, open_engine
 
     store = open_online_store()
-    vectors = sa.table(VECTORS, sa.column("person_id"))
-    query = sa.select(vectors.c.person_id).order_by(vectors.c.person_id).limit(count)
+    vectors = sa.table(VECTORS, sa.column("person_id"), sa.column(SCOPE_RECORD))
+    query = (
+        sa.select(vectors.c.person_id)
+        .where(vectors.c[SCOPE_RECORD] == 1)  # persons the model scores: their export explains
+        .order_by(vectors.c.person_id)
+        .limit(count)
+    )
     try:
         with store.engine.connect() as conn:
             ids = [str(pid) for pid in conn.execute(query).scalars()]
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{label}: median {statistics.median(seconds):.2f} s over {options.repeats} "
             f"(min {min(seconds):.2f}, max {max(seconds):.2f}); {len(built.pack.files)} files, "
             f"{size / 1024:.0f} KiB; {options.persons:,} persons, "
-            f"{options.decisions} decisions on record; gaps: {built.pack.gaps or 'none'}"
+            f"{options.decisions} decisions added this run; gaps: {built.pack.gaps or 'none'}"
         )
     return 0
 

@@ -213,7 +213,8 @@ def technical_documentation(src: Sources, generated_at: str) -> Document:
                 "gap between periods (days)": cfg.get("gap_days") or label.get("horizon_days"),
                 "cross-validation folds": str(cfg.get("folds")),
                 "tuning": f"Optuna, metric {cfg.get('search', {}).get('metric')}, "
-                f"{cfg.get('trials')} trials; monotone constraints from the features' direction",
+                f"{src.params.get('trials', cfg.get('trials'))} trials; monotone constraints from "
+                "the features' direction",
                 "calibration": src.tags.get("riskcast.calibration"),
                 "MLflow run": src.run_id,
                 "code version": src.tags.get("riskcast.git_commit"),
@@ -230,11 +231,15 @@ def technical_documentation(src: Sources, generated_at: str) -> Document:
                 "observed rate's by Wilson, AUC differences from the paired bootstrap logged "
                 "by training (mean ± 1.96 sd)."
             ],
-            facts={"test rows": src.metrics.get("rows.test")},
+            facts={"test rows": int(src.metrics.get("rows.test", 0))},
             tables=[
                 table("test metrics per scorer", test_metrics_rows(src.metrics)),
                 table("AUC of the model against each baseline", auc_difference_rows(src.metrics)),
-                table("the model per test snapshot", period_rows(src.metrics)),
+                table(
+                    "the model per snapshot after the tuning period (the calibration period's "
+                    "snapshots fitted the calibrator; the test period's are out of time)",
+                    period_rows(src.metrics),
+                ),
             ],
         ),
         Section(

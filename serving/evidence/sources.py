@@ -64,6 +64,7 @@ class Sources:
     tags: dict[str, str]
     config: dict[str, Any]
     metrics: dict[str, float]
+    params: dict[str, str]
     card: str | None
     population: str | None
     inputs: list[FeatureSource]
@@ -109,21 +110,31 @@ def load_model_version(model_name: str, version: str, *, home: Path, uri: str) -
         ) from exc
 
 
-def run_metrics(run_id: str, uri: str) -> tuple[dict[str, float], str | None]:
-    """The run's metrics and the model card (the registered version's description; the run's
-    ``model_card.md`` when the registry cut it)."""
+@dataclass(frozen=True)
+class RunRecord:
+    """What the version's MLflow run logged: metrics, parameters and the model card."""
+
+    metrics: dict[str, float]
+    params: dict[str, str]
+    card: str | None
+
+
+def run_record(run_id: str, uri: str, model_name: str, version: str) -> RunRecord:
+    """The run's metrics and parameters, and the model card: the run's ``model_card.md``
+    (the whole card), else the registered version's description (cut to fit the registry)."""
     import mlflow
 
     from training.tracking import tracking_session
 
     with tracking_session(uri) as client:
         run = client.get_run(run_id)
-        metrics = {k: float(v) for k, v in run.data.metrics.items()}
+        card: str | None
         try:
-            text = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")
-        except Exception:  # an older run without the artifact: the description is the card
-            text = None
-    return metrics, text
+            card = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")
+        except Exception:  # an older run without the artifact
+            card = client.get_model_version(model_name, version).description or None
+    metrics = {k: float(v) for k, v in run.data.metrics.items()}
+    return RunRecord(metrics, dict(run.data.params), card)
 
 
 def feature_sources(model_inputs: list[str]) -> tuple[list[FeatureSource], list[FeatureSource]]:
@@ -191,7 +202,7 @@ def gather(
     ctx = load_model_version(model_name, version, home=home, uri=uri)
     from fairness.audit import population_of_validity
 
-    metrics, card = run_metrics(ctx.run_id, uri)
+    run = run_record(ctx.run_id, uri, model_name, ctx.version)
     inputs, audit_only = feature_sources(list(ctx.model.feature_names))
     recorded = ledger_version(model_name, ctx.version)
     monitoring_file = find_config(MONITORING_FILE)
@@ -202,8 +213,9 @@ def gather(
         run_id=ctx.run_id,
         tags=dict(ctx.tags),
         config=dict(ctx.config),
-        metrics=metrics,
-        card=card,
+        metrics=run.metrics,
+        params=run.params,
+        card=run.card,
         population=population_of_validity(ctx),
         inputs=inputs,
         audit_only=audit_only,

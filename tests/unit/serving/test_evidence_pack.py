@@ -149,9 +149,9 @@ def test_technical_documentation_is_filled_from_the_sources(pack: Pack) -> None:
     assert all(r["source"] == spec.feature(r["name"]).source for r in inputs)
     # the out-of-time metrics are the run's, with an interval around the model's AUC
     with environment(RISKCAST_HOME=str(pack.home), MLFLOW_TRACKING_URI=None):
-        from serving.evidence.sources import run_metrics
+        from serving.evidence.sources import run_record
 
-        metrics, _ = run_metrics(pack.report["run_id"], uri)
+        metrics = run_record(pack.report["run_id"], uri, MODEL, pack.version).metrics
     rows = section(doc, "Out-of-time metrics")["tables"][0]["rows"]
     model_row = next(r for r in rows if r["scorer"] == "model")
     auc, low, high = map(float, re.findall(r"[0-9.]+", model_row["AUC [95 % CI]"]))
