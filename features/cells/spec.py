@@ -61,6 +61,29 @@ class NearRepeat(_Strict):
         return sorted(v)
 
 
+class Kernel(_Strict):
+    """Smoothed hotspot maps of the incident points (the analyst's kernel density map as an
+    input): a cell's count is noisy where incidents are few, and a hotspot that straddles a
+    cell border splits its incidents between cells; a Gaussian kernel on the points, summed
+    over long windows, estimates the stable rate around the cell from many more incidents."""
+
+    bandwidths_km: list[float] = Field(default_factory=list)
+    windows_weeks: Weeks = Field(default_factory=list)
+    cutoff_bandwidths: float = Field(default=4.0, gt=0, le=10)
+
+    @field_validator("bandwidths_km")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(b <= 0 or b > 20 for b in v) or len(set(v)) != len(v):
+            raise ValueError(f"bandwidths must be distinct and in (0, 20] km, got {v}")
+        return sorted(v)
+
+    @field_validator("windows_weeks")
+    @classmethod
+    def _check(cls, v: list[int]) -> list[int]:
+        return _weeks(v, "weeks")
+
+
 class Ring(_Strict):
     distance: Literal[1, 2]
     lags_weeks: Weeks = Field(default_factory=list)
@@ -88,12 +111,15 @@ class District(_Strict):
     incident_windows_weeks: Weeks = Field(default_factory=lambda: [4, 52])
     appeal_groups: dict[str, list[str]] = Field(default_factory=dict)
     appeal_lags_weeks: Weeks = Field(default_factory=lambda: [1, 2, 3, 4])
+    appeal_windows_weeks: Weeks = Field(default_factory=list)
     admin_groups: dict[str, list[str]] = Field(default_factory=dict)
     admin_windows_weeks: Weeks = Field(default_factory=lambda: [4, 13])
     release_sentences: list[str] = Field(default_factory=lambda: ["imprisonment", "parole"])
     release_window_weeks: int | None = Field(default=26, ge=1, le=260)
 
-    @field_validator("incident_windows_weeks", "appeal_lags_weeks", "admin_windows_weeks")
+    @field_validator(
+        "incident_windows_weeks", "appeal_lags_weeks", "appeal_windows_weeks", "admin_windows_weeks"
+    )
     @classmethod
     def _check(cls, v: list[int]) -> list[int]:
         return _weeks(v, "weeks")
@@ -151,6 +177,7 @@ class CellSpec(_Strict):
     counts: Counts = Field(default_factory=Counts)
     near_repeat: NearRepeat = Field(default_factory=NearRepeat)
     rings: list[Ring] = Field(default_factory=list)
+    kernel: Kernel = Field(default_factory=Kernel)
     district: District = Field(default_factory=District)
     seasonality: Seasonality = Field(default_factory=Seasonality)
 
@@ -172,7 +199,7 @@ class CellSpec(_Strict):
         weeks += [self.near_repeat.lookback_weeks, *self.district.incident_windows_weeks]
         for r in self.rings:
             weeks += [*r.lags_weeks, *r.windows_weeks]
-        return max(weeks)
+        return max([*weeks, *self.kernel.windows_weeks])
 
     def descriptions(self) -> dict[str, str]:
         """Feature -> a sentence a patrol planner can read, for every model input, in order."""
@@ -207,6 +234,13 @@ class CellSpec(_Strict):
                 out[f"ring{r.distance}_intensity_hl{hl}w"] = (
                     f"recent incidents in the {around}, weighted down by half every {hl} weeks"
                 )
+        kern = self.kernel
+        for b in kern.bandwidths_km:
+            for w in kern.windows_weeks:
+                out[kernel_name(b, w)] = (
+                    f"incidents of the last {w} weeks near the cell on a smoothed hotspot map "
+                    f"(each incident spread over about {b:g} km around it)"
+                )
         d = self.district
         for w in d.incident_windows_weeks:
             out[f"district_count_{w}w"] = (
@@ -217,6 +251,11 @@ class CellSpec(_Strict):
                 out[f"district_appeals_{g}_lag{k}"] = (
                     f"citizens' appeals about {' or '.join(cats)} in the district, "
                     f"the week {k} week(s) back"
+                )
+            for w in d.appeal_windows_weeks:
+                out[f"district_appeals_{g}_{w}w"] = (
+                    f"citizens' appeals about {' or '.join(cats)} in the district, last {w} weeks "
+                    "(the district's usual level, against which the recent weeks stand out)"
                 )
         for g, cats in d.admin_groups.items():
             for w in d.admin_windows_weeks:
@@ -254,6 +293,10 @@ def half_life_label(half_life: float) -> str:
     return (
         str(int(half_life)) if float(half_life).is_integer() else str(half_life).replace(".", "p")
     )
+
+
+def kernel_name(bandwidth_km: float, weeks: int) -> str:
+    return f"kernel_{half_life_label(bandwidth_km)}km_{weeks}w"
 
 
 def load_cell_spec(path: Path | None = None) -> CellSpec:

@@ -35,11 +35,10 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 from scipy.optimize import minimize
-from scipy.spatial import cKDTree
 
 from features.cells.cells import forecast_week_start
+from features.cells.geo import kernel_pairs, xyz_km
 from features.store.offline import end_of_day
-from training.places.geo import xyz_km
 from training.places.metrics import pai_at, poisson_deviance
 
 FloatArray = NDArray[np.float64]
@@ -107,24 +106,19 @@ def kde_rate(origin: OriginData, *, bandwidth_km: float, weeks: int) -> FloatArr
     4 bandwidths."""
     pts = origin.since(weeks)
     cells = origin.cells
-    out = np.zeros(cells.height)
     if pts.is_empty() or cells.is_empty():
+        empty: FloatArray = np.zeros(cells.height)
+        return empty
+    _, col, mass = kernel_pairs(
+        xyz_km(pts["lat"].to_numpy(), pts["lon"].to_numpy()),
+        xyz_km(cells["lat"].to_numpy(), cells["lon"].to_numpy()),
+        cells["area_km2"].to_numpy(),
+        bandwidth_km,
+    )
+    out: FloatArray = np.bincount(col, weights=mass, minlength=cells.height).astype(np.float64)
+    if out.sum() <= 0:
         return out
-    tree = cKDTree(xyz_km(cells["lat"].to_numpy(), cells["lon"].to_numpy()))
-    p = xyz_km(pts["lat"].to_numpy(), pts["lon"].to_numpy())
-    pairs = tree.query_ball_point(p, r=4 * bandwidth_km)
-    cxyz = tree.data
-    norm = 1.0 / (2 * np.pi * bandwidth_km**2)
-    for i, hits in enumerate(pairs):
-        if not hits:
-            continue
-        idx = np.asarray(hits, dtype=np.int64)
-        d2 = ((cxyz[idx] - p[i]) ** 2).sum(axis=1)
-        np.add.at(out, idx, norm * np.exp(-d2 / (2 * bandwidth_km**2)))
-    mass: FloatArray = out * cells["area_km2"].to_numpy()
-    if mass.sum() <= 0:
-        return out
-    scaled: FloatArray = mass / mass.sum() * pts.height / weeks
+    scaled: FloatArray = out / out.sum() * pts.height / weeks
     return scaled
 
 

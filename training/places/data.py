@@ -13,13 +13,13 @@ from pathlib import Path
 import polars as pl
 
 from features.cells.cells import assign_cells
+from features.cells.geo import cell_geometry, ring1_pairs
 from features.contract import TABLES
 from features.store.offline import OfflineStore, visible_as_of
 from riskcast.digest import sha256_file
 from riskcast.errors import InputError, NotFoundError
 from riskcast.truth import manifest_file, read_truth_manifest
 from training.places.baselines import OriginData
-from training.places.geo import cell_geometry, ring1_pairs
 
 INTENSITY_FILE = "places_intensity.parquet"
 INCIDENT_COLUMNS = ("cell_id", "lat", "lon", "registered_at")

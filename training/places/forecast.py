@@ -14,11 +14,11 @@ from pathlib import Path
 
 import polars as pl
 
+from features.cells.geo import cell_geometry
 from riskcast.errors import InputError
 from riskcast.names import CHAMPION
 from training.places.config import load_places_training_config
 from training.places.frames import build_frame, load_cell_inputs
-from training.places.geo import cell_geometry
 from training.places.model import PlacesModel
 from training.places.registry import load_places_model
 

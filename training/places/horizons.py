@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from training.places.geo import cell_geometry
+from features.cells.geo import cell_geometry
 from training.places.metrics import poisson_deviance, summarise
 from training.places.model import PlacesModel, fit_count_booster, to_matrix
 

@@ -213,6 +213,40 @@ def test_hand_computed_counts_rings_and_near_repeat() -> None:
     assert got["week_sin"] == pytest.approx(math.sin(2 * math.pi * 26 / 52))
 
 
+def _great_circle_km(a: str, b: str) -> float:
+    return float(h3.great_circle_distance(h3.cell_to_latlng(a), h3.cell_to_latlng(b), unit="km"))
+
+
+def test_kernel_features_spread_known_points_by_a_gaussian_and_ignore_later_ones() -> None:
+    """Computed independently: the Gaussian density of each incident known by T at the centre's
+    centroid (great-circle distance, cut at 4 bandwidths) times the centre's area."""
+    frame = build_cell_frame(hand_sources(), [T], PLACES, spec(), horizons=[1], with_label=False)
+    got = frame.filter(pl.col("cell_id") == CENTRE).row(0, named=True)
+    area = h3.cell_area(CENTRE, "km^2")
+    # known by T within 13 weeks: c1..c4 on the centre's centroid, n1, n2 on NEAR's, f1 on FAR's
+    # (c5 was registered after T: a kernel feature must not see it either)
+    points = [CENTRE] * 4 + [NEAR] * 2 + [FAR]
+    for bandwidth in (0.25, 0.5, 1.0):
+        expected = 0.0
+        for cell in points:
+            d = _great_circle_km(cell, CENTRE)
+            if d <= 4 * bandwidth:
+                expected += math.exp(-(d**2) / (2 * bandwidth**2)) / (2 * math.pi * bandwidth**2)
+        label = {0.25: "0p25", 0.5: "0p5", 1.0: "1"}[bandwidth]
+        assert got[f"kernel_{label}km_13w"] == pytest.approx(expected * area, rel=1e-6)
+        assert got[f"kernel_{label}km_260w"] == pytest.approx(got[f"kernel_{label}km_13w"])
+    # a point 4+ bandwidths away adds nothing: FAR is ~1.6 km from the centre
+    assert _great_circle_km(FAR, CENTRE) > 4 * 0.25
+    quiet = frame.filter(pl.col("cell_id") == FAR).row(0, named=True)
+    assert quiet["kernel_0p25km_13w"] == pytest.approx(
+        area_of(FAR) / (2 * math.pi * 0.25**2), rel=1e-6
+    )
+
+
+def area_of(cell: str) -> float:
+    return float(h3.cell_area(cell, "km^2"))
+
+
 def test_missing_optional_tables_give_zero_not_a_crash() -> None:
     full = hand_sources()
     bare = CellSources(incidents=full.incidents, last_extracted=full.last_extracted)

@@ -27,7 +27,7 @@ def _shipped() -> dict[str, object]:
 def test_the_shipped_spec_loads_and_declares_the_issue_features() -> None:
     spec = load_cell_spec(Path("configs/cell_features.yaml"))
     names = spec.model_inputs()
-    assert 40 <= len(names) <= 70
+    assert 40 <= len(names) <= 90
     assert len(set(names)) == len(names)
     for lag in (1, 2, 4, 8, 13, 26, 52):
         assert f"count_all_lag{lag}" in names
@@ -37,6 +37,8 @@ def test_the_shipped_spec_loads_and_declares_the_issue_features() -> None:
     assert {f"district_appeals_violence_lag{k}" for k in (1, 2, 3, 4)} <= set(names)
     assert "district_admin_alcohol_4w" in names and "district_released_26w" in names
     assert any(n.startswith("count_theft_") for n in names)
+    assert {"kernel_0p5km_260w", "kernel_0p25km_13w"} <= set(names)
+    assert "district_appeals_violence_52w" in names
 
 
 def test_every_feature_has_a_readable_description() -> None:

@@ -263,3 +263,25 @@ def test_places_config_file_and_refusals(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=field):
             load_places_config(bad)
+
+
+def test_kernel_weekly_is_the_same_in_any_chunking_and_drops_weeks_outside() -> None:
+    import numpy as np
+
+    from features.cells.geo import kernel_weekly
+
+    rng = np.random.default_rng(3)
+    centre = h3.latlng_to_cell(51.15, 71.45, 8)
+    cells = sorted(h3.grid_disk(centre, 3))
+    lat = 51.15 + rng.normal(0, 0.01, 200)
+    lon = 71.45 + rng.normal(0, 0.015, 200)
+    week = rng.integers(-2, 8, 200)
+    whole = kernel_weekly(lat, lon, week, cells, 6, 0.5)
+    pieces = kernel_weekly(lat, lon, week, cells, 6, 0.5, chunk=7)
+    assert np.allclose(whole, pieces)
+    inside = (week >= 0) & (week < 6)
+    only = kernel_weekly(lat[inside], lon[inside], week[inside], cells, 6, 0.5)
+    assert np.allclose(whole, only) and whole.sum() > 0
+    # each week's mass comes from that week's points only
+    first = kernel_weekly(lat[week == 0], lon[week == 0], week[week == 0], cells, 6, 0.5)
+    assert np.allclose(whole[:, 0], first[:, 0]) and np.allclose(first[:, 1:], 0)

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features.cells.geo import cell_geometry, ring1_pairs
 from training.places.baselines import (
     FLOOR_SHARE,
     HawkesParams,
@@ -22,7 +23,6 @@ from training.places.baselines import (
     kde_rate,
     last_weeks_mean,
 )
-from training.places.geo import cell_geometry, ring1_pairs
 
 T = date(2025, 3, 2)  # a Sunday: week 1 starts Monday 3 March
 CENTRE = h3.latlng_to_cell(51.15, 71.45, 8)
