@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +30,6 @@ from fairness.monitoring.config import MonitoringConfig
 from fairness.monitoring.drift import InputDrift, input_drift
 from fairness.monitoring.estimate import GroupEstimate, estimate_performance
 from fairness.monitoring.feedback import METHOD, FeedbackResult, feedback_indicator
-from fairness.monitoring.groups import probabilities
 from fairness.monitoring.outcomes import (
     NOT_CAUSAL,
     DecisionCount,
@@ -39,14 +37,7 @@ from fairness.monitoring.outcomes import (
     decision_counts,
     outcome_rates,
 )
-from fairness.monitoring.realised import (
-    EstimateCheck,
-    GroupRealised,
-    calibration_fit,
-    compare,
-    labels,
-    realised_performance,
-)
+from fairness.monitoring.realised import EstimateCheck, GroupRealised, compare, realised_performance
 from fairness.monitoring.scores import ScoreGroup, UnitComposition, list_composition, score_drift
 from fairness.policy import FairnessPolicy
 from training.model import Tier
@@ -86,7 +77,6 @@ class CheckResult(BaseModel):
     scores: list[ScoreGroup]
     composition: list[UnitComposition]
     estimate: list[GroupEstimate]
-    recalibration: dict[str, float] | None = None  # intercept, slope: see `recalibrated`
     matured: MaturedCohort | None
     matured_note: str | None = None
     decisions: list[DecisionCount]
@@ -124,27 +114,6 @@ def thresholds_of(tiers: Sequence[Tier], policy: FairnessPolicy) -> list[float]:
     return sorted({t.min_probability for t in tiers if t.min_probability > 0} | {policy.threshold})
 
 
-def recalibrated(
-    current: pl.DataFrame, matured: pl.DataFrame, probability: str = "probability"
-) -> tuple[pl.DataFrame, dict[str, float] | None]:
-    """``current`` with its probabilities recalibrated on the newest matured cohort (logistic
-    recalibration ``logit p' = a + b logit p``, `realised.calibration_fit`), for the label-free
-    estimate only (``estimate.recalibrate``).
-
-    Why: the estimate assumes calibrated probabilities, and its interval holds only the noise
-    of labels drawn from them; a champion whose calibration has drifted out of time biases the
-    estimated FPR beyond that interval. The newest labels say how it drifted. What remains is
-    the drift since that cohort, and any group's own miscalibration (one fit for everyone:
-    a fit per group cannot be applied to overlapping groups at once)."""
-    fit = calibration_fit(labels(matured, "label"), probabilities(matured, probability))
-    if fit is None:
-        return current, None
-    a, b, _ = fit
-    p = np.clip(probabilities(current, probability), 1e-6, 1 - 1e-6)
-    adjusted = 1.0 / (1.0 + np.exp(-(a + b * np.log(p / (1 - p)))))
-    return current.with_columns(pl.Series(probability, adjusted)), {"intercept": a, "slope": b}
-
-
 def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) -> CheckResult:
     groups = [c for c in config.group_columns if c in x.current.columns]
     thresholds = thresholds_of(x.tiers, policy)
@@ -154,10 +123,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
     )
     scores = score_drift(x.reference, x.current, x.tiers, policy.threshold, config.drift, groups)
     composition = list_composition(x.current, policy.threshold, config.unit_column, groups)
-    current, recalibration = x.current, None
-    if config.estimate.recalibrate and x.matured is not None:
-        current, recalibration = recalibrated(x.current, x.matured)
-    estimate = estimate_performance(current, estimate_settings, groups)
+    estimate = estimate_performance(x.current, estimate_settings, groups)
     breaches = drift_breaches(drift.results, "input_drift")
     breaches += drift_breaches([s.drift for s in scores if s.drift], "score_drift")
     breaches += estimated_breaches(estimate, policy)
@@ -208,7 +174,6 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
         scores=scores,
         composition=composition,
         estimate=estimate,
-        recalibration=recalibration,
         matured=matured,
         matured_note=x.matured_note,
         decisions=decisions,

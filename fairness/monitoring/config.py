@@ -58,7 +58,6 @@ class EstimateSettings(_Model):
     confidence: float = Field(default=0.95, gt=0, lt=1)
     min_group_size: int = Field(default=50, ge=1)
     seed: int = 0
-    recalibrate: bool = False
 
     @model_validator(mode="after")
     def _thresholds(self) -> EstimateSettings:

@@ -258,26 +258,3 @@ def test_the_materialize_hook_is_silent_without_a_champion(
     finally:
         get_settings.cache_clear()
     assert list(tmp_path.iterdir()) == []  # no registry opened, no store created
-
-
-def test_recalibration_on_the_matured_cohort_recovers_the_drifted_calibration() -> None:
-    from fairness.monitoring.check import recalibrated
-
-    rng = np.random.default_rng(13)
-
-    def cohort(n: int) -> tuple[pl.DataFrame, np.ndarray]:
-        score = rng.beta(2, 5, n)
-        logit = np.log(score / (1 - score))
-        truth = 1 / (1 + np.exp(-(logit - 0.5)))  # the model over-predicts out of time
-        return pl.DataFrame({"probability": score}), truth
-
-    matured, truth_m = cohort(50_000)
-    matured = matured.with_columns(pl.Series("label", (rng.random(50_000) < truth_m).astype(int)))
-    current, truth_c = cohort(20_000)
-    adjusted, fit = recalibrated(current, matured)
-    assert fit is not None
-    assert fit["intercept"] == pytest.approx(-0.5, abs=0.05)
-    assert fit["slope"] == pytest.approx(1.0, abs=0.03)
-    before = np.abs(current["probability"].to_numpy() - truth_c).mean()
-    after = np.abs(adjusted["probability"].to_numpy() - truth_c).mean()
-    assert after < before / 5
