@@ -33,6 +33,7 @@ import polars as pl
 import typer
 from rich.console import Console
 
+from riskcast.errors import RiskcastError
 from riskcast.settings import HOME_HELP, use_home
 
 DecisionsSource = Callable[[], pl.DataFrame | None]
@@ -77,10 +78,18 @@ def register(
             stored = run_monitor(
                 as_of.date() if as_of else None, decisions=decisions, by=by, progress=say
             )
-            places = run_places_monitor(forecast, by=by) if forecast is not None else None
-        print_check(Console(soft_wrap=True), stored)
+            places, problem = None, None
+            if forecast is not None:
+                try:
+                    places = run_places_monitor(forecast, by=by)
+                except RiskcastError as exc:  # the person check is kept whatever places do
+                    problem = str(exc)
+        console = Console(soft_wrap=True)
+        print_check(console, stored)
         if places is not None:
-            print_check(Console(soft_wrap=True), places)
+            print_check(console, places)
+        if problem is not None:
+            console.print(f"places: not checked: {problem}", highlight=False)
 
 
 def print_check(console: Console, stored: Any) -> None:
