@@ -15,12 +15,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features.frames.partition import partitions_for, person_bucket
 from features.frames.scope import PopulationScope, outside_reasons
+from riskcast import cluster
 from serving.explain import TOP_REASONS, Scored, explain_row, plain_date, sentence
 from serving.interventions import InterventionCatalogue
 from training.contributions import exact_contributions
@@ -194,6 +197,48 @@ def top_positive(contrib: np.ndarray, k: int = TOP_REASONS) -> np.ndarray:
     return np.where(positive, top, NO_REASON).astype(np.int64)
 
 
+def per_person(
+    ids: np.ndarray,
+    matrix: np.ndarray,
+    fn: Callable[..., np.ndarray],
+    *,
+    name: str,
+    local: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> np.ndarray:
+    """``fn(matrix, **kwargs)``, row for row: here, or inside a Dask session
+    (`riskcast.cluster`) per partition of persons (`features.frames.partition.person_bucket`
+    of ``ids``) on the workers, gathered back into the rows' order. ``fn`` is row-wise (each
+    row's result depends on that row only), so both give the same values; ``local`` are the
+    arguments only this process can take (a progress callback)."""
+    session = cluster.current()
+    if session is None or matrix.shape[0] == 0:
+        return fn(matrix, **kwargs, **(local or {}))
+    buckets = person_bucket(pl.Series(ids.astype(str)), partitions_for(session))
+    rows = [np.flatnonzero(buckets == k) for k in np.unique(buckets)]
+    done = session.run(fn, [matrix[r] for r in rows], name=name, **kwargs)
+    out = np.empty((matrix.shape[0], *done[0].shape[1:]), dtype=np.float64)
+    for r, part in zip(rows, done, strict=True):
+        out[r] = part
+    return out
+
+
+def _raw_scores(matrix: np.ndarray, *, booster: lgb.Booster) -> np.ndarray:
+    return np.asarray(locked_predict(booster, matrix, raw_score=True), dtype=np.float64)
+
+
+def _list_contributions(
+    matrix: np.ndarray,
+    *,
+    booster: lgb.Booster,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Contributions of the rows the lists show first (their patterns repeat less)."""
+    return exact_contributions(
+        booster, matrix, progress=progress, max_share=LIST_PATTERN_SHARE
+    ).contrib
+
+
 def build_scorebook(
     model: RiskModel,
     vectors: pl.DataFrame,
@@ -224,11 +269,11 @@ def build_scorebook(
         for region, district, n in by_district.group_by("region", "district").len().iter_rows():
             outside_units[(str(region), str(district))] = int(n)
     matrix = to_matrix(vectors, model.feature_names)
-    raw = locked_predict(model.booster, matrix, raw_score=True).astype(np.float64)
+    ids = vectors["person_id"].cast(pl.String).to_numpy().astype(object)
+    raw = per_person(ids, matrix, _raw_scores, name="riskcast-score", booster=model.booster)
     if progress is not None:
         progress(matrix.shape[0], matrix.shape[0])
     probability = model.calibrate(sigmoid(raw))
-    ids = vectors["person_id"].cast(pl.String).to_numpy().astype(object)
     as_of = (
         vectors["as_of"].cast(pl.String).to_numpy().astype(object)
         if "as_of" in vectors.columns
@@ -276,9 +321,14 @@ def build_scorebook(
     )
     if explain_first > 0 and units:  # what the lists show first: one batch, in the background
         shown = np.unique(np.concatenate([rows[:explain_first] for rows in units.values()]))
-        fresh = exact_contributions(
-            model.booster, matrix[shown], progress=progress, max_share=LIST_PATTERN_SHARE
-        ).contrib
+        fresh = per_person(
+            ids[shown],
+            matrix[shown],
+            _list_contributions,
+            name="riskcast-explain",
+            local={"progress": progress},
+            booster=model.booster,
+        )
         book.pinned.update(zip(shown.tolist(), fresh, strict=True))
     return book
 

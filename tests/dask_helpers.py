@@ -27,6 +27,15 @@ def dask_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         yield opened
 
 
+@pytest.fixture
+def doomed_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    """A cluster of its own for a test that kills workers: a nanny's restart of a killed
+    worker may take long on a busy machine (or, seen here, end with one worker fewer), and
+    the next test must not depend on it."""
+    with connect("local:2", tmp_path_factory.mktemp("dask-home")) as opened:
+        yield opened
+
+
 class KillOnTask(WorkerPlugin):
     """Ends the worker process (``os._exit``, as the OOM killer would) when a task whose key
     starts with ``prefix`` starts executing; only the first time if ``once`` names a file that
@@ -65,9 +74,9 @@ def killing(
     try:
         yield
     finally:
-        client.unregister_worker_plugin(name)
         client.run_on_scheduler(_set_allowed, value=before)
-        client.wait_for_workers(2, timeout=60)
+        with contextlib.suppress(OSError):  # a worker dying right now cannot be told
+            client.unregister_worker_plugin(name)
 
 
 def _get_allowed(dask_scheduler: Any) -> int:

@@ -18,12 +18,12 @@ from features.frames.partition import person_bucket
 from features.frames.scope import scope_columns
 from features.store.offline import OfflineStore
 from riskcast import cluster
-from riskcast.cluster import Session
+from riskcast.cluster import ClusterError, Session
 from serving.cli import build_app
-from tests.dask_helpers import dask_session
+from tests.dask_helpers import dask_session, doomed_session, killing
 from tests.training_helpers import tiny_delivery
 
-__all__ = ["dask_session"]
+__all__ = ["dask_session", "doomed_session"]
 
 REPO = Path(__file__).resolve().parents[3]
 SPEC: FeatureSpec = load_spec(REPO / "configs" / "features.yaml")
@@ -122,3 +122,60 @@ def test_cli_build_on_a_scheduler_address(
         pl.read_parquet(single_file),
     )
     assert not (home / "dask").exists() or not any((home / "dask").iterdir())  # scratch removed
+
+
+def _online_vectors(home: Path) -> tuple[object, pl.DataFrame]:
+    """The current materialisation and every person's vector in it (sorted)."""
+    from features.online import SqlOnlineStore
+
+    online = SqlOnlineStore(f"sqlite:///{home / 'riskcast.sqlite'}")
+    ids = OfflineStore(home).scan("persons").select("person_id").unique().collect()
+    try:
+        vectors = online.get_vectors(ids["person_id"].to_list()).drop("written_at")
+        return online.current(), vectors.sort("person_id")
+    finally:
+        online.dispose()
+
+
+def test_worker_killed_mid_materialize_leaves_the_previous_one_serving(
+    home: Path, doomed_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker dies on every feature task (no retries left): the command fails, the online
+    store still serves the previous materialisation; the rerun equals the single machine."""
+    monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
+    materialize = ["features", "materialize", "--home", str(home), "--as-of"]
+    first = CliRunner().invoke(build_app(), [*materialize, "2024-12-31"])
+    assert first.exit_code == 0, first.output
+    before = _online_vectors(home)
+    monkeypatch.setenv("RISKCAST_DASK_SCHEDULER", doomed_session.client.scheduler_info()["address"])
+    with killing(doomed_session, "riskcast-features", retries=0):
+        failed = CliRunner().invoke(build_app(), [*materialize, "2025-06-30"])
+    assert failed.exit_code != 0
+    assert isinstance(failed.exception, ClusterError), failed.output
+    assert "riskcast-features" in str(failed.exception)
+    after_failure = _online_vectors(home)
+    assert after_failure[0] == before[0]
+    assert_frame_equal(after_failure[1], before[1])
+    rerun = CliRunner().invoke(build_app(), [*materialize, "2025-06-30"])
+    assert rerun.exit_code == 0, rerun.output
+    spread = _online_vectors(home)
+    monkeypatch.delenv("RISKCAST_DASK_SCHEDULER")
+    single = CliRunner().invoke(build_app(), [*materialize, "2025-06-30"])
+    assert single.exit_code == 0, single.output
+    alone = _online_vectors(home)
+    assert str(getattr(spread[0], "as_of", "")) == "2025-06-30"
+    assert_frame_equal(spread[1], alone[1])
+
+
+def test_a_worker_lost_once_is_retried_with_the_same_result(
+    home: Path, doomed_session: Session, tmp_path: Path
+) -> None:
+    store = OfflineStore(home)
+    single = collect_features(store, SPEC, DATES, "all").sort("as_of", "person_id")
+    with (
+        killing(doomed_session, "riskcast-features", once=tmp_path / "killed"),
+        cluster.active(doomed_session),
+    ):
+        spread = collect_features(store, SPEC, DATES, "all")
+    assert (tmp_path / "killed").exists()  # a worker did die mid-build
+    assert_frame_equal(spread, single)
