@@ -97,8 +97,9 @@ def print_check(console: Console, stored: Any) -> None:
     r = stored.result
     overall = next((e for e in r.estimate if e.group_column == "all"), None)
     console.print(
-        f"check {stored.id}: {r.model} v{r.version} as of {r.as_of}: {r.n_current:,} persons "
-        f"against the reference of {r.n_reference:,} ({r.reference})",
+        f"check {stored.id}: {r.model} v{r.version} as of {r.as_of}: {r.n_current:,} "
+        f"{'persons' if r.tiers else 'rows'} against the reference of {r.n_reference:,} "
+        f"({r.reference})",
         highlight=False,
     )
     if overall is not None and overall.auc.value is not None:
