@@ -1,0 +1,82 @@
+"""Fitting the person model with ``lightgbm.dask`` on a Dask cluster (issue 14).
+
+The same parameters as `training.model.fit_lgbm` (`lgbm_params`: objective, seeds, monotone
+constraints), the training rows spread over the workers as a chunked Dask array, LightGBM's own
+distributed (data-parallel) training. Designed around its known limits:
+
+- no early stopping (LightGBM issue #5963): the number of rounds is fixed, from the tuning
+  folds (``rounds``), and no validation set is given;
+- it has hung with early stopping and with concurrent fits (#6197, #6351, #4942): one fit at a
+  time in a process (a lock), and a timeout on every fit, after which the cluster's workers are
+  restarted (#5920: a fresh start recovers) and `ClusterError` is raised;
+- results differ slightly from the single machine (histograms are built per worker and
+  merged): they are compared within a tolerance (the bootstrap sd of the AUC), never exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FitTimeout
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+from features.frames.partition import partitions_for
+from riskcast.cluster import ClusterError, Session
+from riskcast.errors import InputError
+from training.model import lgbm_params, to_matrix
+
+FIT_TIMEOUT_S = 1800.0
+"""A fit that runs longer than this is taken for hung (#6197): the workers are restarted."""
+_ONE_FIT = threading.Lock()
+
+
+def fit_lgbm_dask(
+    session: Session,
+    X: pl.DataFrame,  # noqa: N803 (as in fit_lgbm)
+    y: np.ndarray,
+    params: dict[str, Any],
+    monotone: dict[str, int],
+    *,
+    seed: int,
+    rounds: int,
+    timeout_s: float = FIT_TIMEOUT_S,
+) -> lgb.Booster:
+    """A binary LightGBM on every column of ``X`` fitted on the cluster in exactly ``rounds``
+    rounds; the booster, ready to use here like `fit_lgbm`'s."""
+    import dask.array as da
+    from lightgbm.dask import DaskLGBMClassifier
+
+    if X.height != len(y):
+        raise InputError(f"X has {X.height} rows but y has {len(y)}")
+    if rounds < 1:
+        raise InputError(f"rounds must be at least 1, got {rounds}")
+    features = list(X.columns)
+    full = lgbm_params(params, monotone, features, seed=seed, num_threads=1)
+    full.pop("objective")
+    full.pop("num_threads")  # lightgbm.dask sets it per worker
+    rows = max(1, math.ceil(X.height / partitions_for(session)))
+    data = da.from_array(to_matrix(X, features), chunks=(rows, len(features)))  # type: ignore[no-untyped-call]
+    label = da.from_array(np.asarray(y, dtype=np.float64), chunks=(rows,))  # type: ignore[no-untyped-call]
+    model = DaskLGBMClassifier(client=session.client, n_estimators=rounds, **full)
+    with _ONE_FIT:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lgbm-dask")
+        fit = pool.submit(model.fit, data, label, feature_name=features)
+        try:
+            fit.result(timeout=timeout_s)
+        except FitTimeout:
+            session.client.restart()  # ends the hung fit on the workers (#5920)
+            raise ClusterError(
+                f"lightgbm.dask fit: no result after {timeout_s:g} s; the workers were "
+                "restarted, run the command again"
+            ) from None
+        except Exception as exc:
+            raise ClusterError(f"lightgbm.dask fit failed: {exc}") from exc
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # never wait on a hung fit
+    booster: lgb.Booster = model.booster_
+    return booster
