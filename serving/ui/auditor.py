@@ -1,6 +1,7 @@
 """The auditors' pages: the champion's fairness report, the ledger, the access log (filtered)
-and the overrides; reading the access log and the decisions is itself in the access log, as
-through the API (`serving.services.audit`, `serving.services.decisions`).
+and the overrides (and, included here, the monitoring page: `serving.ui.monitoring`); reading
+the access log and the decisions is itself in the access log, as through the API
+(`serving.services.audit`, `serving.services.decisions`).
 
 The audit page says when the champion serves by an auditor's override (a banner: who, when,
 why), shows the report's one hash (the JSON's, as the ledger records it) and audit id, pages
@@ -33,11 +34,13 @@ from serving.services.audit import (
 from serving.services.decisions import list_decisions
 from serving.services.exports import count_large_exports
 from serving.ui.deps import UiAuditor
+from serving.ui.monitoring import router as monitoring_pages
 from serving.ui.page_log import page_access_log
 from serving.ui.render import render
 from serving.ui.security import report_policy
 
 router = APIRouter(include_in_schema=False)
+router.include_router(monitoring_pages)  # the "Monitoring" page (`serving.ui.monitoring`)
 
 
 @router.get("/ui/audit", response_class=HTMLResponse)
