@@ -70,10 +70,14 @@ def person_bucket(ids: pl.Series, parts: int) -> np.ndarray:
     data = np.frombuffer(data_buf or b"", dtype=np.uint8)
     starts, lengths = offsets[:-1], np.diff(offsets)
     hashed = np.full(len(array), FNV_OFFSET, dtype=np.uint64)
-    for position in range(int(lengths.max()) if lengths.size else 0):
+    shortest, longest = (int(lengths.min()), int(lengths.max())) if lengths.size else (0, 0)
+    for position in range(shortest):  # every id has this byte: in place, no mask
+        hashed ^= data[starts + position]
+        hashed *= FNV_PRIME  # uint64 arithmetic wraps: FNV's mod 2^64
+    for position in range(shortest, longest):
         live = np.nonzero(lengths > position)[0]
         byte = data[starts[live] + position].astype(np.uint64)
-        hashed[live] = (hashed[live] ^ byte) * FNV_PRIME  # uint64 arithmetic wraps: FNV's mod 2^64
+        hashed[live] = (hashed[live] ^ byte) * FNV_PRIME
     return (hashed % np.uint64(parts)).astype(np.int64)
 
 

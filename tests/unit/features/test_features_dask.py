@@ -56,6 +56,10 @@ def test_bucket_is_fnv1a_of_the_utf8_bytes() -> None:
     for parts in (1, 2, 7, 64):
         got = person_bucket(pl.Series(ids), parts).tolist()
         assert got == [_fnv1a64(i) % parts for i in ids]
+    fixed = [f"P{rng.randrange(10**11):011d}" for _ in range(300)]  # one length: no mask
+    for ids_of_a_length in (fixed, [f"{i}é" for i in fixed]):
+        got = person_bucket(pl.Series(ids_of_a_length), 13).tolist()
+        assert got == [_fnv1a64(i) % 13 for i in ids_of_a_length]
     sliced = pl.Series(ids)[100:300]  # an Arrow array with an offset
     assert person_bucket(sliced, 5).tolist() == [_fnv1a64(i) % 5 for i in ids[100:300]]
 
