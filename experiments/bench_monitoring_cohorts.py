@@ -153,7 +153,10 @@ def _tiers() -> list[dict[str, Any]]:
 def report_pipeline(checks: list[CheckResult], times: list[float]) -> None:
     threshold = load_policy().threshold
     fpr_key = f"fpr@{threshold:g}"
+    fnr_key = f"fnr@{threshold:g}"
     cells: dict[tuple[str, str], list[tuple[bool, bool, float]]] = defaultdict(list)
+    widths: dict[str, list[float]] = defaultdict(list)
+    fnr_in: list[bool] = []
     calib: dict[tuple[str, str], list[tuple[float, float, bool | None]]] = defaultdict(list)
     compared = 0
     for r in checks:
@@ -173,6 +176,12 @@ def report_pipeline(checks: list[CheckResult], times: list[float]) -> None:
             m = {x.metric: x for x in c.metrics}
             if m["auc"].within_interval is None or m[fpr_key].within_interval is None:
                 continue
+            for name in ("auc", fpr_key, fnr_key):
+                lo, hi = m[name].lower, m[name].upper
+                if lo is not None and hi is not None:
+                    widths[name].append(hi - lo)
+            if m[fnr_key].within_interval is not None:
+                fnr_in.append(bool(m[fnr_key].within_interval))
             cells[(c.group_column, c.group)].append(
                 (
                     bool(m["auc"].within_interval),
@@ -202,7 +211,11 @@ def report_pipeline(checks: list[CheckResult], times: list[float]) -> None:
     if auc_all:
         print(
             f"all cells: {len(auc_all)}  AUC within interval {np.mean(auc_all):.1%}  "
-            f"FPR within interval {np.mean(fpr_all):.1%}"
+            f"FPR within interval {np.mean(fpr_all):.1%}  FNR within interval "
+            f"{np.mean(fnr_in):.1%}"
+        )
+        print(
+            "mean interval width: " + ", ".join(f"{k} {np.mean(v):.4f}" for k, v in widths.items())
         )
     kinds: dict[str, int] = defaultdict(int)
     for r in checks:

@@ -123,7 +123,12 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
     )
     scores = score_drift(x.reference, x.current, x.tiers, policy.threshold, config.drift, groups)
     composition = list_composition(x.current, policy.threshold, config.unit_column, groups)
-    estimate = estimate_performance(x.current, estimate_settings, groups)
+    estimate = estimate_performance(
+        x.current,
+        estimate_settings,
+        groups,
+        reference=x.reference if "label" in x.reference.columns else None,
+    )
     breaches = drift_breaches(drift.results, "input_drift")
     breaches += drift_breaches([s.drift for s in scores if s.drift], "score_drift")
     breaches += estimated_breaches(estimate, policy)

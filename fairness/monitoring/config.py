@@ -58,6 +58,11 @@ class EstimateSettings(_Model):
     confidence: float = Field(default=0.95, gt=0, lt=1)
     min_group_size: int = Field(default=50, ge=1)
     seed: int = 0
+    reference_correction: bool = Field(
+        default=True,
+        description="shift FPR/FNR by the labelled reference's realised − label-free "
+        "difference per group and threshold, with its uncertainty in the interval",
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> EstimateSettings:

@@ -34,8 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import special
 
 from fairness.monitoring.config import FeedbackSettings
-from fairness.monitoring.groups import cells, groupings, probabilities
-from fairness.monitoring.realised import labels
+from fairness.monitoring.groups import cells, groupings, labels, probabilities
 
 METHOD = (
     "Persons of the matured cohort are matched on score band (quantile bands of the "

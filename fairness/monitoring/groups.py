@@ -114,6 +114,16 @@ def probabilities(frame: pl.DataFrame, column: str) -> FloatArray:
     return np.ascontiguousarray(p, dtype=np.float64)
 
 
+def labels(frame: pl.DataFrame, column: str) -> FloatArray:
+    """The matured outcome as 0/1 floats, refusing nulls and other values."""
+    if column not in frame.columns:
+        raise InputError(f"the frame lacks the label column {column!r}")
+    y = frame.get_column(column).cast(pl.Float64).to_numpy()
+    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
+        raise InputError(f"{column!r} must hold 0/1 labels without nulls")
+    return np.ascontiguousarray(y, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Cells:
     """The finest partition the group columns make (one cell per combination present), so

@@ -26,10 +26,10 @@ from fairness.monitoring.groups import (
     FloatArray,
     auc_from_ranks,
     groupings,
+    labels,
     probabilities,
     rank_index,
 )
-from riskcast.errors import InputError
 
 _CLIP = 1e-6  # logit(p) of a score of exactly 0 or 1 is kept finite at ±13.8
 
@@ -82,16 +82,6 @@ class EstimateCheck(_Result):
     sufficient: bool
     metrics: list[MetricCheck]
     auc_error_ok: bool | None  # |AUC error| <= max_auc_error
-
-
-def labels(frame: pl.DataFrame, column: str) -> FloatArray:
-    """The matured outcome as 0/1 floats, refusing nulls and other values."""
-    if column not in frame.columns:
-        raise InputError(f"the frame lacks the label column {column!r}")
-    y = frame.get_column(column).cast(pl.Float64).to_numpy()
-    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
-        raise InputError(f"{column!r} must hold 0/1 labels without nulls")
-    return np.ascontiguousarray(y, dtype=np.float64)
 
 
 def calibration_fit(

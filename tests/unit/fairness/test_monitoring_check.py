@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from fairness.monitoring.alerts import Breach, estimated_breaches, reaudit_due
-from fairness.monitoring.check import CheckInputs, figures, run_check
+from fairness.monitoring.check import CheckInputs, CheckResult, figures, run_check
 from fairness.monitoring.config import (
     DriftSettings,
     EstimateSettings,
@@ -258,3 +258,59 @@ def test_the_materialize_hook_is_silent_without_a_champion(
     finally:
         get_settings.cache_clear()
     assert list(tmp_path.iterdir()) == []  # no registry opened, no store created
+
+
+def _places_forecast(
+    rng: np.random.Generator, n: int, floor: float, busy_scale: float = 1.0
+) -> pl.DataFrame:
+    """Cell-week forecasts as the places model gives them: 70 % quiet cells share one floor
+    forecast (a point mass), the rest a spread of expected counts."""
+    region = rng.choice(["A", "B", "C"], n)
+    quiet = rng.random(n) < 0.7
+    busy = rng.gamma(2.0, 0.05, n) * busy_scale + 0.002
+    return pl.DataFrame({"expected_count": np.where(quiet, floor, busy), "region": region})
+
+
+def _places_check(reference: pl.DataFrame, current: pl.DataFrame) -> CheckResult:
+    from fairness.monitoring.check import run_score_drift_check
+
+    return run_score_drift_check(
+        model="street-crime",
+        version="1",
+        as_of=date(2025, 6, 29),
+        reference_note="test predictions",
+        reference=reference,
+        current=current,
+        score="expected_count",
+        group_columns=["region"],
+        config=_config(),
+    )
+
+
+def test_places_floor_forecast_moving_slightly_is_no_score_drift() -> None:
+    # the manual run's case: the quiet cells' floor fell from 0.00123 to 0.00111 and PSI on
+    # the raw quantile edges read 1.5-16.5; the mass keeps its bin now
+    from fairness.monitoring.drift import bin_codes, psi_from_counts
+
+    rng = np.random.default_rng(12)
+    reference = _places_forecast(rng, 6_000, 0.00123)
+    current = _places_forecast(rng, 6_000, 0.00111)
+    result = _places_check(reference, current)
+    assert result.breaches == []
+    psi = [d.psi for d in result.input_drift if d.psi is not None]
+    assert len(psi) == 4 and max(psi) < 0.1
+    # the same data on the raw quantile edges (the mass on an edge) reads a major shift
+    r, c = (f["expected_count"].to_numpy() for f in (reference, current))
+    raw = np.unique(np.quantile(r, np.linspace(0, 1, 11)[1:-1]))
+    counts = [
+        np.bincount(bin_codes(x, raw), minlength=len(raw) + 1).astype(np.float64) for x in (r, c)
+    ]
+    assert float(psi_from_counts(counts[0], counts[1], DRIFT.epsilon)[0]) > 5
+
+
+def test_places_forecast_that_triples_is_still_score_drift() -> None:
+    rng = np.random.default_rng(13)
+    reference = _places_forecast(rng, 6_000, 0.00123)
+    result = _places_check(reference, _places_forecast(rng, 6_000, 0.00123, busy_scale=3.0))
+    kinds = {(b.kind, b.group_column) for b in result.breaches}
+    assert ("score_drift", "all") in kinds and ("score_drift", "region") in kinds

@@ -11,7 +11,13 @@ import polars as pl
 import pytest
 
 from fairness.monitoring.config import DriftSettings, MonitoringConfig, load_monitoring_config
-from fairness.monitoring.drift import input_drift, psi, psi_from_counts
+from fairness.monitoring.drift import (
+    bin_codes,
+    input_drift,
+    psi,
+    psi_from_counts,
+    quantile_edges,
+)
 from riskcast.errors import ConfigError, InputError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -150,3 +156,18 @@ def test_ks_and_chi2_agree_with_scipy() -> None:
     want = stats.chi2_contingency(table, correction=False)
     assert chi2 == pytest.approx(want[0])
     assert p == pytest.approx(want[1])
+
+
+def test_point_mass_on_an_edge_keeps_its_bin_and_no_bin_is_empty_in_the_reference() -> None:
+    rng = np.random.default_rng(4)
+    reference = np.where(rng.random(5_000) < 0.6, 1.0, rng.uniform(2, 10, 5_000))
+    edges = quantile_edges(reference, 10)
+    codes = bin_codes(reference, edges)
+    assert (np.bincount(codes, minlength=len(edges) + 1) > 0).all()
+    assert edges[0] > 1.0  # the mass at the minimum is inside the first bin, not on its edge
+    moved = np.where(rng.random(5_000) < 0.6, 0.9, rng.uniform(2, 10, 5_000))
+    assert psi(reference, moved) < 0.02
+    counts = rng.poisson(0.4, 5_000).astype(float)  # integers: edges fall between them
+    assert set(quantile_edges(counts, 10).tolist()) <= {0.5, 1.5, 2.5, 3.5}
+    wider = np.where(rng.random(5_000) < 0.2, 1.0, rng.uniform(2, 10, 5_000))
+    assert psi(reference, wider) > 0.25  # the mass's share changing is still drift

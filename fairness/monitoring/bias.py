@@ -1,0 +1,123 @@
+"""The label-free FPR/FNR's calibration error near the thresholds, measured on the reference.
+
+Why: the label-free estimate (`fairness.monitoring.estimate`) assumes calibrated probabilities,
+and its sampled interval carries only the noise of labels drawn from them. A champion that is
+slightly miscalibrated *among the persons near and above a threshold* (more negatives above
+0.35 than their scores say) shows a realised FPR outside that interval at every check, by the
+same sign, although the overall calibration is within its band (bench_monitoring.md: realised
+FPR one point above the estimate at each of 8 compared checks; 58.8 % of cells covered).
+
+The reference (the out-of-time test snapshot the champion was audited on) has known labels, so
+the same error can be measured there, per group and threshold, without touching the cohort being
+estimated (fitting on that cohort would be leakage):
+
+- ``shift = realised − label-free`` on the reference, with realised ``Σ(1−y)f / Σ(1−y)`` and
+  label-free ``Σ(1−p)f / Σ(1−p)`` for the FPR (``Σ y(1−f) / Σ y`` and ``Σ p(1−f) / Σ p`` for
+  the FNR), ``f = [p >= t]``;
+- its standard error by the delta method (the bootstrap's variance to first order): with
+  ``shift = mean(a)/mean(b) − mean(c)/mean(e)``, person ``i``'s influence is
+  ``(a_i − R b_i)/mean(b) − (c_i − E e_i)/mean(e)`` and ``se² = Σ influence² / n²``.
+
+The estimate adds ``shift`` to its point value and ``shift + se·z`` (``z`` standard normal, one
+draw per replicate and group) to every sampled replicate, so the interval holds both the label
+noise of the cohort and the uncertainty of the correction. A group too small in the reference
+(fewer than ``min_group_size`` persons, or no positives/negatives) takes the overall shift with
+its standard error widened by that shift's size, since its own is unknown. What this does not
+cover: calibration that changes between the reference and the cohort (population drift after
+the audit); the realised check on each matured cohort is what catches that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fairness.monitoring.groups import ALL, FloatArray, groupings, labels, probabilities
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Per threshold: the FPR and FNR shift (realised − label-free) and their standard errors."""
+
+    fpr: FloatArray
+    fpr_se: FloatArray
+    fnr: FloatArray
+    fnr_se: FloatArray
+
+
+@dataclass(frozen=True)
+class ReferenceBias:
+    """Shifts per (group column, group); ``ALL`` holds the overall one."""
+
+    shifts: dict[tuple[str, str], Shift]
+
+    def of(self, column: str, group: str) -> Shift:
+        """The group's shift, or the overall one widened (see the module docstring)."""
+        own = self.shifts.get((column, group))
+        if own is not None:
+            return own
+        base = self.shifts[(ALL, ALL)]
+        return Shift(
+            fpr=base.fpr,
+            fpr_se=np.hypot(base.fpr_se, base.fpr),
+            fnr=base.fnr,
+            fnr_se=np.hypot(base.fnr_se, base.fnr),
+        )
+
+
+def _ratio_shift(
+    codes: np.ndarray, k: int, a: FloatArray, b: FloatArray, c: FloatArray, e: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per group: mean(a)/mean(b) − mean(c)/mean(e), its delta-method se, and sum(b)."""
+
+    def total(w: FloatArray) -> FloatArray:
+        return np.asarray(np.bincount(codes, weights=w, minlength=k), dtype=np.float64)
+
+    sa, sb, sc, se_ = total(a), total(b), total(c), total(e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        realised, estimated = sa / sb, sc / se_
+        infl = (a - realised[codes] * b) / sb[codes] - (c - estimated[codes] * e) / se_[codes]
+    var = total(np.nan_to_num(infl) ** 2)  # Σ (influence/n · n)² = se²
+    return realised - estimated, np.sqrt(var), sb
+
+
+def reference_bias(
+    reference: pl.DataFrame,
+    thresholds: Sequence[float],
+    group_columns: Sequence[str],
+    min_group_size: int,
+    probability: str = "probability",
+    label: str = "label",
+) -> ReferenceBias:
+    """The FPR/FNR shift per group and threshold on the labelled ``reference``."""
+    p = probabilities(reference, probability)
+    y = labels(reference, label)
+    t = np.asarray(thresholds, dtype=np.float64)
+    out: dict[tuple[str, str], Shift] = {}
+    present = [c for c in group_columns if c in reference.columns]
+    for g in groupings([reference], present):
+        codes, k = g.codes[0], g.size
+        size = np.bincount(codes, minlength=k)
+        parts = []
+        for th in t:
+            f = (p >= th).astype(np.float64)
+            fpr = _ratio_shift(codes, k, (1 - y) * f, 1 - y, (1 - p) * f, 1 - p)
+            fnr = _ratio_shift(codes, k, y * (1 - f), y, p * (1 - f), p)
+            parts.append((fpr, fnr))
+        for i, group in enumerate(g.labels):
+            negatives, positives = parts[0][0][2][i], parts[0][1][2][i]
+            if size[i] < min_group_size or negatives == 0 or positives == 0:
+                continue
+            out[(g.column, group)] = Shift(
+                fpr=np.array([x[0][0][i] for x in parts]),
+                fpr_se=np.array([x[0][1][i] for x in parts]),
+                fnr=np.array([x[1][0][i] for x in parts]),
+                fnr_se=np.array([x[1][1][i] for x in parts]),
+            )
+    if (ALL, ALL) not in out:
+        zero = np.zeros(len(t))
+        out[(ALL, ALL)] = Shift(zero, zero, zero, zero)
+    return ReferenceBias(out)
