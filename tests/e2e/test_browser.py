@@ -16,45 +16,37 @@ installs it, and the test fails, never skips, when it is missing.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.service_helpers import ServiceEnv, build_service_env
+from tests.ui_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TIMEOUT_MS,
+    Browsing,
+    artifacts,
+    cells,
+    riskcast_serve,
+    wait_ok,
+)
 
 if TYPE_CHECKING:
     from fairness.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
 REFERRAL_REASON = "browser e2e: agreed at the case review"
 OVERRIDE_REASON = "browser e2e: the score ignores the job started last month"
 
 
 def artifacts_dir() -> Path:
-    root = os.environ.get("RISKCAST_TEST_ARTIFACTS")
-    folder = (Path(root) if root else ROOT / "tests" / "artifacts") / "browser"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts("browser")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +73,7 @@ class Served:
     def wait_ready(self, seconds: float = 60) -> None:
         deadline = self.started + seconds
         for path in ("/healthz", "/readyz"):
-            _wait_ok(self.base + path, self.process, self.log, deadline)
+            wait_ok(self.base + path, self.process, self.log, deadline)
 
 
 @pytest.fixture(scope="module")
@@ -96,40 +88,12 @@ def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root = tmp_path_factory.mktemp("browser")
     env = build_service_env(root)
     ledger = open_ledger(StoreSettings(home=env.home, database_url=None))  # tables exist now
-    port = _free_port()
-    server_env = {
-        **os.environ,
-        "RISKCAST_HOME": str(env.home),
-        "RISKCAST_CONFIG_DIR": str(ROOT / "configs"),
-        "RISKCAST_MODE": "dev",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "RISKCAST_DATABASE_URL"):
-        server_env.pop(name, None)
-    riskcast = Path(sys.executable).parent / "riskcast"
-    log_path = artifacts_dir() / "server.log"
-    with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [str(riskcast), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=server_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started = time.monotonic()
+    with riskcast_serve(env.home, artifacts_dir() / "server.log") as server:
         try:
-            try:
-                outcome = _audit_entry(env, ledger)
-            finally:
-                ledger.dispose()
-            yield Served(env, f"http://127.0.0.1:{port}", outcome, process, log_path, started)
+            outcome = _audit_entry(env, ledger)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            ledger.dispose()
+        yield Served(env, server.base, outcome, server.process, server.log, server.started)
 
 
 def _audit_entry(env: ServiceEnv, ledger: Ledger) -> str:
@@ -166,32 +130,9 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
     shots = artifacts_dir()
     for old in shots.glob("*.png"):
         old.unlink()
-    failures: list[str] = []
-    pages: list[Page] = []
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
-    def watch(page: Page) -> Page:
-        pages.append(page)
-        page.on(
-            "response",
-            lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 500 else None,
-        )
-        page.on(
-            "console",
-            lambda m: (
-                failures.append(f"{page.url}: {m.text}")
-                if "Content Security Policy" in m.text
-                else None
-            ),
-        )
-        return page
-
-    def log_in(page: Page, who: str) -> None:
-        page.goto(f"{server}/login")
-        page.fill("input[name=token]", env.tokens[who])
-        page.click("button:has-text('Log in')")
+    browsing = Browsing(server, env.tokens, shots)
+    shot, watch, log_in = browsing.shot, browsing.watch, browsing.log_in
+    failures = browsing.failures
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -319,9 +260,9 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             )
             earlier = page.locator("h3:has-text('Earlier decisions') + div table tbody tr")
             expect(earlier).to_have_count(1)
-            assert _cells(earlier.first)[1:] == ["olga", "referred", measure_name,
+            assert cells(earlier.first)[1:] == ["olga", "referred", measure_name,
                                                  REFERRAL_REASON]  # fmt: skip
-            assert _cells(earlier.first)[0].endswith(" UTC"), _cells(earlier.first)
+            assert cells(earlier.first)[0].endswith(" UTC"), cells(earlier.first)
             shot(page, "04-referral-recorded")
 
             # -- disagreeing with the score needs a reason; with one it is an override
@@ -335,7 +276,7 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             page.click("button:has-text('Record decision')")
             expect(page.locator("p.notice")).to_contain_text("recorded: disagreed")
             expect(earlier).to_have_count(2)
-            assert _cells(earlier.first)[1:] == ["olga", "disagreed (override)", "",
+            assert cells(earlier.first)[1:] == ["olga", "disagreed (override)", "",
                                                  OVERRIDE_REASON]  # fmt: skip
             shot(page, "06-override-recorded")
 
@@ -379,14 +320,14 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             expect(champion).to_contain_text(f"decision {served.report_outcome}")
 
             per_unit = page.locator("h2:has-text('Overrides and decisions') + table tbody tr")
-            units = [_cells(r) for r in per_unit.all()]
+            units = [cells(r) for r in per_unit.all()]
             ast = [u for u in units if u[0] == "AST"]
             assert len(ast) == 1, units
             assert ast[0][2:4] == ["2", "1"], ast  # two decisions, one override
             assert "referred: 1" in ast[0][4] and "disagreed: 1" in ast[0][4], ast
 
             latest_rows = page.locator("h3:has-text('Latest decisions') + table tbody tr")
-            latest = [_cells(r) for r in latest_rows.all()]
+            latest = [cells(r) for r in latest_rows.all()]
             mine = [d for d in latest if d[3] == person_id]
             assert len(mine) == 2, latest
             override, referral = mine  # newest first
@@ -398,7 +339,7 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
 
             ledger = page.locator("section", has=page.locator("h2", has_text="Promotion ledger"))
             expect(ledger).to_contain_text("Chain: intact: 1 entries")
-            entries = [_cells(r) for r in ledger.locator("tbody tr").all()]
+            entries = [cells(r) for r in ledger.locator("tbody tr").all()]
             assert entries[0][2:6] == ["audit", version, served.report_outcome,
                                        "ada (auditor)"], entries  # fmt: skip
             access = page.locator("section", has=page.locator("h2", has_text="Access log"))
@@ -412,7 +353,7 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             expect(page).to_have_url(
                 f"{server}/ui/audit?actor=olga&person={person_id}&since=&limit=50"
             )
-            logged = [_cells(r) for r in access.locator("tbody tr").all()]
+            logged = [cells(r) for r in access.locator("tbody tr").all()]
             assert logged and all(e[2] == "olga (officer)" for e in logged), logged
             assert all(person_id in e[5] for e in logged), logged
             assert all(e[7] == version for e in logged), logged  # the model version
@@ -446,34 +387,9 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             shot(page, "11-auditor-forbidden-list")
             auditor.close()
         except Exception:
-            if pages and not pages[-1].is_closed():
-                shot(pages[-1], "failure")  # the page the test stopped on
+            browsing.shoot_failure()  # the page the test stopped on
             raise
         finally:
             browser.close()
     assert not failures, failures
     assert len(list(shots.glob("*.png"))) == 15
-
-
-def _cells(row: Locator) -> list[str]:
-    return [" ".join(t.split()) for t in row.locator("td").all_inner_texts()]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ok(url: str, process: subprocess.Popen[str], log: Path, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"{url} did not answer 200 in time:\n{log.read_text()}")

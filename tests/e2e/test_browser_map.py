@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,22 +28,27 @@ import polars as pl
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.e2e.test_browser import CHROMIUM_ARGS, TIMEOUT_MS, _cells, _free_port, _wait_ok
 from tests.service_helpers import ServiceEnv, build_service_env
+from tests.ui_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TIMEOUT_MS,
+    Browsing,
+    artifacts,
+    cells,
+    riskcast_serve,
+    wait_ok,
+)
 from tests.unit.serving.test_hotspots_data import synthetic_forecast
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 PURPOSE = "prevention_planning"
 VERSION = "5"  # the stand-in forecast's model version, as the page and the log must show it
 REGION, OTHER = "AST", "SHY"  # olga's region; oleg's
 
 
 def artifacts_dir() -> Path:
-    root = os.environ.get("RISKCAST_TEST_ARTIFACTS")
-    folder = (Path(root) if root else ROOT / "tests" / "artifacts") / "map"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts("map")
 
 
 @dataclass
@@ -74,39 +77,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = build_service_env(tmp_path_factory.mktemp("browser-map"))
     forecast = synthetic_forecast(11, regions=(REGION, OTHER), model_version=VERSION)
     store_forecast(forecast, f"sqlite:///{(env.home / 'riskcast.sqlite').resolve()}")
-    port = _free_port()
-    server_env = {
-        **os.environ,
-        "RISKCAST_HOME": str(env.home),
-        "RISKCAST_CONFIG_DIR": str(ROOT / "configs"),
-        "RISKCAST_MODE": "dev",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "RISKCAST_DATABASE_URL"):
-        server_env.pop(name, None)
-    riskcast = Path(sys.executable).parent / "riskcast"
-    log_path = artifacts_dir() / "server.log"
-    with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [str(riskcast), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=server_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started = time.monotonic()
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for path in ("/healthz", "/readyz"):
-                _wait_ok(base + path, process, log_path, started + 180)
-            yield Served(env, base, forecast, process, log_path, started)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with riskcast_serve(env.home, artifacts_dir() / "server.log") as server:
+        for path in ("/healthz", "/readyz"):
+            wait_ok(server.base + path, server.process, server.log, server.started + 180)
+        yield Served(env, server.base, forecast, server.process, server.log, server.started)
 
 
 def week_of(forecast: pl.DataFrame, region: str, horizon: int) -> pl.DataFrame:
@@ -133,32 +107,9 @@ def test_officer_reads_the_hotspot_map(served: Served) -> None:
     shots = artifacts_dir()
     for old in shots.glob("*.png"):
         old.unlink()
-    failures: list[str] = []
-    pages: list[Page] = []
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
-    def watch(page: Page) -> Page:
-        pages.append(page)
-        page.on(
-            "response",
-            lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 500 else None,
-        )
-        page.on(
-            "console",
-            lambda m: (
-                failures.append(f"{page.url}: {m.text}")
-                if "Content Security Policy" in m.text
-                else None
-            ),
-        )
-        return page
-
-    def log_in(page: Page, who: str) -> None:
-        page.goto(f"{server}/login")
-        page.fill("input[name=token]", env.tokens[who])
-        page.click("button:has-text('Log in')")
+    browsing = Browsing(server, env.tokens, shots)
+    shot, watch, log_in = browsing.shot, browsing.watch, browsing.log_in
+    failures = browsing.failures
 
     first, second = week_of(forecast, REGION, 1), week_of(forecast, REGION, 2)
     weeks = sorted({d.isoformat() for d in forecast["week_start"].to_list()})
@@ -258,7 +209,7 @@ def test_officer_reads_the_hotspot_map(served: Served) -> None:
             for actor in ("olga", "oleg"):
                 page.fill("input[name=actor]", actor)
                 page.click("button:has-text('Filter')")
-                logged[actor] = [_cells(r) for r in access.locator("tbody tr").all()]
+                logged[actor] = [cells(r) for r in access.locator("tbody tr").all()]
             maps = [e for e in logged["olga"] if e[4] == "hotspot-map"]
             assert len(maps) == 3, logged["olga"]  # two desktop weeks and the phone
             assert all(e[3] == PURPOSE and e[7] == VERSION and e[8] == "200" for e in maps), maps
@@ -271,8 +222,7 @@ def test_officer_reads_the_hotspot_map(served: Served) -> None:
             shot(page, "map-05-access-log")
             auditor.close()
         except Exception:
-            if pages and not pages[-1].is_closed():
-                shot(pages[-1], "failure")
+            browsing.shoot_failure()  # the page the test stopped on
             raise
         finally:
             browser.close()
@@ -306,7 +256,7 @@ def check_top_table(page: Page, week: pl.DataFrame, top: int) -> None:
     """The top cells in rank order with their expected counts and reasons in words."""
     rows = page.locator("table.hotspots tbody tr")
     expect(rows).to_have_count(top)
-    shown = [_cells(r) for r in rows.all()]
+    shown = [cells(r) for r in rows.all()]
     assert [r[0] for r in shown] == [str(i) for i in range(1, top + 1)]
     assert [r[1].split()[0] for r in shown] == week["cell_id"].head(top).to_list()
     assert [r[3] for r in shown] == [f"{x:.2f}" for x in week["expected_count"].head(top)]
