@@ -12,6 +12,12 @@ binding metric's ``max_difference``, so noise alone raises nothing.
   exact one, so a breach is conservative).
 - Realised FPR and calibration gap (mean predicted − observed) on the matured cohort:
   normal-approximation intervals of the difference of the two groups' rates.
+- Realised FNR at the operating threshold: judged by the same rule against the policy's FNR
+  tolerance, but the policy makes FNR advisory (``binding: false`` in configs/fairness.yaml:
+  among the error rates FPR binds, FNR is reported with its interval), so a failure is an
+  *advisory* (`realised_advisories`, kind ``advisory_disparity``): kept with the check and
+  shown, never counted as a breach, never a ledger alert, never part of the re-audit rule. A
+  metric made binding in the policy is judged as a breach instead, with no code change.
 
 `reaudit_due`: the policy rule — a champion with a disparity breach (estimated or realised) in
 this check and in the check before it is flagged for re-audit.
@@ -40,6 +46,7 @@ BreachKind = Literal[
     "realised_disparity",
     "calibration",
     "feedback_loop",
+    "advisory_disparity",
 ]
 _Row = TypeVar("_Row", GroupEstimate, GroupRealised)
 DISPARITY_KINDS: frozenset[str] = frozenset({"estimated_disparity", "realised_disparity"})
@@ -135,12 +142,13 @@ def _at(r: GroupEstimate, threshold: float) -> Interval | None:
 
 def _realised_rates(r: GroupRealised, metric: str, threshold: float) -> tuple[float, float] | None:
     """(rate, its standard error) of ``metric`` for one group on the matured cohort."""
-    if metric == "fpr":
-        negatives = r.n - r.positives
-        fpr = next((t.fpr for t in r.thresholds if np.isclose(t.threshold, threshold)), None)
-        if fpr is None or negatives <= 0:
+    if metric in ("fpr", "fnr"):
+        at = next((t for t in r.thresholds if np.isclose(t.threshold, threshold)), None)
+        rate = None if at is None else (at.fpr if metric == "fpr" else at.fnr)
+        base = r.n - r.positives if metric == "fpr" else r.positives
+        if rate is None or base <= 0:
             return None
-        return fpr, float(np.sqrt(max(fpr * (1 - fpr), 1e-12) / negatives))
+        return rate, float(np.sqrt(max(rate * (1 - rate), 1e-12) / base))
     if r.calibration_in_the_large is None or r.calibration_in_the_large_se is None:
         return None
     return -r.calibration_in_the_large, r.calibration_in_the_large_se  # predicted − observed
@@ -149,7 +157,6 @@ def _realised_rates(r: GroupRealised, metric: str, threshold: float) -> tuple[fl
 def realised_breaches(realised: Sequence[GroupRealised], policy: FairnessPolicy) -> list[Breach]:
     """FPR and calibration gap disparities of the matured cohort (those that bind), and each
     group whose calibration is outside its band."""
-    z = float(special.ndtri(0.5 + policy.bootstrap.confidence / 2))
     out = [
         Breach(
             kind="calibration",
@@ -165,11 +172,25 @@ def realised_breaches(realised: Sequence[GroupRealised], policy: FairnessPolicy)
         for r in realised
         if r.calibration_ok is False
     ]
-    for metric in ("fpr", "calibration_gap"):
+    return out + _realised_disparities(realised, policy, binding=True)
+
+
+def realised_advisories(realised: Sequence[GroupRealised], policy: FairnessPolicy) -> list[Breach]:
+    """Disparities of the matured cohort in the policy's advisory (non-binding) metrics that
+    the monitor can compute (FNR), judged by the same rule; reported, not breaches."""
+    return _realised_disparities(realised, policy, binding=False)
+
+
+def _realised_disparities(
+    realised: Sequence[GroupRealised], policy: FairnessPolicy, *, binding: bool
+) -> list[Breach]:
+    z = float(special.ndtri(0.5 + policy.bootstrap.confidence / 2))
+    out = []
+    for metric in ("fpr", "fnr", "calibration_gap"):
         tol = policy.tolerance(metric)
-        if tol is None or not tol.binding or tol.max_difference is None:
+        if tol is None or tol.binding != binding or tol.max_difference is None:
             continue
-        figure = f"fpr@{policy.threshold:g}" if metric == "fpr" else metric
+        figure = metric if metric == "calibration_gap" else f"{metric}@{policy.threshold:g}"
         for column, rows in _by_column(realised).items():
             ref = _reference(policy, column, {r.group: r.n for r in rows})
             rates = {r.group: _realised_rates(r, metric, policy.threshold) for r in rows}
@@ -184,14 +205,15 @@ def realised_breaches(realised: Sequence[GroupRealised], policy: FairnessPolicy)
                 if _beyond(diff - half, diff + half, tol.max_difference):
                     out.append(
                         Breach(
-                            kind="realised_disparity",
+                            kind="realised_disparity" if binding else "advisory_disparity",
                             figure=figure,
                             group_column=column,
                             group=group,
                             value=diff,
                             threshold=tol.max_difference,
-                            message=f"realised {metric} of {column}={group} differs from {ref} "
-                            f"by {diff:+.3f} ± {half:.3f}, beyond ±{tol.max_difference}",
+                            message=f"{'' if binding else 'advisory: '}realised {metric} of "
+                            f"{column}={group} differs from {ref} by {diff:+.3f} ± {half:.3f}, "
+                            f"beyond ±{tol.max_difference}",
                         )
                     )
     return out

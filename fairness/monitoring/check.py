@@ -23,6 +23,7 @@ from fairness.monitoring.alerts import (
     drift_breaches,
     estimated_breaches,
     feedback_breaches,
+    realised_advisories,
     realised_breaches,
     reaudit_due,
 )
@@ -82,6 +83,8 @@ class CheckResult(BaseModel):
     decisions: list[DecisionCount]
     breaches: list[Breach]
     reaudit: list[str] = Field(default_factory=list)  # why a re-audit is due (empty: not due)
+    # disparities in the policy's advisory metrics (FNR): reported, not breaches
+    advisories: list[Breach] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
     breaches += drift_breaches([s.drift for s in scores if s.drift], "score_drift")
     breaches += estimated_breaches(estimate, policy)
     matured = None
+    advisories: list[Breach] = []
     if x.matured is not None and x.matured_as_of is not None:
         mgroups = [c for c in groups if c in x.matured.columns]
         realised = realised_performance(x.matured, config.realised, thresholds, mgroups)
@@ -161,6 +165,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
             outcomes=outcomes,
         )
         breaches += realised_breaches(realised, policy)
+        advisories = realised_advisories(realised, policy)
         breaches += feedback_breaches(feedback)
     decisions = (
         decision_counts(x.decisions) if x.decisions is not None and x.decisions.height else []
@@ -184,6 +189,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
         decisions=decisions,
         breaches=breaches,
         reaudit=reaudit_due(breaches, x.previous_breaches),
+        advisories=advisories,
     )
 
 
@@ -267,6 +273,7 @@ def figures(result: CheckResult) -> list[Figure]:
     ):
         add("breaches", {"kind": kind}, kinds.get(kind, 0))
     add("reaudit", {}, 1.0 if result.reaudit else 0.0)
+    add("advisories", {"kind": "advisory_disparity"}, len(result.advisories))
     return out
 
 

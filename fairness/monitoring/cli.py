@@ -125,6 +125,10 @@ def print_check(console: Console, stored: Any) -> None:
         console.print(f"  {b.kind}: {b.message}", highlight=False)
     if len(r.breaches) > 20:
         console.print(f"  ... and {len(r.breaches) - 20} more (in the store)", highlight=False)
+    if r.advisories:  # the policy's advisory metrics (FNR): shown, not breaches
+        console.print(f"advisories (not breaches): {len(r.advisories)}", highlight=False)
+        for a in r.advisories[:10]:
+            console.print(f"  {a.message}", highlight=False)
     if r.reaudit:
         console.print("RE-AUDIT REQUIRED (recorded in the ledger):", highlight=False)
         for reason in r.reaudit[:5]:

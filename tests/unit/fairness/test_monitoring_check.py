@@ -19,6 +19,7 @@ from fairness.monitoring.config import (
     FeedbackSettings,
     MonitoringConfig,
     OutcomeSettings,
+    RealisedSettings,
 )
 from fairness.monitoring.estimate import estimate_performance
 from fairness.monitoring.feedback import feedback_indicator
@@ -314,3 +315,33 @@ def test_places_forecast_that_triples_is_still_score_drift() -> None:
     result = _places_check(reference, _places_forecast(rng, 6_000, 0.00123, busy_scale=3.0))
     kinds = {(b.kind, b.group_column) for b in result.breaches}
     assert ("score_drift", "all") in kinds and ("score_drift", "region") in kinds
+
+
+def test_realised_fnr_gap_is_judged_as_an_advisory_not_a_breach() -> None:
+    from fairness.monitoring.alerts import realised_advisories, realised_breaches
+    from fairness.monitoring.realised import realised_performance
+
+    policy = load_policy()
+    fnr = policy.tolerance("fnr")
+    assert fnr is not None and not fnr.binding and fnr.max_difference is not None
+    rng = np.random.default_rng(21)
+    n = 8_000
+    sex = np.repeat(["M", "F"], n // 2)
+    p = rng.uniform(0.05, 0.6, n)
+    # women's positives sit below the threshold more often: FNR up, FPR unchanged
+    truth = np.where(sex == "F", np.where(p < policy.threshold, p * 1.8, p * 0.5), p)
+    frame = pl.DataFrame(
+        {"probability": p, "label": (rng.random(n) < truth).astype(np.int64), "sex": sex}
+    )
+    realised = realised_performance(frame, RealisedSettings(), [policy.threshold], ["sex"])
+    advisories = realised_advisories(realised, policy)
+    assert [(a.kind, a.figure, a.group) for a in advisories] == [
+        ("advisory_disparity", f"fnr@{policy.threshold:g}", "F")
+    ]
+    assert advisories[0].value is not None and advisories[0].value > fnr.max_difference
+    assert not any(b.figure.startswith("fnr") for b in realised_breaches(realised, policy))
+    even = frame.with_columns(
+        pl.Series("label", (rng.random(n) < p).astype(np.int64)),
+    )
+    realised_even = realised_performance(even, RealisedSettings(), [policy.threshold], ["sex"])
+    assert realised_advisories(realised_even, policy) == []
