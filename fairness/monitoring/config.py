@@ -35,6 +35,12 @@ class DriftSettings(_Model):
     new_category_alert: float = Field(default=0.01, gt=0, lt=1)
     min_group_size: int = Field(default=50, ge=1)
     seed: int = 0
+    score_mean_ratio_alert: float = Field(
+        default=0.2,
+        gt=0,
+        description="places score drift: a drift alert is a breach only when the group's mean "
+        "expected count moved by this fraction or more (current / reference mean)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftSettings:
