@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fairness.ledger import LedgerEntry, ledger_version
 from fairness.monitoring.alerts import Breach
+from fairness.monitoring.estimate import ThresholdEstimate
 from fairness.monitoring.groups import ALL
+from fairness.monitoring.realised import ThresholdRealised
 from fairness.monitoring.store import StoredCheck, open_monitoring_store
 from fairness.policy import load_policy
 from fairness.report_store import REPORTS, json_bytes
@@ -44,6 +47,7 @@ MODELS = (PERSON_MODEL, PLACES_MODEL)
 REPORT_STEM = "monitoring-report"
 MONITOR_COMMAND = "riskcast monitor [--as-of YYYY-MM-DD]"
 _CHECK_DIR = re.compile(r"^check-[0-9]{1,12}$")
+_T = TypeVar("_T", ThresholdEstimate, ThresholdRealised)
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,8 @@ def _performance_plot(
         for e in c.result.estimate:
             if not _in(column, e.group_column):
                 continue
-            iv = e.auc if metric == "auc" else _fpr_estimate(e.thresholds, threshold)
+            at = _at(e.thresholds, threshold)
+            iv = e.auc if metric == "auc" else (at.fpr if at is not None else None)
             if iv is not None and iv.value is not None:
                 est.setdefault(_label(e.group_column, e.group), []).append(
                     Point(c.result.as_of, iv.value, iv.lower, iv.upper)
@@ -199,7 +204,8 @@ def _performance_plot(
         for r in m.realised if m is not None else []:
             if not _in(column, r.group_column):
                 continue
-            v = r.auc if metric == "auc" else _fpr_realised(r.thresholds, threshold)
+            rt = _at(r.thresholds, threshold)
+            v = r.auc if metric == "auc" else (rt.fpr if rt is not None else None)
             if v is not None and m is not None:
                 real.setdefault(_label(r.group_column, r.group), {})[m.as_of] = Point(m.as_of, v)
     lines = [Line(f"{k} estimated", k, pts) for k, pts in est.items()]
@@ -209,33 +215,33 @@ def _performance_plot(
     ]
     if metric == "auc":
         return Plot("auc", "AUC: estimated (band: interval) and realised (dashed)", "AUC", lines)
-    at = f" at {threshold:g}" if threshold is not None else ""
+    where = f" at {threshold:g}" if threshold is not None else ""
     return Plot(
         "fpr",
-        f"False-positive rate{at}: estimated (band: interval) and realised (dashed)",
+        f"False-positive rate{where}: estimated (band: interval) and realised (dashed)",
         "FPR",
         lines,
     )
 
 
-def _fpr_estimate(thresholds: list[Any], threshold: float | None) -> Any:
-    found = [t for t in thresholds if threshold is not None and abs(t.threshold - threshold) < 1e-9]
-    return found[0].fpr if found else None
-
-
-def _fpr_realised(thresholds: list[Any], threshold: float | None) -> float | None:
-    found = [t for t in thresholds if threshold is not None and abs(t.threshold - threshold) < 1e-9]
-    return found[0].fpr if found else None
+def _at(thresholds: Sequence[_T], threshold: float | None) -> _T | None:
+    """The entry of ``thresholds`` (estimated or realised) at ``threshold``."""
+    if threshold is None:
+        return None
+    return next((t for t in thresholds if abs(t.threshold - threshold) < 1e-9), None)
 
 
 def composition_shares(check: StoredCheck, column: str) -> dict[str, float]:
-    """Each group's share of all units' lists (units weighted by their listed persons)."""
-    total = sum(u.n_listed for u in check.result.composition if column in u.shares)
-    if total <= 0:
-        return {}
+    """Each group's share of the whole list: the check's ``all`` unit when it has one, else
+    the units' lists pooled (each unit weighted by its listed persons)."""
+    units = [u for u in check.result.composition if column in u.shares]
+    whole = [u for u in units if u.unit == ALL]
+    if whole:
+        return dict(whole[0].shares[column])
+    total = sum(u.n_listed for u in units)
     out: dict[str, float] = {}
-    for u in check.result.composition:
-        for group, share in u.shares.get(column, {}).items():
+    for u in units if total > 0 else []:
+        for group, share in u.shares[column].items():
             out[group] = out.get(group, 0.0) + share * u.n_listed / total
     return out
 

@@ -160,14 +160,25 @@ def _line(
 
 
 def _legend(lines: Sequence[Line], colours: dict[str, str], left: float) -> list[str]:
+    """One entry per group (its colour); when a plot has dashed lines, two more saying which
+    kind of value is solid and which dashed (from the lines' labels)."""
+    entries: list[tuple[str, str, bool]] = [(g, c, False) for g, c in colours.items()]
+    solid = next((ln for ln in lines if not ln.dashed), None)
+    dashed = next((ln for ln in lines if ln.dashed), None)
+    if solid is not None and dashed is not None:
+        entries += [
+            (solid.label.removeprefix(solid.group).strip() or "solid", "#1d2733", False),
+            (dashed.label.removeprefix(dashed.group).strip() or "dashed", "#1d2733", True),
+        ]
+    rows = (HEIGHT - TOP - 10) // 13
     out: list[str] = []
-    for i, line in enumerate(lines[:14]):
-        top = TOP + 6 + i * 14
-        dash = ' stroke-dasharray="5 3"' if line.dashed else ""
+    for i, (label, colour, is_dashed) in enumerate(entries[:rows]):
+        top = TOP + 6 + i * 13
+        dash = ' stroke-dasharray="5 3"' if is_dashed else ""
         out.append(
             f'<line x1="{left}" x2="{left + 16}" y1="{top}" y2="{top}" '
-            f'stroke="{colours[line.group]}" stroke-width="2"{dash}/>'
+            f'stroke="{colour}" stroke-width="2"{dash}/>'
             f'<text x="{left + 20}" y="{top + 4}" font-size="10" fill="#1d2733">'
-            f"{escape(line.label[:22])}</text>"
+            f"{escape(label[:22])}</text>"
         )
     return out

@@ -10,6 +10,7 @@ import hashlib
 import html
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from fairness.monitoring.store import MonitoringStore, StoredCheck
 from riskcast.names import PERSON_MODEL
 from serving.app import create_app
 from serving.db import stop_reason
-from serving.services.monitoring import composition_shares
+from serving.services.monitoring import Line, Plot, Point, composition_shares
+from serving.ui.charts import svg
 from tests.monitoring_helpers import keep_checks
 from tests.service_helpers import ServiceEnv, settings_for
 from tests.ui_helpers import csrf_of, entries, last_seq, login, private_home
@@ -87,7 +89,8 @@ def test_the_plots_and_alerts_show_the_checks_figures(
     at = next(t for t in est.thresholds if abs(t.threshold - 0.35) < 1e-9)
     assert fpr[("R3", last.as_of.isoformat())] == f"{at.fpr.value:.4f}"
     shares = composition_shares(checks[-1], "region")
-    assert abs(sum(shares.values()) - 1) < 1e-9
+    whole = next(u for u in last.composition if u.unit == "all")  # the whole list
+    assert shares == whole.shares["region"] and abs(sum(shares.values()) - 1) < 1e-9
     comp = _points(text, "composition")
     assert comp[("R2", last.as_of.isoformat())] == f"{shares['R2']:.4f}"
     # the newest check's breaches, its re-audit flag, the ledger's monitoring alerts
@@ -210,3 +213,25 @@ def test_the_admin_stops_the_champion_from_the_page(
         reason = stop_reason(c.app.state.riskcast.engine)  # type: ignore[attr-defined]
         assert reason is not None and reason.startswith("re-audit due: FPR disparity twice")
         assert "stopped by root" in reason
+
+
+def test_the_svg_escapes_names_and_places_points_by_value() -> None:
+    hostile = '"><script>alert(1)</script>'
+    plot = Plot(
+        "p",
+        "t <b>",
+        "y",
+        [
+            Line(hostile, hostile, [Point(date(2025, 1, 1), 0.2, 0.1, 0.3),
+                                    Point(date(2025, 4, 1), 0.4, 0.3, 0.5)]),
+            Line("g realised", "g", [Point(date(2025, 1, 1), 0.6)], dashed=True),
+        ],
+    )  # fmt: skip
+    drawn = str(svg(plot))
+    assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "t &lt;b&gt;" in drawn
+    ys = {
+        v: float(cy)
+        for cy, v in re.findall(r'<circle cx="[^"]+" cy="([^"]+)"[^>]*data-value="([^"]+)"', drawn)
+    }
+    assert ys["0.2000"] > ys["0.4000"] > ys["0.6000"]  # higher values drawn higher
+    assert drawn.count('class="interval"') == 3  # the band and one whisker per point
