@@ -384,9 +384,13 @@ def scale(config: MonitoringConfig, n: int, seed: int) -> None:
 
     policy = load_policy()
     tiers = [Tier(t.name, t.min_probability) for t in load_training_config().training.tiers]
-    reference = synthetic_frame(n, 40, seed, drift=False)
-    current = synthetic_frame(n, 40, seed + 1, drift=True)
     rng = np.random.default_rng(seed)
+    reference = synthetic_frame(n, 40, seed, drift=False)
+    reference = reference.with_columns(  # labelled, as the audited test snapshot: the estimate's
+        # reference correction (fairness/monitoring/bias.py) runs on it
+        pl.Series("label", (rng.random(n) < reference["probability"].to_numpy()).astype(np.int64))
+    )
+    current = synthetic_frame(n, 40, seed + 1, drift=True)
     p = current["probability"].to_numpy()
     matured = current.with_columns(
         pl.Series("label", (rng.random(n) < p).astype(np.int64)),
