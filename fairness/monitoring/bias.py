@@ -18,6 +18,10 @@ estimated (fitting on that cohort would be leakage):
   ``shift = mean(a)/mean(b) − mean(c)/mean(e)``, person ``i``'s influence is
   ``(a_i − R b_i)/mean(b) − (c_i − E e_i)/mean(e)`` and ``se² = Σ influence² / n²``.
 
+The AUC is treated alike: ``shift = realised AUC − label-free AUC`` on the reference per
+group, with the Hanley-McNeil standard error of the realised AUC as its uncertainty (the
+label-free AUC, a smooth function of the scores, varies far less).
+
 The estimate adds ``shift`` to its point value and ``shift + se·z`` (``z`` standard normal, one
 draw per replicate and group) to every sampled replicate, so the interval holds both the label
 noise of the cohort and the uncertainty of the correction. A group too small in the reference
@@ -35,7 +39,16 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from fairness.monitoring.groups import ALL, FloatArray, groupings, labels, probabilities
+from fairness.monitoring.groups import (
+    ALL,
+    FloatArray,
+    auc_from_ranks,
+    expected_auc,
+    groupings,
+    labels,
+    probabilities,
+    rank_index,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,8 @@ class Shift:
     fpr_se: FloatArray
     fnr: FloatArray
     fnr_se: FloatArray
+    auc: float = 0.0
+    auc_se: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,8 @@ class ReferenceBias:
             fpr_se=np.hypot(base.fpr_se, base.fpr),
             fnr=base.fnr,
             fnr_se=np.hypot(base.fnr_se, base.fnr),
+            auc=base.auc,
+            auc_se=float(np.hypot(base.auc_se, base.auc)),
         )
 
 
@@ -84,6 +101,16 @@ def _ratio_shift(
     return realised - estimated, np.sqrt(var), sb
 
 
+def _hanley_mcneil(auc: FloatArray, positives: FloatArray, negatives: FloatArray) -> FloatArray:
+    """Standard error of an AUC (Hanley & McNeil 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = (
+            auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+        ) / (positives * negatives)
+    return np.asarray(np.sqrt(np.maximum(var, 0.0)), dtype=np.float64)
+
+
 def reference_bias(
     reference: pl.DataFrame,
     thresholds: Sequence[float],
@@ -100,13 +127,20 @@ def reference_bias(
     present = [c for c in group_columns if c in reference.columns]
     for g in groupings([reference], present):
         codes, k = g.codes[0], g.size
-        size = np.bincount(codes, minlength=k)
+        size = np.bincount(codes, minlength=k).astype(np.float64)
         parts = []
         for th in t:
             f = (p >= th).astype(np.float64)
             fpr = _ratio_shift(codes, k, (1 - y) * f, 1 - y, (1 - p) * f, 1 - p)
             fnr = _ratio_shift(codes, k, y * (1 - f), y, p * (1 - f), p)
             parts.append((fpr, fnr))
+        ranks = rank_index(codes, p, k)
+        positives = np.bincount(codes, weights=y, minlength=k).astype(np.float64)
+        realised_auc = auc_from_ranks(
+            positives, np.bincount(codes, weights=y * ranks.midrank, minlength=k), size
+        )
+        auc_shift = realised_auc - expected_auc(codes, p, k, ranks)
+        auc_se = _hanley_mcneil(realised_auc, positives, size - positives)
         for i, group in enumerate(g.labels):
             negatives, positives = parts[0][0][2][i], parts[0][1][2][i]
             if size[i] < min_group_size or negatives == 0 or positives == 0:
@@ -116,6 +150,8 @@ def reference_bias(
                 fpr_se=np.array([x[0][1][i] for x in parts]),
                 fnr=np.array([x[1][0][i] for x in parts]),
                 fnr_se=np.array([x[1][1][i] for x in parts]),
+                auc=float(np.nan_to_num(auc_shift[i])),
+                auc_se=float(np.nan_to_num(auc_se[i])),
             )
     if (ALL, ALL) not in out:
         zero = np.zeros(len(t))

@@ -66,8 +66,8 @@ class EstimateSettings(_Model):
     seed: int = 0
     reference_correction: bool = Field(
         default=True,
-        description="shift FPR/FNR by the labelled reference's realised − label-free "
-        "difference per group and threshold, with its uncertainty in the interval",
+        description="shift AUC and FPR/FNR by the labelled reference's realised − label-free "
+        "difference per group (and threshold), with its uncertainty in the interval",
     )
 
     @model_validator(mode="after")

@@ -36,8 +36,9 @@ standard error times a standard normal draw (`fairness.monitoring.bias`), so the
 says: *the realised value lies in this range if the cohort is miscalibrated near the threshold
 as the reference was, within that measurement's uncertainty.* Without it (no reference, or
 ``EstimateSettings.reference_correction`` false) the interval carries the label noise only,
-and on a real champion it missed the realised FPR in 41 % of cells (bench_monitoring.md). AUC
-and Brier are not shifted.
+and on a real champion it missed the realised FPR in 41 % of cells (bench_monitoring.md). The AUC
+is shifted the same way by the reference's realised − label-free AUC, with the Hanley-McNeil
+standard error of the realised AUC (the label-free part varies far less); Brier is not.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ from fairness.monitoring.config import EstimateSettings
 from fairness.monitoring.groups import (
     FloatArray,
     Grouping,
-    RankIndex,
     auc_from_ranks,
     cells,
+    expected_auc,
     groupings,
     probabilities,
     rank_index,
@@ -105,23 +106,6 @@ def _num(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
 
-def expected_auc(codes: np.ndarray, p: FloatArray, n_groups: int, ranks: RankIndex) -> FloatArray:
-    """E[AUC] per group as the ratio of expectations derived in the module docstring."""
-    ps = p[ranks.order]
-    q = 1.0 - ps
-    before = np.cumsum(q) - q  # Σ q over every earlier sorted row
-    group_base = before[ranks.group_start[ranks.group_sorted]]
-    lower = before[ranks.block_start[ranks.block]] - group_base  # strictly lower, same group
-    tie = 0.5 * (np.bincount(ranks.block, weights=q)[ranks.block] - q)  # equal score, not self
-    numerator = np.bincount(ranks.group_sorted, weights=ps * (lower + tie), minlength=n_groups)
-    sum_p = np.bincount(codes, weights=p, minlength=n_groups)
-    sum_q = np.bincount(codes, weights=1.0 - p, minlength=n_groups)
-    sum_pq = np.bincount(codes, weights=p * (1.0 - p), minlength=n_groups)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = numerator / (sum_p * sum_q - sum_pq)
-    return np.where(sum_p * sum_q - sum_pq > 0, auc, np.nan)
-
-
 def _quantiles(reps: FloatArray, confidence: float) -> tuple[FloatArray, FloatArray]:
     """Central interval per column of ``reps`` (replicates × groups), NaN-aware."""
     alpha = (1 - confidence) / 2
@@ -151,6 +135,21 @@ def _shift(
             point[metric][i] = np.clip(point[metric][i] + shift, 0.0, 1.0)
             z = rng.standard_normal((reps.shape[0], 1))
             reps[:, i, :] = np.clip(reps[:, i, :] + shift + se * z, 0.0, 1.0)
+
+
+def _shift_auc(
+    bias: ReferenceBias,
+    g: Grouping,
+    point: dict[str, FloatArray],
+    reps_auc: FloatArray,
+    rng: np.random.Generator,
+) -> None:
+    """Shift one grouping's AUC point values and replicates (replicates x groups) in place."""
+    for i, label in enumerate(g.labels):
+        s = bias.of(g.column, label)
+        point["auc"][i] = np.clip(point["auc"][i] + s.auc, 0.0, 1.0)
+        z = rng.standard_normal(reps_auc.shape[0])
+        reps_auc[:, i] = np.clip(reps_auc[:, i] + s.auc + s.auc_se * z, 0.0, 1.0)
 
 
 def estimate_performance(
@@ -251,6 +250,7 @@ def estimate_performance(
             )
         if bias is not None:
             _shift(bias, prepared[j][0], prepared[j][6], reps_fpr[-1], reps_fnr[-1], rng)
+            _shift_auc(bias, prepared[j][0], prepared[j][6], reps_auc[-1], rng)
 
     out: list[GroupEstimate] = []
     for j, (g, _codes, _ranks, size, sum_p, flagged, point, _b) in enumerate(prepared):

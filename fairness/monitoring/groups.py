@@ -92,6 +92,24 @@ def rank_index(codes: IntArray, score: FloatArray, n_groups: int) -> RankIndex:
     return RankIndex(order, gs, block, block_start, group_start, midrank)
 
 
+def expected_auc(codes: np.ndarray, p: FloatArray, n_groups: int, ranks: RankIndex) -> FloatArray:
+    """E[AUC] per group if ``p`` is calibrated: the ratio of expectations derived in
+    `fairness.monitoring.estimate`'s docstring."""
+    ps = p[ranks.order]
+    q = 1.0 - ps
+    before = np.cumsum(q) - q  # Σ q over every earlier sorted row
+    group_base = before[ranks.group_start[ranks.group_sorted]]
+    lower = before[ranks.block_start[ranks.block]] - group_base  # strictly lower, same group
+    tie = 0.5 * (np.bincount(ranks.block, weights=q)[ranks.block] - q)  # equal score, not self
+    numerator = np.bincount(ranks.group_sorted, weights=ps * (lower + tie), minlength=n_groups)
+    sum_p = np.bincount(codes, weights=p, minlength=n_groups)
+    sum_q = np.bincount(codes, weights=1.0 - p, minlength=n_groups)
+    sum_pq = np.bincount(codes, weights=p * (1.0 - p), minlength=n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = numerator / (sum_p * sum_q - sum_pq)
+    return np.where(sum_p * sum_q - sum_pq > 0, auc, np.nan)
+
+
 def auc_from_ranks(
     positives: NDArray[Any], rank_sum: NDArray[Any], sizes: NDArray[Any]
 ) -> FloatArray:

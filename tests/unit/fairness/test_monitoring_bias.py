@@ -32,7 +32,9 @@ def _period(rng: np.random.Generator, n: int, overstated: float) -> pl.DataFrame
     return pl.concat(parts)
 
 
-def _fpr_coverage(periods: int, n: int, corrected: bool, overstated: float) -> dict[str, float]:
+def _fpr_coverage(
+    periods: int, n: int, corrected: bool, overstated: float, metric: str = "fpr@0.35"
+) -> dict[str, float]:
     rng = np.random.default_rng(7)
     reference = _period(rng, n, overstated)
     inside: dict[str, list[bool]] = {g: [] for g in GROUPS}
@@ -45,7 +47,7 @@ def _fpr_coverage(periods: int, n: int, corrected: bool, overstated: float) -> d
         for check in compare(est, real, REALISED):
             if check.group_column == "grp":
                 m = {x.metric: x for x in check.metrics}
-                inside[check.group].append(bool(m["fpr@0.35"].within_interval))
+                inside[check.group].append(bool(m[metric].within_interval))
     return {g: float(np.mean(v)) for g, v in inside.items()}
 
 
@@ -56,6 +58,11 @@ def test_reference_correction_restores_fpr_coverage_of_a_miscalibrated_champion(
     assert plain["D"] < 0.2
     assert np.mean(list(fixed.values())) >= 0.9
     assert min(fixed.values()) >= 0.8
+    auc_plain = _fpr_coverage(25, 3000, corrected=False, overstated=0.04, metric="auc")
+    auc_fixed = _fpr_coverage(25, 3000, corrected=True, overstated=0.04, metric="auc")
+    assert auc_plain["D"] < 0.5  # the scores over-separate in D: the AUC realised is lower
+    assert auc_fixed["D"] >= 0.7  # measured 0.80; all groups 0.90 (of 25 cells each)
+    assert np.mean(list(auc_fixed.values())) >= 0.85
 
 
 def test_correction_is_near_zero_and_keeps_coverage_on_a_calibrated_champion() -> None:
@@ -86,6 +93,15 @@ def test_delta_method_standard_error_matches_a_bootstrap() -> None:
     realised = np.sum((1 - y) * (p >= 0.35)) / np.sum(1 - y)
     label_free = np.sum((1 - p) * (p >= 0.35)) / np.sum(1 - p)
     assert np.isclose(analytic.fpr[0], realised - label_free)
+    from sklearn.metrics import roc_auc_score
+
+    from fairness.monitoring.estimate import estimate_performance as estimate
+
+    settings = EstimateSettings(replicates=20, thresholds=[0.35])
+    label_free_auc = estimate(frame.drop("label"), settings)[0].auc.value
+    assert label_free_auc is not None
+    assert np.isclose(analytic.auc, roc_auc_score(y, p) - label_free_auc)
+    assert 0.005 < analytic.auc_se < 0.05
 
 
 def test_group_missing_from_the_reference_takes_the_widened_overall_shift() -> None:
