@@ -33,7 +33,12 @@ def _period(rng: np.random.Generator, n: int, overstated: float) -> pl.DataFrame
 
 
 def _fpr_coverage(
-    periods: int, n: int, corrected: bool, overstated: float, metric: str = "fpr@0.35"
+    periods: int,
+    n: int,
+    corrected: bool,
+    overstated: float,
+    metric: str = "fpr@0.35",
+    settings: EstimateSettings = SETTINGS,
 ) -> dict[str, float]:
     rng = np.random.default_rng(7)
     reference = _period(rng, n, overstated)
@@ -41,7 +46,7 @@ def _fpr_coverage(
     for _ in range(periods):
         cohort = _period(rng, n, overstated)
         est = estimate_performance(
-            cohort.drop("label"), SETTINGS, ["grp"], reference=reference if corrected else None
+            cohort.drop("label"), settings, ["grp"], reference=reference if corrected else None
         )
         real = realised_performance(cohort, REALISED, SETTINGS.thresholds, ["grp"])
         for check in compare(est, real, REALISED):
@@ -59,7 +64,10 @@ def test_reference_correction_restores_fpr_coverage_of_a_miscalibrated_champion(
     assert np.mean(list(fixed.values())) >= 0.9
     assert min(fixed.values()) >= 0.8
     auc_plain = _fpr_coverage(25, 3000, corrected=False, overstated=0.04, metric="auc")
-    auc_fixed = _fpr_coverage(25, 3000, corrected=True, overstated=0.04, metric="auc")
+    with_auc = SETTINGS.model_copy(update={"correct_auc": True})
+    auc_off = _fpr_coverage(25, 3000, corrected=True, overstated=0.04, metric="auc")
+    assert auc_off == auc_plain  # correct_auc is off by default: the AUC is left alone
+    auc_fixed = _fpr_coverage(25, 3000, True, 0.04, metric="auc", settings=with_auc)
     assert auc_plain["D"] < 0.5  # the scores over-separate in D: the AUC realised is lower
     assert auc_fixed["D"] >= 0.7  # measured 0.80; all groups 0.90 (of 25 cells each)
     assert np.mean(list(auc_fixed.values())) >= 0.85
