@@ -71,10 +71,13 @@ Kind = Literal[
     "retention",
     "evidence_pack",
     "monitoring_alert",
+    "monitor_report",
 ]
 """``erasure``: a person erased (`serving.erasure`; the person's pseudonym, never the id);
 ``retention``: old access-log and decision rows archived and removed (`serving.retention`);
-``monitoring_alert``: a monitoring check's breaches, or a re-audit due (`fairness.monitoring`)."""
+``monitoring_alert``: a monitoring check's breaches, or a re-audit due (`fairness.monitoring`);
+``monitor_report``: a monitoring check's report kept (its JSON's sha256 and path, checked by
+``ledger verify`` like a fairness report; `serving.services.monitoring`)."""
 KINDS: tuple[str, ...] = get_args(Kind)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {

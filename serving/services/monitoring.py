@@ -34,7 +34,7 @@ from fairness.monitoring.groups import ALL
 from fairness.monitoring.realised import ThresholdRealised
 from fairness.monitoring.store import StoredCheck, open_monitoring_store
 from fairness.policy import load_policy
-from fairness.report_store import REPORTS, json_bytes
+from fairness.report_store import REPORT_REASON, REPORTS, json_bytes
 from riskcast.atomic import write_bytes, write_text
 from riskcast.errors import NotFoundError, RiskcastError, StoreError
 from riskcast.names import PERSON_MODEL, PLACES_MODEL
@@ -366,6 +366,22 @@ def report_content(check: StoredCheck) -> dict[str, Any]:
     }
 
 
+def _record_kept(
+    state: ServiceState, check: StoredCheck, sha: str, rel: Path, keeper: User | None
+) -> None:
+    if state.ledger is None:
+        raise StoreError("the ledger is not available: the report cannot be kept unrecorded")
+    state.ledger.append(
+        "monitor_report",
+        actor=keeper.name if keeper else "riskcast",
+        role=keeper.role if keeper else "system",
+        version=ledger_version(check.result.model, check.result.version),
+        decision=f"monitoring report of check {check.id} ({check.result.as_of.isoformat()}) kept",
+        reasons=[f"{REPORT_REASON}{rel.as_posix()}"],
+        report_sha256=sha,
+    )
+
+
 def report_folder(home: Path, model: str, check_id: int) -> Path:
     folder = home / REPORTS / "monitoring" / model / f"check-{check_id}"
     if model not in MODELS or not _CHECK_DIR.match(folder.name):
@@ -381,10 +397,14 @@ def find_check(state: ServiceState, model: str, check_id: int) -> StoredCheck:
 
 
 def monitoring_report(
-    state: ServiceState, model: str, check_id: int, render: Any
+    state: ServiceState, model: str, check_id: int, render: Any, keeper: User | None = None
 ) -> MonitoringReport:
     """The report of check ``check_id``: kept on first read (JSON, then the HTML
-    ``render(content, sha256)`` returns), read back afterwards and checked against the check."""
+    ``render(content, sha256)`` returns), read back afterwards and checked against the check.
+
+    Keeping it appends a ``monitor_report`` ledger entry with the JSON's sha256 and its path,
+    so `riskcast ledger verify` finds a kept report that was changed or removed afterwards,
+    exactly as for fairness reports; ``keeper`` is who read it first."""
     check = find_check(state, model, check_id)
     home = state.settings.store_settings().home
     folder = report_folder(home, model, check_id)
@@ -395,6 +415,7 @@ def monitoring_report(
         folder.mkdir(parents=True, exist_ok=True)
         write_bytes(json_path, raw)
         write_text(html_path, render(report_content(check), sha))
+        _record_kept(state, check, sha, json_path.relative_to(home / REPORTS), keeper)
     kept = json_path.read_bytes()
     kept_sha = hashlib.sha256(kept).hexdigest()
     problems = (

@@ -107,7 +107,9 @@ def _download(
     fmt: str,
 ) -> Response:
     with page_access_log(access) as log:
-        kept = monitoring_report(state, model, check_id, lambda c, s: _report(request, c, s))
+        kept = monitoring_report(
+            state, model, check_id, lambda c, s: _report(request, c, s), keeper=user
+        )
         log_read(
             state,
             user,

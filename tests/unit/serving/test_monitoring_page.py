@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from fairness.monitoring.store import MonitoringStore, StoredCheck
+from fairness.report_store import report_problems
 from riskcast.names import PERSON_MODEL
 from serving.app import create_app
 from serving.db import stop_reason
@@ -135,6 +136,15 @@ def test_the_report_downloads_carry_their_sha256_and_are_kept_once(
     kept_json = home / "reports/monitoring/recidivism-risk" / f"check-{first.id}"
     assert hashlib.sha256((kept_json / "monitoring-report.json").read_bytes()).hexdigest() == sha
     assert page.get(base + ".json").content == got.content  # the kept bytes, every time
+    # kept once = recorded once in the ledger, with the JSON's sha256 and path, which
+    # `ledger verify` checks like a fairness report's
+    ledger = page.app.state.riskcast.ledger  # type: ignore[attr-defined]
+    recorded = [
+        e for e in ledger.entries(kind="monitor_report") if f"check-{first.id}/" in e.reasons[-1]
+    ]
+    assert len(recorded) == 1 and recorded[0].report_sha256 == sha
+    assert recorded[0].actor == "ada" and recorded[0].role == "auditor"
+    assert report_problems(recorded, home) == []
     logged = [e for e in entries(page) if e.action == "monitoring-report"]
     assert logged and logged[-1].params["sha256"] == sha and logged[-1].persons == []
     assert page.get("/ui/monitoring/recidivism-risk/check/999999/report.json").status_code == 404
