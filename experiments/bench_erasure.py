@@ -51,20 +51,9 @@ def prepare_home(home: Path, persons: int, store: Path | None, seed: int) -> Non
     if store is not None:
         shutil.copytree(store, home / "store")
         return
-    from features.ingest import ingest_delivery
-    from features.simulator import simulate
+    from experiments.common import simulate_and_ingest
 
-    delivery = home.parent / "d1"
-    simulate(
-        delivery,
-        persons=persons,
-        seed=seed,
-        start=date(2016, 1, 1),
-        extracted_at=date(2025, 12, 31),
-        as_of=[date(2024, 12, 31)],
-        overwrite=True,
-    )
-    ingest_delivery(delivery, home)
+    simulate_and_ingest(home.parent / "d1", home, persons, seed, overwrite=True)
 
 
 def materialize(home: Path, url: str) -> tuple[float, int, date]:

@@ -28,6 +28,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments.common import simulate_args
+
 
 def riskcast(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
     """One riskcast command as a user runs it; its output (stopping the bench on a failure)."""
@@ -44,22 +46,7 @@ def build_home(root: Path, persons: int, trials: int, env: dict[str, str]) -> st
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     delivery = root / "d1"
-    riskcast(
-        "simulate",
-        "--out",
-        str(delivery),
-        "--persons",
-        str(persons),
-        "--seed",
-        "2026",
-        "--start",
-        "2016-01-01",
-        "--extracted-at",
-        "2025-12-31",
-        "--as-of",
-        "2024-12-31",
-        env=env,
-    )
+    riskcast(*simulate_args(delivery, persons, 2026), env=env)
     riskcast("ingest", str(delivery), env=env)
     riskcast("features", "materialize", "--as-of", "2025-12-31", env=env)
     out = riskcast("train", "--trials", str(trials), "--truth", f"{delivery}_truth", env=env)

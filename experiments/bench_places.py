@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,24 +32,14 @@ FORECAST_TARGET_S = 30.0
 
 def _prepare(out: Path, persons: int, seed: int) -> tuple[Path, Path, float]:
     """Simulate and ingest (skipped when ``out`` already holds both)."""
-    from features.ingest import ingest_delivery
-    from features.simulator import simulate
+    from experiments.common import simulate_and_ingest
 
     delivery, home = out / "d1", out / "home"
     truth = out / "d1_truth"
     if (home / "store" / "state.json").is_file() and truth.is_dir():
         return home, truth, 0.0
     started = time.perf_counter()
-    simulate(
-        delivery,
-        persons=persons,
-        seed=seed,
-        start=date(2016, 1, 1),
-        extracted_at=date(2025, 12, 31),
-        as_of=[date(2024, 12, 31)],
-        overwrite=True,
-    )
-    ingest_delivery(delivery, home)
+    simulate_and_ingest(delivery, home, persons, seed, overwrite=True)
     return home, truth, time.perf_counter() - started
 
 

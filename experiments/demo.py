@@ -43,6 +43,10 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments.common import simulate_args
 from features.frames.scope import SCOPE_PREFIX
 from features.online.store import open_online_store
 from riskcast.db import make_engine, masked
@@ -114,19 +118,7 @@ def main() -> None:
     timings = {
         "simulate": run(
             "1. simulate national registers",
-            "simulate",
-            "--out",
-            str(delivery),
-            "--persons",
-            str(options.persons),
-            "--seed",
-            str(options.seed),
-            "--start",
-            "2016-01-01",
-            "--extracted-at",
-            "2025-12-31",
-            "--as-of",
-            "2024-12-31",
+            *simulate_args(delivery, options.persons, options.seed),
             "--corrupt-rate",
             "0.005",
             env=env,

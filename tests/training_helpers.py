@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import yaml
 
-from features.ingest import ingest_delivery
-from features.simulator import simulate
+from experiments.common import simulate_and_ingest
 
 TINY_CONFIG = {
     "label": "any_new_case_12m",
@@ -51,15 +49,7 @@ TINY_CONFIG = {
 def tiny_delivery(root: Path, persons: int = 3000, seed: int = 11) -> tuple[Path, Path]:
     """Simulate and ingest a small delivery; returns (delivery, home)."""
     delivery, home = root / "d1", root / "home"
-    simulate(
-        delivery,
-        persons=persons,
-        seed=seed,
-        start=date(2016, 1, 1),
-        extracted_at=date(2025, 12, 31),
-        as_of=[date(2024, 12, 31)],
-    )
-    ingest_delivery(delivery, home)
+    simulate_and_ingest(delivery, home, persons, seed)
     return delivery, home
 
 

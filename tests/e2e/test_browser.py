@@ -16,7 +16,6 @@ installs it, and the test fails, never skips, when it is missing.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ from tests.ui_helpers import (
     CHROMIUM_ARGS,
     TIMEOUT_MS,
     Browsing,
+    Server,
     artifacts,
     cells,
     riskcast_serve,
-    wait_ok,
 )
 
 if TYPE_CHECKING:
@@ -64,16 +63,8 @@ def chromium() -> Path:
 @dataclass
 class Served:
     env: ServiceEnv
-    base: str
+    server: Server
     report_outcome: str
-    process: subprocess.Popen[str]
-    log: Path
-    started: float
-
-    def wait_ready(self, seconds: float = 60) -> None:
-        deadline = self.started + seconds
-        for path in ("/healthz", "/readyz"):
-            wait_ok(self.base + path, self.process, self.log, deadline)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +84,7 @@ def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             outcome = _audit_entry(env, ledger)
         finally:
             ledger.dispose()
-        yield Served(env, server.base, outcome, server.process, server.log, server.started)
+        yield Served(env, server, outcome)
 
 
 def _audit_entry(env: ServiceEnv, ledger: Ledger) -> str:
@@ -125,7 +116,7 @@ def _audit_entry(env: ServiceEnv, ledger: Ledger) -> str:
 
 
 def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) -> None:
-    env, server = served.env, served.base
+    env, server = served.env, served.server.base
     version = env.model_version
     shots = artifacts_dir()
     for old in shots.glob("*.png"):
@@ -139,7 +130,7 @@ def test_officer_decision_reaches_the_auditor(served: Served, chromium: Path) ->
             executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            served.wait_ready()  # it has been starting since the report was written
+            served.server.wait_ready()  # it has been starting since the report was written
             officer = browser.new_context(viewport={"width": 1280, "height": 900})
             officer.set_default_timeout(TIMEOUT_MS)
             page = watch(officer.new_page())

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from serving.cli import build_app
+from tests.service_helpers import copy_home
 from tests.training_helpers import tiny_delivery, write_config
 from training.model import RiskModel
 from training.tracking import download_risk_model
@@ -58,3 +59,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
     model = download_risk_model("recidivism-risk", version, home=home, uri=uri)
     return Trained(home, delivery, config, result.output, version, seconds, model)
+
+
+def use_home_copy(trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A copy of the trained home made the current one (``RISKCAST_HOME``, no MLflow or database
+    URL from the environment, settings cache cleared): aliases and the ledger change there, not
+    in the shared home. The caller clears the settings cache again after its test."""
+    from riskcast.settings import get_settings
+
+    copy = tmp_path / "home"
+    copy_home(trained.home, copy)
+    monkeypatch.setenv("RISKCAST_HOME", str(copy))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    return copy

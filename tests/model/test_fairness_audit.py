@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from riskcast.errors import InputError
 from serving.cli import build_app
-from tests.model.conftest import Trained
-from tests.service_helpers import copy_home
+from tests.model.conftest import Trained, use_home_copy
 
 
 @pytest.fixture
@@ -23,12 +22,7 @@ def home(trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
     (other tests check that training never sets `champion`)."""
     from riskcast.settings import get_settings
 
-    copy = tmp_path / "home"
-    copy_home(trained.home, copy)
-    monkeypatch.setenv("RISKCAST_HOME", str(copy))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
+    copy = use_home_copy(trained, monkeypatch, tmp_path)
     yield copy
     get_settings.cache_clear()
 

@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from serving.cli import build_app
-from tests.model.conftest import Trained
-from tests.service_helpers import copy_home
+from tests.model.conftest import Trained, use_home_copy
 
 
 @pytest.fixture
@@ -24,12 +23,7 @@ def home(trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
     from riskcast.settings import get_settings
     from training.tracking import tracking_uri
 
-    copy = tmp_path / "home"
-    copy_home(trained.home, copy)
-    monkeypatch.setenv("RISKCAST_HOME", str(copy))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
+    copy = use_home_copy(trained, monkeypatch, tmp_path)
     set_champion("recidivism-risk", trained.version, tracking_uri(copy))
     yield copy
     get_settings.cache_clear()
