@@ -4,10 +4,10 @@ drift, estimated vs realised AUC and FPR with intervals, list composition; the n
 breaches, the ``monitoring_alert`` ledger entries, the re-audit flag of the two-consecutive-
 breach rule; each check's monitoring report (HTML + JSON, its sha256 shown, kept once).
 
-The admin stops the champion from here through the service's one stop switch
-(the API's ``POST /admin/stop``, `serving.api.routes.oversight.stop`), by a form carrying the
-session's CSRF token. Every read is in the access log (`serving.services.monitoring.log_read`),
-as the audit page's reads are.
+The admin stops the champion from here through the service's one stop switch (the function
+the API's ``POST /admin/stop`` calls, `serving.services.oversight.stop_scoring`), by a form
+carrying the session's CSRF token. Every read is in the access log
+(`serving.services.monitoring.log_read`), as the audit page's reads are.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from riskcast.names import PERSON_MODEL
 from serving.api.deps import AccessLog, State
-from serving.api.routes.oversight import stop
 from serving.db import stop_reason
 from serving.schemas import NO_NUL, StopRequest
 from serving.services.audit import model_name
@@ -31,6 +30,7 @@ from serving.services.monitoring import (
     monitoring_report,
     monitoring_view,
 )
+from serving.services.oversight import stop_scoring
 from serving.ui.charts import svg
 from serving.ui.deps import Form, UiAuditor, check_csrf, ui_require
 from serving.ui.page_log import page_access_log
@@ -148,8 +148,8 @@ def monitoring_report_html(
 
 @router.post(PAGE + "/stop")
 def stop_form(request: Request, user: UiAdmin, state: State, form: Form) -> Response:
-    """Turn the stop switch on through the API's own ``POST /admin/stop`` (its function and its
-    request's rules), with a reason."""
+    """Turn the stop switch on as the API's ``POST /admin/stop`` does (the same service
+    function and the same request's rules), with a reason."""
     check_csrf(request, form)
     back = {"model": form.get("model") or None}
     try:
@@ -157,7 +157,5 @@ def stop_form(request: Request, user: UiAdmin, state: State, form: Form) -> Resp
     except ValidationError:
         why = "give a reason to stop (3 to 500 characters)"
         return RedirectResponse(page_url(PAGE, **back, error=why), 303)
-    done = stop(body, user, state)
-    return RedirectResponse(
-        page_url(PAGE, **back, notice=f"scoring is stopped: {done.reason}"), 303
-    )
+    reason = stop_scoring(state, user, body.reason)
+    return RedirectResponse(page_url(PAGE, **back, notice=f"scoring is stopped: {reason}"), 303)

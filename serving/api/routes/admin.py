@@ -111,13 +111,15 @@ def revoke_user(name: UserName, admin: Admin, state: State) -> UserOut:
     responses=error_responses(
         401,
         503,
-        described={**_ADMINS, 422: "an empty reason, or one containing the person's id"},
+        described=_ADMINS,
     ),
 )
 def erase_person(body: ErasureRequest, admin: Admin, state: State) -> ErasureResponse:
     """Erase a person (as `riskcast erase`): from the online store, the score book and its
     explanations, decisions' text, future feature builds (an offline-store tombstone) and the
-    access log's readers; an `erasure` ledger entry records it without the id."""
+    access log's readers; an `erasure` ledger entry records it without the id. An empty
+    reason, or one containing the person's id, is a 422 naming ``reason`` (the ledger keeps the
+    reason forever)."""
     done = erase(state, admin, body.person_id, body.reason)
     log.info("person erased by admin %r as %s", admin.name, done.pseudonym)
     return done

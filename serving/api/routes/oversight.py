@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from serving.api.deps import AccessLog, Admin, AnyRole, Officer, Overseer, State
-from serving.db import set_stop, stop_reason
+from serving.db import stop_reason
 from serving.schemas import (
     NO_NUL,
     DecisionRequest,
@@ -24,6 +24,7 @@ from serving.schemas import (
     error_responses,
 )
 from serving.services.decisions import list_decisions, record_decision
+from serving.services.oversight import resume_scoring, stop_scoring
 
 router = APIRouter(prefix="/v1", tags=["oversight"])
 
@@ -112,14 +113,13 @@ _ADMIN_ONLY = error_responses(401, 503, described={403: "admins only"})
 @router.post("/admin/stop", response_model=StopStatus, responses=_ADMIN_ONLY)
 def stop(body: StopRequest, user: Admin, state: State) -> StopStatus:
     """Withdraw the model from serving at once (all workers share the switch)."""
-    set_stop(state.engine, stopped=True, by=user.name, reason=body.reason)
-    return StopStatus(stopped=True, reason=stop_reason(state.engine))
+    return StopStatus(stopped=True, reason=stop_scoring(state, user, body.reason))
 
 
 @router.post("/admin/resume", response_model=StopStatus, responses=_ADMIN_ONLY)
 def resume(user: Admin, state: State) -> StopStatus:
     """Serve the champion again after a stop."""
-    set_stop(state.engine, stopped=False, by=user.name, reason="")
+    resume_scoring(state, user)
     return StopStatus(stopped=False, reason=None)
 
 

@@ -90,6 +90,7 @@ USERS: dict[tuple[str, str], list[str | None]] = {
     ("GET", "/v1/admin/users"): [ADMIN],
     ("POST", "/v1/admin/users"): [ADMIN],
     ("POST", "/v1/admin/users/{name}/revoke"): [ADMIN],
+    ("POST", "/v1/admin/erasures"): [ADMIN],
     ("GET", "/v1/fairness-reports/{version}"): [AUDITOR],
     ("GET", "/v1/ledger"): [AUDITOR],
     ("GET", "/v1/access-log"): [AUDITOR, ADMIN],
