@@ -92,10 +92,9 @@ TRAINING = {
 def pipeline(root: Path, persons: int, seed: int, quarters: int = len(QUARTERS)) -> None:
     from typer.testing import CliRunner
 
+    from experiments.common import simulate_and_ingest
     from fairness.monitoring.cli import run_monitor
     from fairness.promotion import set_champion
-    from features.ingest import ingest_delivery
-    from features.simulator import simulate
     from riskcast.settings import get_settings
     from serving.cli import build_app
     from training.tracking import tracking_uri
@@ -107,16 +106,15 @@ def pipeline(root: Path, persons: int, seed: int, quarters: int = len(QUARTERS))
     get_settings.cache_clear()
     started = time.perf_counter()
     if not (home / "mlflow.db").is_file():
-        simulate(
+        simulate_and_ingest(
             delivery,
-            persons=persons,
-            seed=seed,
-            start=date(2012, 1, 1),
-            extracted_at=date(2025, 12, 31),
-            as_of=[date(2021, 12, 31)],
+            home,
+            persons,
+            seed,
             overwrite=True,
+            start=date(2012, 1, 1),
+            as_of=date(2021, 12, 31),
         )
-        ingest_delivery(delivery, home)
         print(
             f"simulated and ingested {persons:,} persons in {time.perf_counter() - started:.0f} s"
         )

@@ -28,10 +28,17 @@ def simulate_args(out: Path, persons: int, seed: int) -> tuple[str, ...]:
 
 
 def simulate_and_ingest(
-    delivery: Path, home: Path, persons: int, seed: int, *, overwrite: bool = False
+    delivery: Path,
+    home: Path,
+    persons: int,
+    seed: int,
+    *,
+    overwrite: bool = False,
+    start: date = date(2016, 1, 1),
+    as_of: date = date(2024, 12, 31),
 ) -> None:
-    """Simulate the same delivery as `simulate_args` in-process into ``delivery`` and ingest it
-    into ``home``."""
+    """Simulate the same delivery as `simulate_args` in-process into ``delivery`` (unless
+    ``start``/``as_of`` say otherwise) and ingest it into ``home``."""
     from features.ingest import ingest_delivery
     from features.simulator import simulate
 
@@ -39,9 +46,9 @@ def simulate_and_ingest(
         delivery,
         persons=persons,
         seed=seed,
-        start=date(2016, 1, 1),
+        start=start,
         extracted_at=date(2025, 12, 31),
-        as_of=[date(2024, 12, 31)],
+        as_of=[as_of],
         overwrite=overwrite,
     )
     ingest_delivery(delivery, home)
