@@ -23,10 +23,12 @@ from features.simulator.config import SimulatorConfig
 from features.simulator.crimes import Offences, draw_crimes
 from features.simulator.hazard import (
     NO_DAY,
+    DetectionWeights,
     Window,
     age_factor,
     category_weights,
     detection_weights,
+    practice_factor,
     status_multiplier,
 )
 from features.simulator.justice import Custody, CustodyView, Decision
@@ -154,7 +156,8 @@ def simulate_careers(
                     known, t0, t1, jc.post_release_boost, jc.post_release_tau_days
                 )
             free = w.total(lo, hi) - w.total(np.maximum(lo, known.cs), np.minimum(hi, known.ce - 1))
-            weight = dw.total + gamma * capped * dw.violent
+            dm = _month_weights(dw, pop, t0, cfg)
+            weight = dm.total + gamma * capped * dm.violent
             future[w.as_of] += core * rf_known * weight * free / days
         for w in windows:
             if t0 <= w.as_of < t1:
@@ -170,6 +173,19 @@ def simulate_careers(
         custody.finish(last_day),
         future,
     )
+
+
+def _month_weights(
+    dw: DetectionWeights, pop: Population, t0: int, cfg: SimulatorConfig
+) -> DetectionWeights:
+    """The detection weights of the month starting on day `t0`: `dw` unless a
+    registration-practice change is in force (changes start on the first of a month)."""
+    if not cfg.crime.practice_changes:
+        return dw
+    factor = practice_factor(pop.region, t0, cfg)
+    if np.all(factor == 1.0):
+        return dw
+    return detection_weights(pop.bias * factor, cfg)
 
 
 def _select(d: Decision, mask: np.ndarray) -> Decision:

@@ -7,10 +7,18 @@ exists). A YAML file with any subset of these fields can override them
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from features.contract.schema import (
     ADMIN_CATEGORY,
@@ -159,6 +167,30 @@ class DetectionBias(_Model):
     factor: float = Field(gt=0)
 
 
+class PracticeChange(_Model):
+    """From `from_date` on, the police of `region` register offences `record_rate_multiplier`
+    times as often (a registration-practice change, issue 13 section 5's injected drift).
+
+    It multiplies the detection probability of the gravities in `crime.biased_gravities`
+    (capped at 0.98 like every detection probability) for offences committed by residents of
+    the region on or after the date. Offending is untouched: those gravities never lead to
+    prison, and every offence consumes the same random numbers whatever its detection, so
+    only what the register records changes (and the labels, which are defined on it).
+    `from_date` must be the first of a month: p_true's future part is accumulated per month.
+    """
+
+    region: str
+    from_date: date
+    record_rate_multiplier: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PracticeChange:
+        _check_keys("crime.practice_changes.region", {self.region: 0}, REGION_CODES)
+        if self.from_date.day != 1:
+            raise ValueError("crime.practice_changes.from_date must be the first of a month")
+        return self
+
+
 class CrimeConfig(_Model):
     monthly_rate: float = Field(1.5e-4, gt=0, description="c0: offences per month at u=1, peak")
     min_age: int = 14
@@ -193,6 +225,10 @@ class CrimeConfig(_Model):
         DetectionBias(region="SHY", ethnicity="E2", factor=1.4),
     ]
     biased_gravities: list[str] = ["misdemeanour", "minor"]
+    practice_changes: list[PracticeChange] = Field(
+        default_factory=list,
+        description="registration-practice changes from a date (default: none)",
+    )
 
     @model_validator(mode="after")
     def _keys(self) -> CrimeConfig:
@@ -202,6 +238,15 @@ class CrimeConfig(_Model):
             _check_keys("crime.detection_bias.region", {b.region: 0}, REGION_CODES)
         _check_keys("crime.biased_gravities", dict.fromkeys(self.biased_gravities, 0), GRAVITY)
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave `practice_changes` out while empty, so the `simulation.json` of a run without
+        them stays byte-identical to what it was before the option existed."""
+        data: dict[str, Any] = handler(self)
+        if not self.practice_changes:
+            data.pop("practice_changes", None)
+        return data
 
 
 class JusticeConfig(_Model):

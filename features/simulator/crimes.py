@@ -20,7 +20,7 @@ from features.simulator.codes import (
     article_cdf_by_category,
 )
 from features.simulator.config import SimulatorConfig
-from features.simulator.hazard import category_weights, detect_prob
+from features.simulator.hazard import category_weights, detect_prob, practice_factor
 from features.simulator.justice import N_NORMAL, N_UNIFORM, Decision, decide
 from features.simulator.population import Population
 from features.simulator.timebase import DAY_US, SECOND_US, LagDistribution
@@ -153,7 +153,10 @@ def draw_crimes(
     day, article, lag_days = day[lead], article[lead], lag_days[lead]
     case = next_case + lead
 
-    detect_p = detect_prob(article, pop.bias[person], cfg)
+    bias = pop.bias[person]
+    if cfg.crime.practice_changes:  # a registration-practice change scales the same factor
+        bias = bias * practice_factor(pop.region[person], day, cfg)
+    detect_p = detect_prob(article, bias, cfg)
     detected = u[:, U_DET] < detect_p
     reg_day = day + lag_days
     decision: Decision = decide(reg_day, ARTICLE_GRAVITY[article], uj, z, cfg)

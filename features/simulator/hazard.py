@@ -16,10 +16,11 @@ from features.simulator.codes import (
     ARTICLE_DETECT,
     ARTICLE_GRAVITY,
     ARTICLES,
+    REGION_CODES,
     VIOLENT,
 )
 from features.simulator.config import SimulatorConfig
-from features.simulator.timebase import LagDistribution
+from features.simulator.timebase import LagDistribution, day_of
 
 MAX_DETECT = 0.98
 NO_DAY = -(10**9)  # "no such day" (no custody slot, no release yet)
@@ -50,6 +51,18 @@ def detect_prob(article: np.ndarray, bias: np.ndarray, cfg: SimulatorConfig) -> 
         ARTICLE_GRAVITY[article], [GRAVITY.index(g) for g in cfg.crime.biased_gravities]
     )
     return np.asarray(np.minimum(ARTICLE_DETECT[article] * np.where(biased, bias, 1.0), MAX_DETECT))
+
+
+def practice_factor(region: np.ndarray, day: np.ndarray | int, cfg: SimulatorConfig) -> np.ndarray:
+    """The registration-practice multiplier of each (person's region, day): the product of
+    every `crime.practice_changes` entry of that region in force on that day, else 1."""
+    factor = np.ones(np.broadcast(region, day).shape)
+    for change in cfg.crime.practice_changes:
+        hit = (region == REGION_CODES.index(change.region)) & (
+            np.asarray(day) >= day_of(change.from_date)
+        )
+        factor = np.where(hit, factor * change.record_rate_multiplier, factor)
+    return factor
 
 
 @dataclass(frozen=True)
