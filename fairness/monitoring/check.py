@@ -40,6 +40,7 @@ from fairness.monitoring.outcomes import (
     decision_counts,
     outcome_rates,
 )
+from fairness.monitoring.places import PlacesMonitoring, places_figures
 from fairness.monitoring.realised import EstimateCheck, GroupRealised, compare, realised_performance
 from fairness.monitoring.scores import ScoreGroup, UnitComposition, list_composition, score_drift
 from fairness.policy import FairnessPolicy
@@ -87,6 +88,13 @@ class CheckResult(BaseModel):
     reaudit: list[str] = Field(default_factory=list)  # why a re-audit is due (empty: not due)
     # disparities in the policy's advisory metrics (FNR): reported, not breaches
     advisories: list[Breach] = Field(default_factory=list)
+    # the places champion's realised performance and its alerts (None: the person model)
+    places: PlacesMonitoring | None = None
+
+    @property
+    def alert_count(self) -> int:
+        """The breaches and the places alerts (what the store counts and the ledger records)."""
+        return len(self.breaches) + (len(self.places.alerts) if self.places else 0)
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,8 @@ def figures(result: CheckResult) -> list[Figure]:
         "feedback_loop",
     ):
         add("breaches", {"kind": kind}, kinds.get(kind, 0))
+    if result.places is not None:
+        out += [Figure(*f) for f in places_figures(result.places)]
     add("reaudit", {}, 1.0 if result.reaudit else 0.0)
     add("advisories", {"kind": "advisory_disparity"}, len(result.advisories))
     return out

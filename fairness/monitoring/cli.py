@@ -73,19 +73,30 @@ def register(
         decisions and outcomes, the feedback-loop indicator; kept in the monitoring store,
         breaches recorded in the ledger (kind monitoring_alert)."""
         from fairness.commands import progress_line
+        from riskcast.errors import NotFoundError
 
+        day = as_of.date() if as_of else None
         with progress_line("monitor") as say:
-            stored = run_monitor(
-                as_of.date() if as_of else None, decisions=decisions, by=by, progress=say
-            )
+            stored, missing = None, None
+            try:
+                stored = run_monitor(day, decisions=decisions, by=by, progress=say)
+            except NotFoundError as exc:  # no person champion: the places one may still be
+                if forecast is None:
+                    raise
+                missing = exc
             places, problem = None, None
             if forecast is not None:
                 try:
-                    places = run_places_monitor(forecast, by=by)
+                    places = run_places_monitor(forecast, as_of=day, by=by, progress=say)
                 except RiskcastError as exc:  # the person check is kept whatever places do
                     problem = str(exc)
+            if stored is None and places is None and missing is not None:
+                raise missing
         console = Console(soft_wrap=True)
-        print_check(console, stored)
+        if stored is not None:
+            print_check(console, stored)
+        else:
+            console.print(f"persons: not checked: {missing}", highlight=False)
         if places is not None:
             print_check(console, places)
         if problem is not None:
@@ -120,11 +131,14 @@ def print_check(console: Console, stored: Any) -> None:
             console.print(f"outcomes by decision: {r.matured.outcomes_note}", highlight=False)
     elif r.matured_note:
         console.print(f"matured cohort: {r.matured_note}", highlight=False)
-    console.print(f"breaches: {len(r.breaches)}", highlight=False)
-    for b in r.breaches[:20]:
+    if r.places is not None:
+        print_places(console, r.places)
+    alerts = [*r.breaches, *(r.places.alerts if r.places is not None else [])]
+    console.print(f"breaches: {len(alerts)}", highlight=False)
+    for b in alerts[:20]:
         console.print(f"  {b.kind}: {b.message}", highlight=False)
-    if len(r.breaches) > 20:
-        console.print(f"  ... and {len(r.breaches) - 20} more (in the store)", highlight=False)
+    if len(alerts) > 20:
+        console.print(f"  ... and {len(alerts) - 20} more (in the store)", highlight=False)
     if r.advisories:  # the policy's advisory metrics (FNR): shown, not breaches
         console.print(f"advisories (not breaches): {len(r.advisories)}", highlight=False)
         for a in r.advisories[:10]:
@@ -133,6 +147,29 @@ def print_check(console: Console, stored: Any) -> None:
         console.print("RE-AUDIT REQUIRED (recorded in the ledger):", highlight=False)
         for reason in r.reaudit[:5]:
             console.print(f"  {reason}", highlight=False)
+
+
+def print_places(console: Console, places: Any) -> None:
+    """The places realised performance in two lines (`places.PlacesMonitoring`)."""
+    real = places.realised
+    if real is None:
+        console.print(f"realised: {places.realised_note}", highlight=False)
+        return
+    overall = next(c for c in real.ratios if c.group_column == "all")
+    ratio = (
+        f"{overall.ratio:.2f} [{overall.lower:.2f}, {overall.upper:.2f}]"
+        if (overall.ratio is not None and overall.lower is not None and overall.upper is not None)
+        else "-"
+    )
+    pai = real.pai
+    audited = f"{pai.audited:.2f}" if pai.audited is not None else "-"
+    console.print(
+        f"realised weeks {real.first_week}..{real.last_week} ({real.weeks} weeks, "
+        f"{real.cells:,} cells): observed/forecast {ratio}, deviance {real.deviance:.4f}, "
+        f"PAI@{pai.area_share:.0%} {pai.value if pai.value is None else round(pai.value, 2)} "
+        f"(audited {audited})",
+        highlight=False,
+    )
 
 
 def run_monitor(
@@ -237,44 +274,19 @@ def run_monitor(
     return stored
 
 
-def run_places_monitor(forecast: ForecastSource, *, by: str = MONITOR_ACTOR) -> Any:
-    """The places champion's score drift: its materialised forecast (expected count per cell
-    and week, horizon 1) against the test predictions it was audited on, per region and
-    district; None when there is no places champion or its forecast is not materialised."""
-    from fairness.commands import edges
-    from fairness.monitoring.check import run_score_drift_check
-    from fairness.monitoring.config import load_monitoring_config
-    from fairness.monitoring.store import open_monitoring_store
-    from fairness.places.audit import load_predictions
-    from fairness.promotion import current_champion
-    from riskcast.names import PLACES_MODEL
+def run_places_monitor(
+    forecast: ForecastSource | None,
+    *,
+    as_of: date | None = None,
+    by: str = MONITOR_ACTOR,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """The places champion's check (`places_cli.run_places_monitor`): score and input drift
+    against its audited test weeks, realised performance of the weeks passed since; None when
+    there is no places champion, or no date (``--as-of`` or a materialised forecast of it)."""
+    from fairness.monitoring.places_cli import run_places_monitor as run_places
 
-    _, uri = edges()
-    version = current_champion(PLACES_MODEL, uri)
-    served = forecast() if version is not None else None
-    if version is None or served is None or served[0] != version:
-        return None  # no champion, or the service answers from another version
-    reference, _, sha = load_predictions(PLACES_MODEL, version, uri)
-    store = open_monitoring_store()
-    try:
-        previous = store.before(PLACES_MODEL, served[1], version=version)
-        result = run_score_drift_check(
-            model=PLACES_MODEL,
-            version=version,
-            as_of=served[1],
-            reference_note=f"the test predictions the champion was audited on (sha256 {sha[:12]})",
-            reference=reference,
-            current=served[2],
-            score="expected_count",
-            group_columns=["region", "district"],
-            config=load_monitoring_config(),
-            previous_breaches=previous.result.breaches if previous else None,
-        )
-        stored = store.record(result)
-    finally:
-        store.dispose()
-    record_alerts(stored, by=by)
-    return stored
+    return run_places(forecast, as_of=as_of, by=by, progress=progress, record=record_alerts)
 
 
 def record_alerts(stored: Any, *, by: str = MONITOR_ACTOR) -> None:
@@ -284,24 +296,25 @@ def record_alerts(stored: Any, *, by: str = MONITOR_ACTOR) -> None:
 
     r = stored.result
     version = ledger_version(r.model, r.version)
-    if not r.breaches and not r.reaudit:
+    alerts = [*r.breaches, *(r.places.alerts if r.places is not None else [])]
+    if not alerts and not r.reaudit:
         return
     ledger = open_ledger()
     try:
-        if r.breaches:
+        if alerts:
             kinds: dict[str, int] = {}
-            for b in r.breaches:
+            for b in alerts:
                 kinds[b.kind] = kinds.get(b.kind, 0) + 1
             ledger.append(
                 "monitoring_alert",
                 actor=by,
                 role="monitor",
                 version=version,
-                decision=f"{len(r.breaches)} breaches as of {r.as_of}",
+                decision=f"{len(alerts)} breaches as of {r.as_of}",
                 reasons=[
                     f"monitoring check {stored.id}: "
                     + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
-                    *[b.message for b in r.breaches[:10]],
+                    *[b.message for b in alerts[:10]],
                 ],
             )
         if r.reaudit:

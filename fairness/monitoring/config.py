@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fairness.monitoring.places_config import PlacesMonitoringSettings
 from riskcast.configio import find_config, load_yaml_model
 
 MONITORING_FILE = "monitoring.yaml"
@@ -134,6 +135,7 @@ class MonitoringConfig(_Model):
     realised: RealisedSettings = Field(default_factory=RealisedSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+    places: PlacesMonitoringSettings = Field(default_factory=PlacesMonitoringSettings)
 
 
 def load_monitoring_config(path: Path | None = None) -> MonitoringConfig:

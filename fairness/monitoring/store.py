@@ -15,7 +15,13 @@ The read API (the monitoring page builds on it):
 - ``checks(model, since=None, version=None) -> list[StoredCheck]``, oldest first;
 - ``latest(model, version=None) -> StoredCheck | None``;
 - ``at(model, as_of, version=None) -> StoredCheck | None`` (the newest check of that as-of);
-- ``series(model, name, since=None) -> list[FigurePoint]`` (one figure over time).
+- ``series(model, name, since=None) -> list[FigurePoint]`` (one figure over time);
+- ``places_weeks(model, version=None) -> list[WeekTotal]`` (the places champion's realised
+  weeks, forecast vs counted, across its checks: the realised-vs-forecast time series).
+
+A places check is the same row: its realised performance and alerts are the result's
+``places`` part (`fairness.monitoring.places`), its figures the ``places_*`` names; the
+``breaches`` column counts its alerts with the drift breaches.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fairness.monitoring.check import CheckResult, Figure, figures
+from fairness.monitoring.places import WeekTotal
 from riskcast.clock import utcnow
 from riskcast.db import make_engine, masked
 from riskcast.errors import InputError
@@ -117,7 +124,7 @@ class MonitoringStore:
                     as_of=result.as_of,
                     checked_at=result.checked_at,
                     stored_at=stored_at,
-                    breaches=len(result.breaches),
+                    breaches=result.alert_count,
                     reaudit=bool(result.reaudit),
                     result=result.model_dump_json(),
                 )
@@ -198,6 +205,17 @@ class MonitoringStore:
             FigurePoint(int(i), m, v, d, json.loads(labels), float(value))
             for i, m, v, d, labels, value in rows
         ]
+
+    def places_weeks(self, model: str, version: str | None = None) -> list[WeekTotal]:
+        """The realised weeks of the places checks, oldest first: each forecast week once,
+        as the newest check that judged it counted it (later deliveries can add late
+        registrations, so the newest count is the one kept)."""
+        weeks: dict[date, WeekTotal] = {}
+        for stored in self.checks(model, version=version):
+            places = stored.result.places
+            for w in places.realised.weekly if places and places.realised else []:
+                weeks[w.week_start] = w
+        return [weeks[d] for d in sorted(weeks)]
 
     def latest_figures(self, model: str | None = None) -> list[tuple[str, str, Figure]]:
         """(model, version, figure) of the newest check of each model (or of ``model``)."""

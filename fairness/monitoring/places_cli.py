@@ -1,0 +1,147 @@
+"""The edges of the places check of `riskcast monitor` (everything between is
+`places_check.run_places_check`, pure).
+
+- the champion (`street-crime`, alias ``champion``) and its model from MLflow;
+- the score reference: the test predictions it was audited on (``places/test_predictions``),
+  which also give the audited PAI (the same weeks, the same metric function);
+- the input reference: the cell frame of the champion's test origins (its model metadata
+  ``origins.test``), rebuilt point-in-time from the offline store, as training built it;
+- the current frame and forecast: the cell frame as of the check date, scored by the champion
+  (the same rows the service's materialised forecast holds, recomputed so ``--as-of`` works
+  without a materialisation);
+- the realised cell-weeks: for every weekly origin (Sunday) after the audited test origins
+  whose first forecast week has ended by the check date (the newest ``realised_weeks``), the
+  champion's horizon-1 forecast made from what was known at that origin and the incidents the
+  register counted in that week. One `build_cell_frame` call builds all of them. The counts are
+  those the store's latest delivery knows (the builder's label), so a re-run of an old check
+  date on a store with later deliveries can count late registrations the original check did not
+  see: the monitoring store keeps what each check saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+
+Progress = Callable[[str], None]
+
+
+def realised_origins(
+    day: date, after: date | None, weeks: int, sunday: Callable[[date], date]
+) -> list[date]:
+    """The weekly origins whose first forecast week (the Monday after the origin, seven days)
+    has ended by ``day`` (the builder's rule: week start + 7 days <= the last day known), after
+    ``after`` (the last audited test origin), the newest ``weeks`` of them, oldest first."""
+    newest = sunday(day - timedelta(days=8))
+    out = [newest - timedelta(weeks=k) for k in range(weeks)]
+    return sorted(t for t in out if after is None or t > after)
+
+
+def run_places_monitor(
+    forecast: Callable[[], tuple[str, date, pl.DataFrame] | None] | None,
+    *,
+    as_of: date | None = None,
+    by: str,
+    progress: Progress | None = None,
+    record: Callable[..., None] | None = None,
+) -> Any:
+    """One check of the places champion as of ``as_of`` (default: the as-of of the forecast the
+    service answers from, when it is the champion's); None without a champion or a date."""
+    from fairness.commands import edges
+    from fairness.monitoring.config import load_monitoring_config
+    from fairness.monitoring.places import mean_pai
+    from fairness.monitoring.places_check import PlacesCheckInputs, run_places_check
+    from fairness.monitoring.store import open_monitoring_store
+    from fairness.places.audit import load_predictions
+    from fairness.policy import load_policy
+    from fairness.promotion import current_champion
+    from features.cells.geo import cell_geometry
+    from riskcast.names import PLACES_MODEL
+    from training.places.frames import build_frame, load_cell_inputs
+    from training.places.model import HORIZON
+    from training.places.plan import sunday_on_or_before
+
+    say = progress or (lambda message: None)
+    home, uri = edges()
+    version = current_champion(PLACES_MODEL, uri)
+    if version is None:
+        return None
+    served = forecast() if forecast is not None else None
+    day = as_of or (served[1] if served is not None and served[0] == version else None)
+    if day is None:
+        return None  # nothing materialised from the champion and no date asked
+    config = load_monitoring_config()
+    settings = config.places
+    policy = load_policy().places
+    say(f"places v{version}: the audited test predictions and the champion")
+    reference_scores, _, sha = load_predictions(PLACES_MODEL, version, uri)
+    audited = mean_pai(reference_scores, settings.area_share)
+    model = _champion(version, home)
+    test = sorted(date.fromisoformat(str(d)) for d in model.metadata["origins"]["test"])
+    realised_at = realised_origins(
+        day, test[-1] if test else None, settings.realised_weeks, sunday_on_or_before
+    )
+    inputs = load_cell_inputs(home)
+    resolution = int(model.metadata.get("h3_resolution", inputs.places.h3_resolution))
+    if resolution != inputs.places.h3_resolution:
+        places = inputs.places.model_copy(update={"h3_resolution": resolution})
+        inputs = type(inputs)(inputs.sources, places, inputs.spec, inputs.store)
+    say(f"places v{version}: cell frames of {len(test)} test origins, {day} and "
+        f"{len(realised_at)} realised weeks")  # fmt: skip
+    frame = build_frame(inputs, [*test, *realised_at, day], [1], with_label=True)
+    frame = frame.with_columns(pl.Series("expected_count", model.predict(frame)))
+    features = [f for f in model.features if f != HORIZON]
+    current = frame.filter(pl.col("as_of") == day)
+    realised, note = None, None
+    done = frame.filter(pl.col("as_of").is_in(realised_at) & pl.col("label").is_not_null())
+    if done.height:
+        geometry = cell_geometry(done["cell_id"].unique().to_list()).select("cell_id", "area_km2")
+        realised = done.join(geometry, on="cell_id", how="left").rename({"label": "observed"})
+    else:
+        note = (
+            f"no forecast week after the audited test weeks (last origin "
+            f"{test[-1] if test else '?'}) has ended by {day}"
+        )
+    store = open_monitoring_store()
+    try:
+        previous = store.before(PLACES_MODEL, day, version=version)
+        say(f"places v{version}: drift and realised performance")
+        result = run_places_check(
+            PlacesCheckInputs(
+                model=PLACES_MODEL,
+                version=version,
+                as_of=day,
+                reference_note=(
+                    f"the test weeks the champion was audited on (origins "
+                    f"{test[0] if test else '?'}..{test[-1] if test else '?'}; predictions "
+                    f"sha256 {sha[:12]})"
+                ),
+                reference_scores=reference_scores,
+                current_scores=current,
+                reference_features=frame.filter(pl.col("as_of").is_in(test)),
+                current_features=current,
+                inputs=features,
+                realised=realised,
+                realised_note=note,
+                audited_pai=audited,
+                previous_breaches=previous.result.breaches if previous else None,
+            ),
+            config,
+            policy,
+        )
+        stored = store.record(result)
+    finally:
+        store.dispose()
+    if record is not None:
+        record(stored, by=by)
+    return stored
+
+
+def _champion(version: str, home: Any) -> Any:
+    from riskcast.names import PLACES_MODEL
+    from training.places.registry import load_places_model
+
+    return load_places_model(PLACES_MODEL, version, home=home).model
