@@ -1,0 +1,98 @@
+"""`riskcast monitor` on a small simulated home whose only champion is a places model: trained
+on the delivery as extracted at the end of September, promoted, then the December delivery
+arrives; the check as of late December keeps the places part (input drift of every cell
+feature against the audited test origins, realised weeks after them with the observed/forecast
+ratios per district) in the monitoring store, and its alerts in the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from features.ingest import ingest_delivery
+from features.simulator import simulate
+from serving.cli import build_app
+from tests.service_helpers import environment
+from tests.unit.training.test_places_end_to_end import SMALL, _cut_delivery
+
+CUT = date(2025, 9, 28)  # a Sunday: the training store ends here
+CHECK = date(2025, 12, 28)  # the check: thirteen weeks of new deliveries later
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from fairness.promotion import set_champion
+    from riskcast.names import PLACES_MODEL
+    from training.tracking import tracking_uri
+
+    root = tmp_path_factory.mktemp("places-monitor")
+    delivery, home = root / "d1", root / "home"
+    simulate(
+        delivery,
+        persons=20_000,
+        seed=13,
+        start=date(2019, 1, 1),
+        extracted_at=date(2025, 12, 31),
+        as_of=[date(2024, 12, 31)],
+    )
+    ingest_delivery(_cut_delivery(delivery, root / "cut", CUT), home)
+    config = root / "places_training.yaml"
+    config.write_text(yaml.safe_dump(SMALL), encoding="utf-8")
+    with environment(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None):
+        got = CliRunner().invoke(build_app(), ["places", "train", "--config", str(config)])
+        assert got.exit_code == 0, got.output + repr(got.exception)
+        set_champion(PLACES_MODEL, "1", tracking_uri(home))
+        ingest_delivery(delivery, home)  # the deliveries after training
+        yield home
+
+
+def test_monitor_checks_the_places_champion(home: Path) -> None:
+    from fairness.ledger import open_ledger
+    from fairness.monitoring.store import open_monitoring_store
+    from riskcast.names import PLACES_MODEL
+    from riskcast.settings import get_settings
+
+    with environment(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None):
+        get_settings.cache_clear()
+        got = CliRunner().invoke(build_app(), ["monitor", "--as-of", str(CHECK)])
+        assert got.exit_code == 0, got.output + repr(got.exception)
+        assert "persons: not checked" in got.output
+        assert f"{PLACES_MODEL} v1 as of {CHECK}" in got.output
+        assert "observed/forecast" in got.output
+        store = open_monitoring_store()
+        try:
+            kept = store.latest(PLACES_MODEL)
+            weeks = store.places_weeks(PLACES_MODEL)
+        finally:
+            store.dispose()
+        ledger = open_ledger()
+        try:
+            alerts = [
+                e
+                for e in ledger.entries()
+                if e.kind == "monitoring_alert" and PLACES_MODEL in e.version
+            ]
+        finally:
+            ledger.dispose()
+        get_settings.cache_clear()
+    assert kept is not None
+    r = kept.result
+    assert r.as_of == CHECK and r.places is not None and r.places.realised is not None
+    real = r.places.realised
+    # every realised week is after the audited test weeks and ended by the check date
+    assert real.first_week > CUT and (real.last_week - CHECK).days <= -7
+    assert 1 <= real.weeks <= 8 and len(weeks) == real.weeks
+    assert all(w.observed >= 0 and w.expected > 0 for w in weeks)
+    assert real.pai.audited is not None and real.pai.audited > 1
+    groups = {(c.group_column, c.group) for c in real.ratios}
+    assert ("all", "all") in groups and any(c == "district" for c, _ in groups)
+    inputs = {d.input for d in r.input_drift}
+    assert "expected_count" in inputs and len(inputs) > 5  # the score and the cell features
+    assert {d.group_column for d in r.input_drift} >= {"all", "region", "district"}
+    assert (kept.breach_count > 0) == bool(r.breaches)
+    assert (r.alert_count > 0) == bool(alerts)
