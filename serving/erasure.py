@@ -2,7 +2,8 @@
 
 What it removes, and why each place:
 
-- the offline store records a tombstone (`features.store.tombstones`): the delivered files
+- the offline store records a tombstone, the person's keyed pseudonym (the same as in the
+  access log; `features.store.tombstones`): the delivered files
   are not rewritten, but no reader of the store (feature builds at every as-of, the service's
   directory, labels) sees the person again, and a later or repeated delivery's rows of the
   person are counted as ``erased`` by the ingest, never stored;
@@ -90,7 +91,7 @@ def erase_person(
     same_database(engine, access_log)
     store = OfflineStore(home)
     with store.writer():  # the ingest reads the tombstones under the same lock
-        added = add_tombstone(store.root, person_id)
+        added = add_tombstone(store.root, person_id, key=access_log.pseudonyms.key)
     vectors = online.erase([person_id]) if online is not None else 0
     name = access_log.pseudonyms.of(person_id)
     with engine.begin() as conn:
@@ -108,8 +109,8 @@ def erase_person(
         decision="erased",
         reasons=[
             f"reason: {reason.strip()}",
-            f"person {name} (keyed pseudonym; the id is kept nowhere in clear but the "
-            "offline store's tombstone)",
+            f"person {name} (keyed pseudonym; the id is kept nowhere in clear, the offline "
+            "store's tombstone included)",
             f"offline store tombstone {'recorded' if added else 'already there'}; "
             f"{vectors} online vector(s) deleted; {blanked} decision(s) kept with the text "
             f"blanked; {lookups} access-log lookup row(s) deleted",

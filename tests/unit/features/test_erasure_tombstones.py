@@ -15,7 +15,18 @@ from features.frames.builder import collect_features
 from features.frames.definitions import load_spec
 from features.ingest.pipeline import ingest_delivery
 from features.store.offline import OfflineStore
-from features.store.tombstones import add_tombstone, drop_erased, erased_ids, read_erasures
+from features.store.tombstones import (
+    ErasedPersons,
+    KeyedHasher,
+    add_tombstone,
+    count_erased,
+    drop_erased,
+    erased_ids,
+    erasures_path,
+    pseudonym_key,
+    read_erasures,
+)
+from serving.pseudonyms import pseudonym
 from tests.factories import valid_tables, write_delivery
 
 AS_OF = [date(2023, 12, 31), date(2024, 12, 31), date(2025, 12, 31)]
@@ -51,8 +62,12 @@ def test_a_tombstone_hides_the_person_from_every_read_and_every_as_of(home: Path
     with store.writer():
         assert add_tombstone(store.root, victim, datetime(2026, 1, 1, tzinfo=UTC))
         assert not add_tombstone(store.root, victim)  # once is enough
-    assert erased_ids(store.root) == {victim}
+    erased = erased_ids(store.root)
+    assert set(erased) == {pseudonym(victim, pseudonym_key())} and erased.holds(victim)
     assert read_erasures(store.root).height == 1
+    # the file keeps the keyed pseudonym (the access log's), never the id in clear
+    assert victim.encode() not in erasures_path(store.root).read_bytes()
+    assert read_erasures(store.root).columns == ["pseudonym", "erased_at"]
 
     assert _persons(store) == everyone - {victim}
     for table in ("criminal_cases", "addresses"):
@@ -130,3 +145,49 @@ def test_the_report_shows_erased_rows_only_when_there_are_some() -> None:
     row = next(line for line in with_erased.splitlines() if "persons" in line)
     # rows in, accepted, quarantined, duplicates, erased
     assert re.findall(r"\b\d+\b", row) == ["5", "3", "1", "0", "1"]
+
+
+def test_the_keyed_hasher_is_the_access_logs_pseudonym() -> None:
+    key = b"k" * 100  # longer than a block: hashed first, as HMAC does
+    for k in (key, b"short", pseudonym_key()):
+        hasher = KeyedHasher(k)
+        for person in ("P1", "élan", "x" * 300):
+            assert hasher(person) == pseudonym(person, k)
+
+
+def test_the_filter_hashes_ids_and_keeps_others() -> None:
+    key = b"secret"
+    erased = ErasedPersons([pseudonym("b", key), pseudonym("z", key)], key)
+    frame = pl.LazyFrame({"person_id": ["a", "b", "c", "b", None], "x": [1, 2, 3, 4, 5]})
+    kept = drop_erased(frame, erased).collect()
+    assert kept["person_id"].to_list() == ["a", "c"] and kept["x"].to_list() == [1, 3]
+    # the same rows as the filter on ids in clear (nulls included)
+    assert kept.equals(drop_erased(frame, frozenset({"b", "z"})).collect())
+    assert count_erased(frame.collect(), erased) == 2
+    # another key recognises nobody
+    other = ErasedPersons([pseudonym("b", b"other")], key)
+    assert drop_erased(frame, other).collect().height == 4  # the null id is dropped, as before
+    assert erased.holds("z") and not erased.holds("a")
+
+
+def test_a_clear_tombstone_file_is_migrated_on_first_read(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    old = pl.DataFrame(
+        {
+            "person_id": ["P-victim", "P-other", "P-victim"],
+            "erased_at": [datetime(2026, 1, 1, tzinfo=UTC)] * 3,
+        },
+        schema={"person_id": pl.String(), "erased_at": pl.Datetime("us", "UTC")},
+    )
+    old.write_parquet(erasures_path(root))
+    key = pseudonym_key()
+    erased = erased_ids(root)
+    assert set(erased) == {pseudonym("P-victim", key), pseudonym("P-other", key)}
+    raw = erasures_path(root).read_bytes()
+    assert b"P-victim" not in raw and b"P-other" not in raw
+    assert read_erasures(root).height == 2
+    frame = pl.LazyFrame({"person_id": ["P-victim", "P-kept"]})
+    assert drop_erased(frame, erased_ids(root)).collect()["person_id"].to_list() == ["P-kept"]
+    assert not add_tombstone(root, "P-victim")  # already there, in its new form
+    assert add_tombstone(root, "P-new") and erased_ids(root).holds("P-new")

@@ -165,6 +165,10 @@ def test_after_erasure_nothing_shows_the_person(
         OfflineStore(home), load_spec(), [date(2024, 12, 31), date(2025, 6, 30)], "all"
     )
     assert pid not in set(frame["person_id"].to_list()) and other in set(frame["person_id"])
+    # the tombstone keeps the access log's pseudonym, never the id in clear
+    tombstones = OfflineStore(home).root / "erasures.parquet"
+    assert pid.encode() not in tombstones.read_bytes()
+    assert body["pseudonym"].encode() in tombstones.read_bytes()
 
 
 def test_the_cli_erases_too_and_the_chains_verify(
