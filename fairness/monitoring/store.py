@@ -210,12 +210,7 @@ class MonitoringStore:
         """The realised weeks of the places checks, oldest first: each forecast week once,
         as the newest check that judged it counted it (later deliveries can add late
         registrations, so the newest count is the one kept)."""
-        weeks: dict[date, WeekTotal] = {}
-        for stored in self.checks(model, version=version):
-            places = stored.result.places
-            for w in places.realised.weekly if places and places.realised else []:
-                weeks[w.week_start] = w
-        return [weeks[d] for d in sorted(weeks)]
+        return merge_places_weeks([c.result for c in self.checks(model, version=version)])
 
     def latest_figures(self, model: str | None = None) -> list[tuple[str, str, Figure]]:
         """(model, version, figure) of the newest check of each model (or of ``model``)."""
@@ -231,6 +226,16 @@ class MonitoringStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [(m, v, Figure(n, json.loads(lab), float(val))) for m, v, n, lab, val in rows]
+
+
+def merge_places_weeks(results: list[CheckResult]) -> list[WeekTotal]:
+    """The realised weeks of ``results`` (oldest check first), each week once as the newest
+    check counted it, oldest week first."""
+    weeks: dict[date, WeekTotal] = {}
+    for r in results:
+        for w in r.places.realised.weekly if r.places and r.places.realised else []:
+            weeks[w.week_start] = w
+    return [weeks[d] for d in sorted(weeks)]
 
 
 def _aware(at: datetime) -> datetime:

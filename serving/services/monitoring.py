@@ -6,6 +6,8 @@ flag, and each check's monitoring report.
   group column (input drift, estimated vs realised AUC and FPR with intervals, list
   composition), the newest check's breaches and re-audit reasons, and the model's
   ``monitoring_alert`` ledger entries. Only aggregated per-group figures: no person.
+- the places champion's section (`serving.services.monitoring_places`): realised vs forecast
+  incidents per week, observed/forecast per group and PAI over the checks, the drift table.
 - `monitoring_report`: one check's report, JSON and HTML. The JSON is the kept check (its id,
   when it was kept, the whole result) as canonical bytes (`fairness.report_store.json_bytes`),
   so its sha256 is fixed by the check; it is kept once under
@@ -25,12 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fairness.ledger import LedgerEntry, ledger_version
 from fairness.monitoring.alerts import Breach
 from fairness.monitoring.estimate import ThresholdEstimate
 from fairness.monitoring.groups import ALL
+from fairness.monitoring.places import PlacesAlert
 from fairness.monitoring.realised import ThresholdRealised
 from fairness.monitoring.store import StoredCheck, open_monitoring_store
 from fairness.policy import load_policy
@@ -41,6 +44,9 @@ from riskcast.names import PERSON_MODEL, PLACES_MODEL
 from serving.services.audit import AUDIT_PURPOSE
 from serving.state import AccessLogWriter, ServiceState
 from serving.users import User
+
+if TYPE_CHECKING:
+    from serving.services.monitoring_places import PlacesView
 
 MODELS = (PERSON_MODEL, PLACES_MODEL)
 """The models the page offers (the places model once a check of it is on record)."""
@@ -105,10 +111,11 @@ class MonitoringView:
     group_column: str | None
     threshold: float | None
     plots: list[Plot]
-    breaches: list[Breach]
+    breaches: list[Breach | PlacesAlert]  # the places alerts have the same fields
     reaudit: list[str]
     latest: CheckRow | None
     alerts: list[LedgerEntry]
+    places: PlacesView | None = None  # the places champion's realised performance and drift
 
 
 def _row(c: StoredCheck) -> CheckRow:
@@ -119,7 +126,7 @@ def _row(c: StoredCheck) -> CheckRow:
         r.as_of,
         f"{c.stored_at:%Y-%m-%d %H:%M} UTC",
         r.n_current,
-        len(r.breaches),
+        r.alert_count,
         bool(r.reaudit),
     )
 
@@ -292,7 +299,11 @@ def monitoring_view(
             _performance_plot(checks, column, "fpr", threshold),
             _composition_plot(checks, column),
         ]
+    from serving.services.monitoring_places import places_plots, places_view
+
+    plots += places_plots(checks, column)
     latest = checks[-1] if checks else None
+    places = places_view(checks, column)
     return MonitoringView(
         model=model,
         models=models,
@@ -301,10 +312,11 @@ def monitoring_view(
         group_column=column,
         threshold=threshold,
         plots=plots,
-        breaches=list(latest.result.breaches) if latest else [],
+        breaches=[*latest.result.breaches, *(places.alerts if places else [])] if latest else [],
         reaudit=list(latest.result.reaudit) if latest else [],
         latest=_row(latest) if latest else None,
         alerts=monitoring_alerts(state, model),
+        places=places,
     )
 
 

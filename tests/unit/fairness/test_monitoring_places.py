@@ -11,8 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fairness.monitoring.check import figures
-from fairness.monitoring.config import load_monitoring_config
+from fairness.monitoring.check import CheckResult, figures
+from fairness.monitoring.cli import record_alerts
+from fairness.monitoring.config import MonitoringConfig, load_monitoring_config
 from fairness.monitoring.places import (
     count_ratios,
     mean_pai,
@@ -22,8 +23,9 @@ from fairness.monitoring.places import (
 from fairness.monitoring.places_check import PlacesCheckInputs, run_places_check
 from fairness.monitoring.places_cli import realised_origins
 from fairness.monitoring.places_config import PlacesMonitoringSettings
-from fairness.monitoring.store import MonitoringStore
+from fairness.monitoring.store import MonitoringStore, StoredCheck
 from fairness.policy import load_policy
+from tests.service_helpers import environment
 from training.places.plan import sunday_on_or_before
 
 CELLS = 60  # per district: above the drift's min_group_size of 50 rows per side
@@ -77,7 +79,9 @@ def _realised(
     return pl.concat(parts)
 
 
-def _check(seed: int, double: str | None) -> tuple[object, object]:
+def _check(
+    seed: int, double: str | None, as_of: date = T0 + timedelta(weeks=9)
+) -> tuple[CheckResult, MonitoringConfig]:
     rng = np.random.default_rng(seed)
     cells = _cells(rng)
     reference = _features(cells, rng, [T0 - timedelta(weeks=k) for k in range(1, 5)])
@@ -89,7 +93,7 @@ def _check(seed: int, double: str | None) -> tuple[object, object]:
         PlacesCheckInputs(
             model="street-crime",
             version="1",
-            as_of=T0 + timedelta(weeks=9),
+            as_of=as_of,
             reference_note="hand-made",
             reference_scores=reference.with_columns(pl.col("mu").alias("expected_count")),
             current_scores=current.with_columns(pl.col("mu").alias("expected_count")),
@@ -105,34 +109,46 @@ def _check(seed: int, double: str | None) -> tuple[object, object]:
     return result, config
 
 
+def keep_places_checks(home: Path) -> list[StoredCheck]:
+    """Two places checks kept in ``home``'s monitoring store (the first unchanged, the second
+    with district south's counts doubled), their alerts in its ledger."""
+    store = MonitoringStore(f"sqlite:///{(home / 'riskcast.sqlite').resolve()}")
+    try:
+        kept = [
+            store.record(_check(2, None, T0 + timedelta(weeks=9))[0]),
+            store.record(_check(1, "south", T0 + timedelta(weeks=10))[0]),
+        ]
+    finally:
+        store.dispose()
+    with environment(RISKCAST_HOME=str(home), RISKCAST_DATABASE_URL=None):
+        for stored in kept:
+            record_alerts(stored, by="riskcast-monitor")
+    return kept
+
+
 def test_a_district_whose_counts_double_drifts_and_breaks_the_ratio_band() -> None:
     result, _ = _check(1, double="south")
-    assert result.places is not None and result.places.realised is not None  # type: ignore[attr-defined]
-    drifted = {
-        (b.figure, b.group)
-        for b in result.breaches  # type: ignore[attr-defined]
-        if b.kind == "input_drift"
-    }
+    assert result.places is not None and result.places.realised is not None
+    drifted = {(b.figure, b.group) for b in result.breaches if b.kind == "input_drift"}
     assert ("psi:count_4w", "south") in drifted
     assert ("psi:count_4w", "north") not in drifted
     assert not any(f == "psi:share_district" for f, _ in drifted)
-    alerts = {(a.kind, a.group_column, a.group) for a in result.places.alerts}  # type: ignore[attr-defined]
+    alerts = {(a.kind, a.group_column, a.group) for a in result.places.alerts}
     assert ("count_ratio", "district", "south") in alerts
     assert ("count_ratio", "district", "north") not in alerts
-    south = next(
-        r
-        for r in result.places.realised.ratios  # type: ignore[attr-defined]
-        if r.group == "south"
-    )
+    south = next(r for r in result.places.realised.ratios if r.group == "south")
+    assert south.ratio is not None and south.lower is not None
     assert 1.7 < south.ratio < 2.3 and south.lower > 1.25
-    assert result.alert_count == len(result.breaches) + len(result.places.alerts)  # type: ignore[attr-defined]
+    assert result.alert_count == len(result.breaches) + len(result.places.alerts)
 
 
 def test_the_unchanged_control_raises_nothing() -> None:
     result, _ = _check(2, double=None)
-    assert [b for b in result.breaches if b.kind == "input_drift"] == []  # type: ignore[attr-defined]
-    assert result.places.alerts == []  # type: ignore[attr-defined]
-    for r in result.places.realised.ratios:  # type: ignore[attr-defined]
+    assert [b for b in result.breaches if b.kind == "input_drift"] == []
+    assert result.places is not None and result.places.realised is not None
+    assert result.places.alerts == []
+    for r in result.places.realised.ratios:
+        assert r.lower is not None and r.upper is not None
         assert r.lower < 1 < r.upper, r
 
 
@@ -179,12 +195,12 @@ def test_realised_origins_are_after_the_test_weeks_and_have_ended() -> None:
 
 def test_figures_and_the_store_keep_the_places_part(tmp_path: Path) -> None:
     result, _ = _check(1, double="south")
-    names = {f.name for f in figures(result)}  # type: ignore[arg-type]
+    names = {f.name for f in figures(result)}
     assert {"places_count_ratio", "places_pai", "places_deviance", "input_psi"} <= names
-    kinds = {f.labels["kind"]: f.value for f in figures(result) if f.name == "breaches"}  # type: ignore[arg-type]
+    kinds = {f.labels["kind"]: f.value for f in figures(result) if f.name == "breaches"}
     assert kinds["count_ratio"] >= 1
     store = MonitoringStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    kept = store.record(result)  # type: ignore[arg-type]
+    kept = store.record(result)
     back = store.latest("street-crime")
     assert back is not None and back.result == kept.result
     assert back.result.places is not None and back.result.places.alerts

@@ -1,0 +1,179 @@
+"""The places section of the "Monitoring" page: what the places champion's checks found after
+the forecast weeks passed (`fairness.monitoring.places`), as the page shows it.
+
+- `places_plots`: the realised weeks, forecast total (band: its Poisson interval) vs the
+  incidents counted (dashed); the observed/forecast ratio per check, overall and per group of
+  the chosen column, with its interval and the alert band; PAI per check with its interval
+  against the audited value and the alert floor;
+- `places_view`: the newest check's realised figures, the ratios of the chosen column, the
+  input drift table (alerts and the largest PSI first) and the exposure by district.
+
+Only aggregated figures (cells, districts, weeks): no person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fairness.monitoring.check import CheckResult
+from fairness.monitoring.places import ALL, CountRatio, PaiFigure, PlacesAlert, PlacesRealised
+from fairness.monitoring.store import StoredCheck, merge_places_weeks
+from fairness.places.results import ExposureRow
+from serving.services.monitoring import Line, Plot, Point
+
+DRIFT_ROWS = 40
+"""The input drift table's length (the newest check's drift rows, alerts and largest PSI
+first; the report holds them all)."""
+_ORDER = {"alert": 0, "watch": 1}
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    input: str
+    group_column: str
+    group: str
+    psi: float | None
+    p_value: float | None
+    missing_current: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class PlacesView:
+    """The newest places check's realised performance and drift, for the page's section."""
+
+    as_of: str
+    realised: PlacesRealised | None
+    note: str | None
+    overall: CountRatio | None
+    ratios: list[CountRatio]
+    band: tuple[float, float]
+    pai: PaiFigure | None
+    exposure: list[ExposureRow]
+    drift: list[DriftRow]
+    drift_alerts: int
+    drift_total: int
+    alerts: list[PlacesAlert]
+
+
+def _in(column: str | None, group_column: str) -> bool:
+    return group_column in (ALL, column)
+
+
+def _label(group_column: str, group: str) -> str:
+    return "overall" if group_column == ALL else group
+
+
+def _drift_rows(r: CheckResult, column: str | None) -> list[DriftRow]:
+    rows = [
+        DriftRow(d.input, d.group_column, d.group, d.psi, d.p_value, d.missing_current, d.status)
+        for d in r.input_drift
+        if _in(column, d.group_column)
+    ]
+    rows.sort(key=lambda d: (_ORDER.get(d.status, 2), -(d.psi or 0.0), d.input, d.group))
+    return rows
+
+
+def places_view(checks: list[StoredCheck], column: str | None) -> PlacesView | None:
+    """The section's content (None: no check of the places model holds a places part)."""
+    latest = checks[-1].result if checks else None
+    if latest is None or latest.places is None:
+        return None
+    p = latest.places
+    real = p.realised
+    ratios = [c for c in real.ratios if _in(column, c.group_column)] if real else []
+    drift = _drift_rows(latest, column)
+    return PlacesView(
+        as_of=latest.as_of.isoformat(),
+        realised=real,
+        note=p.realised_note,
+        overall=next((c for c in ratios if c.group_column == ALL), None),
+        ratios=[c for c in ratios if c.group_column != ALL],
+        band=p.ratio_band,
+        pai=real.pai if real else None,
+        exposure=list(real.exposure) if real else [],
+        drift=drift[:DRIFT_ROWS],
+        drift_alerts=sum(d.status == "alert" for d in drift),
+        drift_total=len(drift),
+        alerts=list(p.alerts),
+    )
+
+
+def _realised_plot(checks: list[StoredCheck]) -> Plot:
+    weeks = merge_places_weeks([c.result for c in checks])
+    return Plot(
+        "places-realised",
+        "Incidents per week: forecast (band: Poisson interval) and counted (dashed)",
+        "incidents",
+        [
+            Line(
+                "forecast",
+                "forecast",
+                [Point(w.week_start, w.expected, w.lower, w.upper) for w in weeks],
+            ),
+            Line(
+                "counted",
+                "counted",
+                [Point(w.week_start, float(w.observed)) for w in weeks],
+                dashed=True,
+            ),
+        ],
+    )
+
+
+def _ratio_plot(checks: list[StoredCheck], column: str | None) -> Plot:
+    lines: dict[str, list[Point]] = {}
+    band: tuple[float, float] | None = None
+    for c in checks:
+        p = c.result.places
+        if p is None or p.realised is None:
+            continue
+        band = p.ratio_band
+        for r in p.realised.ratios:
+            if _in(column, r.group_column) and r.ratio is not None:
+                lines.setdefault(_label(r.group_column, r.group), []).append(
+                    Point(c.result.as_of, r.ratio, r.lower, r.upper)
+                )
+    refs = {"band low": band[0], "band high": band[1]} if band else {}
+    return Plot(
+        "places-ratio",
+        "Observed / forecast incidents over the realised weeks (band: interval)",
+        "observed / forecast",
+        [Line(k, k, pts) for k, pts in lines.items()],
+        refs,
+    )
+
+
+def _pai_plot(checks: list[StoredCheck]) -> Plot:
+    points: list[Point] = []
+    refs: dict[str, float] = {}
+    for c in checks:
+        p = c.result.places
+        pai = p.realised.pai if p is not None and p.realised is not None else None
+        if pai is None or pai.value is None:
+            continue
+        points.append(Point(c.result.as_of, pai.value, pai.lower, pai.upper))
+        if pai.audited is not None and pai.floor is not None:
+            refs = {"audited": pai.audited, "alert floor": pai.floor}
+    share = next(
+        (
+            f" at {c.result.places.realised.pai.area_share:.0%} of the area"
+            for c in checks
+            if c.result.places is not None and c.result.places.realised is not None
+        ),
+        "",
+    )
+    return Plot(
+        "places-pai",
+        f"PAI{share} over the realised weeks (band: interval) vs the audited value",
+        "PAI",
+        [Line("realised", "realised", points)],
+        refs,
+    )
+
+
+def places_plots(checks: list[StoredCheck], column: str | None) -> list[Plot]:
+    """The places plots (empty list: no check holds a places part)."""
+    if not any(c.result.places is not None for c in checks):
+        return []
+    return [_realised_plot(checks), _ratio_plot(checks, column), _pai_plot(checks)]

@@ -1,0 +1,95 @@
+"""The "Monitoring" page's places section on two kept places checks (the second with district
+south's counts doubled): the realised-vs-forecast plot holds the checks' own weekly totals, the
+ratio table and the open alerts name south, the drift table lists the drifted input first, and
+the JSON report holds the places part."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fairness.monitoring.store import StoredCheck
+from riskcast.names import PLACES_MODEL
+from serving.app import create_app
+from tests.service_helpers import ServiceEnv, settings_for
+from tests.ui_helpers import login, private_home
+from tests.unit.fairness.test_monitoring_places import keep_places_checks
+
+
+@pytest.fixture(scope="module")
+def kept(
+    service_env: ServiceEnv, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[StoredCheck]]:
+    home = private_home(service_env, tmp_path_factory, "monitoring-places-page")
+    return home, keep_places_checks(home)
+
+
+@pytest.fixture
+def page(kept: tuple[Path, list[StoredCheck]]) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_for(kept[0]))) as c:
+        yield c
+
+
+def _points(text: str, plot: str) -> dict[tuple[str, str], str]:
+    start = text.index(f'data-plot="{plot}"')
+    svg = text[start : text.index("</svg>", start)]
+    out: dict[tuple[str, str], str] = {}
+    for g, d, v in re.findall(
+        r'<circle[^>]*data-group="([^"]+)" data-as-of="([^"]+)" data-value="([^"]+)"', svg
+    ):
+        out.setdefault((g, d), v)
+    return out
+
+
+def test_the_places_section_shows_the_realised_weeks_ratios_and_drift(
+    page: TestClient, kept: tuple[Path, list[StoredCheck]], service_env: ServiceEnv
+) -> None:
+    _, checks = kept
+    login(page, service_env.tokens["ada"])
+    r = page.get("/ui/monitoring", params={"model": PLACES_MODEL, "group_column": "district"})
+    assert r.status_code == 200, r.text
+    text = r.text
+    last = checks[-1].result
+    assert last.places is not None and last.places.realised is not None
+    weekly = _points(text, "places-realised")
+    for w in last.places.realised.weekly:
+        assert weekly[("forecast", w.week_start.isoformat())] == f"{w.expected:.4f}"
+        assert weekly[("counted", w.week_start.isoformat())] == f"{float(w.observed):.4f}"
+    ratio = _points(text, "places-ratio")
+    south = next(c for c in last.places.realised.ratios if c.group == "south")
+    assert ratio[("south", last.as_of.isoformat())] == f"{south.ratio:.4f}"
+    assert 'data-plot="places-pai"' in text
+    section = text[text.index('id="places"') : text.index('id="checks"')]
+    ratios = section[section.index('id="places-ratios"') : section.index("</table>")]
+    assert "district=south" in ratios and "alert" in ratios and "district=north" in ratios
+    drift = section[section.index('id="places-drift"') :]
+    body = drift.index("<tbody>")
+    first_row = drift[body : drift.index("</tr>", body)]
+    assert "count_4w" in first_row and "south" in first_row and "alert" in first_row
+    breaches = text[
+        text.index('id="breaches"') : text.index("</table>", text.index('id="breaches"'))
+    ]
+    assert "count_ratio" in breaches and "district=south" in breaches
+    # the checks list counts the places alerts with the drift breaches
+    assert f"<td>{last.alert_count}</td>" in text
+
+
+def test_the_report_json_holds_the_places_part(
+    page: TestClient, kept: tuple[Path, list[StoredCheck]], service_env: ServiceEnv
+) -> None:
+    _, checks = kept
+    login(page, service_env.tokens["ada"])
+    c = checks[-1]
+    r = page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.json")
+    assert r.status_code == 200, r.text
+    body = json.loads(r.content)
+    places = body["result"]["places"]
+    assert places["realised"]["weeks"] == 8
+    assert {a["group"] for a in places["alerts"] if a["kind"] == "count_ratio"} >= {"south"}
+    html = page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.html")
+    assert html.status_code == 200 and r.headers["X-Report-Sha256"] in html.text
