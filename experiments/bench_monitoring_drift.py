@@ -5,6 +5,7 @@ registration practice change, and stay quiet without one?
         --root /tmp/benchdrift --run drift
     nice -n 10 .venv/bin/python experiments/bench_monitoring_drift.py --persons 60000 \
         --root /tmp/benchdrift --run control
+    .venv/bin/python experiments/bench_monitoring_drift.py --root /tmp/benchdrift --run compare
 
 Each run simulates one delivery (2012-01-01 to 2025-12-31, the seed given) and ingests it into
 its own home; ``drift`` adds `crime.practice_changes` (ALA records low-gravity offences twice as
@@ -126,14 +127,50 @@ def report_drift(checks: list[CheckResult], change: date | None) -> dict[str, ob
     return {"rows": rows, "first_region_alert": first}
 
 
+def compare(root: Path, change: date) -> None:
+    """Drift alerts of the drift run that the control did not raise at the same check: the
+    ones the injected change caused (both runs share every other drift of the simulated world)."""
+    runs = {
+        name: json.loads((root / name / "drift-summary.json").read_text(encoding="utf-8"))["rows"]
+        for name in ("drift", "control")
+    }
+    first = None
+    for d, c in zip(runs["drift"], runs["control"], strict=True):
+        caused = sorted(set(d["inputs"]) - set(c["inputs"]))
+        gone = sorted(set(c["inputs"]) - set(d["inputs"]))
+        after = date.fromisoformat(d["as_of"]) >= change
+        if after and first is None and any(i.startswith(f"region={REGION}:") for i in caused):
+            first = d["as_of"]
+        print(
+            f"{d['as_of']}: only in the drift run: {caused or '-'}; "
+            f"only in the control: {gone or '-'}"
+        )
+    for name, rows in runs.items():
+        other = [
+            r for r in rows if any("obligations_oldest_overdue_days" not in i for i in r["inputs"])
+        ]
+        print(
+            f"{name}: checks with a drift alert "
+            f"{sum(bool(r['inputs']) for r in rows)} of {len(rows)}; "
+            f"with one on another input than obligations_oldest_overdue_days {len(other)}"
+        )
+    print(
+        f"first check at/after {change} with a region={REGION} drift alert "
+        f"the control lacks: {first}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--persons", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--root", type=Path, default=Path("/tmp/benchdrift"))
-    parser.add_argument("--run", choices=("drift", "control"), required=True)
+    parser.add_argument("--run", choices=("drift", "control", "compare"), required=True)
     parser.add_argument("--change", type=date.fromisoformat, default=date(2023, 7, 1))
     args = parser.parse_args(argv)
+    if args.run == "compare":  # after both runs
+        compare(args.root, args.change)
+        return 0
 
     from fairness.monitoring.cli import run_monitor
     from riskcast.settings import get_settings
