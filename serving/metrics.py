@@ -6,6 +6,16 @@ figure of the newest monitoring check (`MonitoringCollector`): ``riskcast_monito
 gauges read from the monitoring store when ``/metrics`` is scraped (thresholds and what each
 alert means: ``configs/monitoring.yaml``; ``riskcast_monitoring_breaches{kind}`` > 0 and
 ``riskcast_monitoring_reaudit`` = 1 are the ones to alert on).
+
+The places champion's check adds (`fairness.monitoring.places.places_figures`, labels model
+``street-crime``): ``riskcast_monitoring_places_count_ratio{group_column, group, bound}``
+(observed / forecast incidents over the realised weeks; alert when the interval leaves
+``places.ratio_low``..``ratio_high``), ``riskcast_monitoring_places_pai{share, bound}`` with
+``riskcast_monitoring_places_pai_audited`` (alert when the upper bound falls below
+``places.pai_fraction`` x audited), ``riskcast_monitoring_places_deviance``,
+``riskcast_monitoring_places_expected`` / ``_observed`` (the newest realised week),
+``riskcast_monitoring_places_flagged_area_share`` / ``_incident_share{region, district}``
+(exposure, reported), the cell features' ``input_psi`` and ``breaches{kind="count_ratio"|"pai"}``.
 """
 
 from __future__ import annotations

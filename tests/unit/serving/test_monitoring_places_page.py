@@ -93,3 +93,30 @@ def test_the_report_json_holds_the_places_part(
     assert {a["group"] for a in places["alerts"] if a["kind"] == "count_ratio"} >= {"south"}
     html = page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.html")
     assert html.status_code == 200 and r.headers["X-Report-Sha256"] in html.text
+
+
+def test_the_places_figures_are_prometheus_gauges(
+    page: TestClient, kept: tuple[Path, list[StoredCheck]]
+) -> None:
+    from riskcast.settings import get_settings
+    from tests.service_helpers import environment
+
+    last = kept[1][-1].result
+    assert last.places is not None and last.places.realised is not None
+    south = next(c for c in last.places.realised.ratios if c.group == "south")
+    with environment(RISKCAST_HOME=str(kept[0]), RISKCAST_DATABASE_URL=None):
+        get_settings.cache_clear()
+        text = page.get("/metrics").text
+    get_settings.cache_clear()
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith("riskcast_monitoring_places_count_ratio{")
+        and 'group="south"' in line
+        and 'bound="value"' in line
+    ]
+    assert len(lines) == 1 and f'model="{PLACES_MODEL}"' in lines[0]
+    assert float(lines[0].rsplit(" ", 1)[1]) == pytest.approx(south.ratio)
+    kinds = [line for line in text.splitlines() if line.startswith("riskcast_monitoring_breaches{")]
+    assert any('kind="count_ratio"' in k and PLACES_MODEL in k and not k.endswith(" 0.0")
+               for k in kinds)  # fmt: skip
