@@ -19,20 +19,44 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FitTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.frames.partition import partitions_for
 from riskcast.cluster import ClusterError, Session
 from riskcast.errors import InputError
 from training.model import lgbm_params, to_matrix
 
+if TYPE_CHECKING:
+    from training.steps.data import TrainingData
+    from training.steps.plan import TrainingPlan
+    from training.tuning import TuneResult
+
 FIT_TIMEOUT_S = 1800.0
 """A fit that runs longer than this is taken for hung (#6197): the workers are restarted."""
 _ONE_FIT = threading.Lock()
+
+
+class FitSettings(BaseSettings):
+    """The fit's timeout from the environment (a nation's fit may need more than the default)."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKCAST_", extra="ignore")
+
+    dask_fit_timeout_s: float = Field(
+        default=FIT_TIMEOUT_S,
+        gt=0,
+        description="RISKCAST_DASK_FIT_TIMEOUT_S: seconds before a lightgbm.dask fit is taken "
+        "for hung and the workers are restarted",
+    )
+
+
+def fit_timeout() -> float:
+    return FitSettings().dask_fit_timeout_s
 
 
 def fit_lgbm_dask(
@@ -80,3 +104,23 @@ def fit_lgbm_dask(
             pool.shutdown(wait=False, cancel_futures=True)  # never wait on a hung fit
     booster: lgb.Booster = model.booster_
     return booster
+
+
+def fit_booster_dask(
+    session: Session, plan: TrainingPlan, data: TrainingData, tuned: TuneResult
+) -> lgb.Booster:
+    """`training.steps.fit.fit_booster` on the cluster: the final model on the whole tuning
+    period with the best parameters, in the number of rounds the tuning folds chose
+    (``num_boost_round`` of `TuneResult.best_params`: the best trial's mean best iteration)."""
+    ds = data.dataset
+    rows = data.rows(plan.split.tune)
+    return fit_lgbm_dask(
+        session,
+        ds.x(rows),
+        ds.y(rows),
+        tuned.best_params,
+        data.monotone,
+        seed=plan.cfg.seed,
+        rounds=int(tuned.best_params["num_boost_round"]),
+        timeout_s=fit_timeout(),
+    )

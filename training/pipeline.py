@@ -9,6 +9,7 @@ logging to MLflow. `train` returns a `TrainResult`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 
 from features.frames.definitions import load_spec
 from features.store.offline import OfflineStore
+from riskcast import cluster
 from training.config import load_training_config
+from training.dask_fit import fit_booster_dask
 from training.progress import Laps, Progress, no_progress
 from training.report import Evaluation
 from training.steps.data import (
@@ -33,7 +36,7 @@ from training.steps.record import RunInputs, build_run_record
 from training.steps.register import register_run
 from training.tracking import git_commit, tracking_uri, ui_command
 from training.truth import read_p_true, resolve_truth
-from training.tuning import TuneResult
+from training.tuning import TuneResult, study_storage
 
 __all__ = [
     "Progress",
@@ -76,7 +79,35 @@ def train(
     progress: Progress = no_progress,
 ) -> TrainResult:
     """Train, evaluate, log and register one model; see the module docstring. ``truth_dir``
-    (else the config's): a truth manifest, or a folder holding ``truth-manifest.json``."""
+    (else the config's): a truth manifest, or a folder holding ``truth-manifest.json``.
+
+    With ``RISKCAST_DASK_SCHEDULER`` set (or inside a `riskcast.cluster` session already
+    open), the tuning trials and the final fit run on the Dask cluster
+    (`training.dask_tune`, `training.dask_fit`); every other step is the same code."""
+    opened = cluster.current()
+    with contextlib.ExitStack() as stack:
+        session = opened or stack.enter_context(cluster.session())
+        return _train(
+            home=home,
+            config=config,
+            features_config=features_config,
+            trials=trials,
+            truth_dir=truth_dir,
+            progress=progress,
+            session=session,
+        )
+
+
+def _train(
+    *,
+    home: Path,
+    config: Path | None,
+    features_config: Path | None,
+    trials: int | None,
+    truth_dir: Path | None,
+    progress: Progress,
+    session: cluster.Session | None,
+) -> TrainResult:
     started = time.perf_counter()
     laps = Laps()
     resolved = load_training_config(config)
@@ -94,11 +125,14 @@ def train(
     data = prepare_training_data(plan, load_dataset(store, plan))
     laps.lap("dataset")
 
-    progress(f"tuning: {plan.trials} trials over {len(plan.folds)} rolling-origin folds", 0.0)
+    where = "" if session is None else f" on {session.workers} Dask workers"
+    progress(
+        f"tuning: {plan.trials} trials over {len(plan.folds)} rolling-origin folds{where}", 0.0
+    )
     tuned = tune_model(
         plan,
         data,
-        storage=f"sqlite:///{(home / 'optuna.db').resolve()}",
+        storage=study_storage(home),
         on_trial=lambda done, total, best: progress(
             f"trial {done}/{total}, best {cfg.search.metric} {_round(best)}",
             done / max(total, 1),
@@ -106,8 +140,14 @@ def train(
     )
     laps.lap("tuning")
 
-    progress("fitting the final model on the tuning period ...", None)
-    fitted = calibrate_model(plan, data, tuned, fit_booster(plan, data, tuned))
+    if session is None:
+        progress("fitting the final model on the tuning period ...", None)
+        booster = fit_booster(plan, data, tuned)
+    else:  # lightgbm.dask: the rounds fixed from the tuning folds, one fit, a timeout
+        rounds = tuned.best_params["num_boost_round"]
+        progress(f"fitting the final model on the Dask cluster ({rounds} rounds) ...", None)
+        booster = fit_booster_dask(session, plan, data, tuned)
+    fitted = calibrate_model(plan, data, tuned, booster)
     laps.lap("final model")
 
     progress("fitting baselines ...", None)

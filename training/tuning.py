@@ -10,7 +10,10 @@ Public API (also used by ``train-table``):
   oldest first (rolling origin); the objective is the mean validation metric over the folds,
   reported after each fold so a bad trial is pruned (median rule) before it uses every fold.
   With ``storage`` (an Optuna RDB URL, e.g. ``sqlite:///.../optuna.db``) and ``study_name`` the
-  study persists and a rerun resumes it (only the missing trials run).
+  study persists and a rerun resumes it (only the missing trials run). Inside a Dask session
+  (`riskcast.cluster`, ``RISKCAST_DASK_SCHEDULER``) with a ``storage``, the trials run on the
+  workers, one per worker at a time, with the same objective (`trial_objective`,
+  `training.dask_tune`); otherwise in this process exactly as before.
 
 `TuneResult.best_params` are ready for `training.model.fit_lgbm`: the fixed and tuned
 parameters plus ``num_boost_round`` = the mean best iteration of the best trial's folds.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Self
 
 import lightgbm as lgb
@@ -28,8 +32,10 @@ import numpy as np
 import optuna
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sklearn.metrics import log_loss, roc_auc_score
 
+from riskcast import cluster
 from training.model import DEFAULT_EARLY_STOPPING, lgbm_params, to_matrix
 
 Metric = Literal["log_loss", "auc"]
@@ -59,6 +65,17 @@ class ParamRange(BaseModel):
             if self.low > self.high or (self.log and self.low <= 0):
                 raise ValueError("need low <= high (and low > 0 with log)")
         return self
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        """The distribution `suggest` samples from (to sample a trial before it runs, with
+        ``study.ask``, as the Dask path does)."""
+        if self.type == "categorical":
+            assert self.choices is not None
+            return optuna.distributions.CategoricalDistribution(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
         if self.type == "categorical":
@@ -103,10 +120,32 @@ class SearchSpace(TunedParameters):
     def direction(self) -> Literal["minimize", "maximize"]:
         return "minimize" if self.metric == "log_loss" else "maximize"
 
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """Every tuned parameter's distribution, in the order `sample` suggests them."""
+        return {name: rng.distribution() for name, rng in self.params.items()}
+
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.fixed)
         out.update({name: rng.suggest(trial, name) for name, rng in self.params.items()})
         return out
+
+
+class StudySettings(BaseSettings):
+    """Where the Optuna study is kept (read from the environment when training starts)."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKCAST_", extra="ignore")
+
+    optuna_storage: str | None = Field(
+        default=None,
+        description="RISKCAST_OPTUNA_STORAGE: an Optuna RDB URL every Dask worker reaches "
+        "(PostgreSQL in production); None: a SQLite file under the home",
+    )
+
+
+def study_storage(home: Path) -> str:
+    """The study's storage URL: ``RISKCAST_OPTUNA_STORAGE``, else ``<home>/optuna.db``."""
+    url = StudySettings().optuna_storage
+    return url or f"sqlite:///{(home / 'optuna.db').resolve()}"
 
 
 @dataclass(frozen=True)
@@ -141,7 +180,7 @@ def _subsample(x: pl.DataFrame, y: np.ndarray, rows: int | None, seed: int) -> F
     return x[idx], np.asarray(y)[idx]
 
 
-def _prepare(
+def prepare_folds(
     folds: Sequence[Fold], max_rows: int | None = None, seed: int = 0
 ) -> tuple[list[str], list[PreparedFold]]:
     """Bin each fold once (LightGBM datasets reused by every trial); the training rows of a
@@ -185,7 +224,7 @@ def tune(
 
     ``on_trial(done, total, best_value)`` is called after each trial (for progress displays).
     """
-    features, prepared = _prepare(folds, space.max_train_rows, seed)
+    session = cluster.current() if storage is not None else None
     study = new_study(
         direction=space.direction,
         seed=seed,
@@ -194,32 +233,26 @@ def tune(
         storage=storage,
         study_name=study_name,
     )
-    lgb_metric = "binary_logloss" if space.metric == "log_loss" else "auc"
-
-    def objective(trial: optuna.Trial) -> float:
-        sampled = space.sample(trial)
-        params = lgbm_params(sampled, monotone, features, seed=seed, num_threads=num_threads)
-        params["metric"] = lgb_metric
-        return score_folds(
-            trial,
-            prepared,
-            params,
-            num_boost_round=space.num_boost_round,
-            early_stopping_rounds=space.early_stopping_rounds,
-            loss=lambda y, p: score(space.metric, y, p),
-        )
-
     done = len([t for t in study.trials if t.state.is_finished()])
     remaining = max(0, n_trials - done)
     started = time.perf_counter()
 
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        callbacks=[trial_callback(on_trial, n_trials)],
-        show_progress_bar=progress,
-        gc_after_trial=False,
-    )
+    if session is None:
+        features, prepared = prepare_folds(folds, space.max_train_rows, seed)
+        study.optimize(
+            trial_objective(space, monotone, features, prepared, seed=seed, threads=num_threads),
+            n_trials=remaining,
+            callbacks=[trial_callback(on_trial, n_trials)],
+            show_progress_bar=progress,
+            gc_after_trial=False,
+        )
+    else:  # the same objective, one trial per worker (training.dask_tune)
+        from training.dask_tune import TrialTask, optimize_on_cluster
+
+        assert storage is not None
+        task = TrialTask(space, monotone, seed, num_threads, storage, study.study_name)
+        callback = trial_callback(on_trial, n_trials)
+        optimize_on_cluster(session, study, task, folds, remaining, callback)
     best = study.best_trial
     best_params = {**space.fixed, **best.params}
     best_params["num_boost_round"] = best_rounds(best, space.num_boost_round)
@@ -231,13 +264,42 @@ def tune(
     )
 
 
+def trial_objective(
+    space: SearchSpace,
+    monotone: dict[str, int],
+    features: list[str],
+    prepared: Sequence[PreparedFold],
+    *,
+    seed: int,
+    threads: int,
+) -> Callable[[optuna.Trial], float]:
+    """The objective of one trial, the same function here and on a Dask worker
+    (`training.dask_tune`): sample the space, score the folds."""
+    lgb_metric = "binary_logloss" if space.metric == "log_loss" else "auc"
+
+    def objective(trial: optuna.Trial) -> float:
+        sampled = space.sample(trial)
+        params = lgbm_params(sampled, monotone, features, seed=seed, num_threads=threads)
+        params["metric"] = lgb_metric
+        return score_folds(
+            trial,
+            prepared,
+            params,
+            num_boost_round=space.num_boost_round,
+            early_stopping_rounds=space.early_stopping_rounds,
+            loss=lambda y, p: score(space.metric, y, p),
+        )
+
+    return objective
+
+
 def new_study(
     *,
     direction: Literal["minimize", "maximize"],
     seed: int,
     startup_trials: int,
     pruning_warmup_trials: int,
-    storage: str | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
 ) -> optuna.Study:
     """The study both paths tune with: TPE with a fixed seed (the same trials on a rerun) and
