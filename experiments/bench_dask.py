@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -55,6 +56,11 @@ def _task_costs(stream: list[dict[str, Any]], prefix: str) -> list[float]:
             spans = task["startstops"]
             costs += [s["stop"] - s["start"] for s in spans if s["action"] == "compute"]
     return sorted(round(c, 3) for c in costs)
+
+
+def _load() -> list[float]:
+    """The 1, 5 and 15 minute load averages now (the machine is shared: times need them)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def run_dask(home: Path, as_of: date, workers: int, parts: int | None, out: Path) -> dict[str, Any]:
@@ -105,18 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     prepare = [*child("prepare", work, None, args.as_of), "--persons", str(args.persons)]
     prepare += ["--seed", str(args.seed)]
+    load: dict[str, list[float]] = {"prepare": _load()}
     facts = run_child(prepare, echo=True)
+    load["single"] = _load()
     single = run_child(child("polars", work, None, args.as_of))
+    load["dask"] = _load()
     print(f"single machine: {single['seconds']} s, peak RSS {single['peak_rss_gb']} GB")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", "dask", "--reuse", str(work)]
     cmd += ["--as-of", args.as_of.isoformat(), "--workers", str(args.workers)]
     cmd += ["--parts", str(args.parts)] if args.parts else []
     spread = run_child(cmd)
-    print(f"LocalCluster({args.workers}): {json.dumps(spread)}")
+    load["end"] = _load()
+    print(f"LocalCluster({args.workers}): {json.dumps(spread)}; load averages {load}")
     spec = load_spec(None)
     agree = compare(spec, work / "features-polars.parquet", out / "*.parquet")
     result = {"persons": args.persons, "as_of": str(args.as_of), "prepare": facts}
-    result |= {"single": single, "dask": spread, "agree": agree}
+    result |= {"single": single, "dask": spread, "agree": agree, "load_at_start_of": load}
     target = REPO / "experiments" / "results" / f"bench_dask-{args.persons}.json"
     target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     same = agree["same_entities"] and not agree["mismatches"]

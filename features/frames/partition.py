@@ -10,7 +10,8 @@ builder hands its plan and build functions in; this module does not import it.)
 Two stages, both on the workers (`riskcast.cluster.Session.run`):
 
 1. **split**: each table the plan reads (as the snapshot reader gives it: the committed state,
-   with whatever filters the store applies) is cut into ``parts`` Parquet files by
+   with whatever filters the store applies) is streamed in batches and cut into ``parts``
+   Parquet files by
    `person_bucket`, under the session's scratch folder on the shared home. Each row is read
    once; a table is split once per session (content-addressed by its scan plan), so the
    several builds of one command (features, then scope) share the split;
@@ -35,12 +36,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.frames.definitions import AS_OF
 from riskcast import atomic
 from riskcast.cluster import Session
 from riskcast.errors import NotFoundError
 
+SPLIT_BATCH_ROWS = 1_000_000
+"""Rows a worker reads at a time when splitting a table (a few hundred MB at most)."""
 PARTS_PER_WORKER = 2
 """Partitions per worker: more than one, so a slow or restarted worker holds up less work."""
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -85,22 +89,49 @@ def part_name(k: int) -> str:
     return f"part-{k:05d}.parquet"
 
 
-def split_table(name: str, *, read: Reader, parts: int, folder: str) -> str:
+def split_table(
+    name: str, *, read: Reader, parts: int, folder: str, batch_rows: int = SPLIT_BATCH_ROWS
+) -> str:
     """Cut table ``name`` into ``parts`` files by `person_bucket` (every file written, empty
     ones too, so that each partition reads a file per table); returns the folder. Runs on a
-    worker; a retry rewrites the same bytes."""
+    worker; a retry rewrites the same bytes.
+
+    The table is streamed in batches of ``batch_rows`` (in table order), each batch's rows
+    appended to their part's file as a row group: the worker holds one batch and the open
+    writers, never the whole table (at 10M persons, social_status alone is 30M rows). Each
+    part holds its rows in table order, as a whole-table split would."""
     target = Path(folder)
     if (target / "_SUCCESS").exists():
         return folder
-    frame = read(name).collect(engine="streaming")
-    bucket = pl.Series(_BUCKET, person_bucket(frame[KEY], parts))
-    groups = frame.with_columns(bucket).partition_by(_BUCKET, as_dict=True, include_key=False)
-    for k in range(parts):
-        part = groups.get((k,), frame.clear())
-        with atomic.replacing(target / part_name(k)) as tmp:
-            part.write_parquet(tmp)
-    atomic.write_text(target / "_SUCCESS", f"{name}: {frame.height} rows in {parts} parts\n")
+    lazy = read(name)
+    schema = pl.DataFrame(schema=lazy.collect_schema()).to_arrow().schema
+    target.mkdir(parents=True, exist_ok=True)
+    staged = [target / f".{part_name(k)}.{os.getpid()}.tmp" for k in range(parts)]
+    writers = [pq.ParquetWriter(path, schema, compression="zstd") for path in staged]
+    rows = 0
+    try:
+        for batch in lazy.collect_batches(chunk_size=batch_rows, engine="streaming"):
+            rows += batch.height
+            for k, part in _bucketed(batch, parts):
+                writers[k].write_table(part.to_arrow().cast(schema))
+        for writer in writers:
+            writer.close()
+        for k, path in enumerate(staged):
+            with atomic.replacing(target / part_name(k)) as tmp:
+                os.replace(path, tmp)  # fsynced and renamed over the part by `replacing`
+    finally:
+        for writer, path in zip(writers, staged, strict=True):
+            writer.close()
+            path.unlink(missing_ok=True)
+    atomic.write_text(target / "_SUCCESS", f"{name}: {rows} rows in {parts} parts\n")
     return folder
+
+
+def _bucketed(batch: pl.DataFrame, parts: int) -> list[tuple[int, pl.DataFrame]]:
+    """The non-empty parts of one batch, by `person_bucket`, each in batch order."""
+    bucket = pl.Series(_BUCKET, person_bucket(batch[KEY], parts))
+    groups = batch.with_columns(bucket).partition_by(_BUCKET, as_dict=True, include_key=False)
+    return sorted((int(key[0]), part) for key, part in groups.items())
 
 
 def build_partition(
