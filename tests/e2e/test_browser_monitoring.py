@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from fairness.monitoring.store import StoredCheck
+from riskcast.names import PLACES_MODEL
 from tests.monitoring_helpers import keep_checks
 from tests.service_helpers import ServiceEnv, service_env
 from tests.ui_helpers import (
@@ -33,6 +34,7 @@ from tests.ui_helpers import (
     private_home,
     riskcast_serve,
 )
+from tests.unit.fairness.test_monitoring_places import keep_places_checks
 
 __all__ = ["service_env"]
 
@@ -42,20 +44,21 @@ SHOTS = ROOT / "docs" / "screenshots" / "issue-13"
 @pytest.fixture(scope="module")
 def served(
     service_env: ServiceEnv, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServiceEnv, Server, list[StoredCheck]]]:
+) -> Iterator[tuple[ServiceEnv, Server, list[StoredCheck], list[StoredCheck]]]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"Debian's Chromium is not installed at {CHROMIUM}", pytrace=False)
     home = private_home(service_env, tmp_path_factory, "browser-monitoring")
     checks = keep_checks(home, service_env.model_version)
+    places = keep_places_checks(home)  # the places champion's two checks: south doubled in the 2nd
     with riskcast_serve(home, artifacts("monitoring") / "server.log") as server:
         server.wait_ready(180)
-        yield service_env, server, checks
+        yield service_env, server, checks, places
 
 
 def test_auditor_reads_the_monitoring_page(
-    served: tuple[ServiceEnv, Server, list[StoredCheck]],
+    served: tuple[ServiceEnv, Server, list[StoredCheck], list[StoredCheck]],
 ) -> None:
-    env, server, checks = served
+    env, server, checks, places = served
     SHOTS.mkdir(parents=True, exist_ok=True)
     browsing = Browsing(server.base, env.tokens, SHOTS)
     last = checks[-1].result
@@ -118,6 +121,40 @@ def test_auditor_reads_the_monitoring_page(
             assert hashlib.sha256(raw).hexdigest() == shown
             assert json.loads(raw)["check_id"] == checks[-1].id
             browsing.shot(page, "monitoring-02-report")
+
+            # -- the places champion: realised vs forecast, ratios by district, the drift table
+            page.goto(f"{server.base}/ui/monitoring")
+            page.select_option("select[name=model]", PLACES_MODEL)
+            page.click("#monitoring-choice button")
+            page.select_option("select[name=group_column]", "district")
+            page.click("#monitoring-choice button")
+            newest = places[-1].result
+            assert newest.places is not None and newest.places.realised is not None
+            section = page.locator("#places")
+            expect(section).to_be_visible()
+            expect(page.locator("#places-summary")).to_contain_text("Observed / forecast")
+            weekly = page.locator('svg[data-plot="places-realised"] circle[data-group="counted"]')
+            counted = {
+                c.get_attribute("data-as-of"): c.get_attribute("data-value") for c in weekly.all()
+            }
+            assert counted == {
+                w.week_start.isoformat(): f"{float(w.observed):.4f}"
+                for w in newest.places.realised.weekly
+            }
+            for key in ("places-ratio", "places-pai"):
+                chart = page.locator(f'svg[data-plot="{key}"]')
+                box = chart.bounding_box()
+                assert box is not None and box["width"] > 300, (key, box)
+            south = page.locator("#places-ratios tbody tr", has_text="district=south")
+            expect(south).to_contain_text("alert")
+            north = page.locator("#places-ratios tbody tr", has_text="district=north")
+            expect(north).to_contain_text("ok")
+            first = page.locator("#places-drift tbody tr").first
+            expect(first).to_contain_text("count_4w")
+            expect(first).to_contain_text("alert")
+            expect(page.locator("#breaches")).to_contain_text("count_ratio")
+            section.scroll_into_view_if_needed()
+            browsing.shot(page, "monitoring-04-places")
             context.close()
 
             # -- the admin sees the stop switch's form on the page
