@@ -11,9 +11,9 @@ Two stages, both on the workers (`riskcast.cluster.Session.run`):
 
 1. **split**: each table the plan reads (as the snapshot reader gives it: the committed state,
    with whatever filters the store applies) is streamed in batches and cut into ``parts``
-   Parquet files by
-   `person_bucket`, under the session's scratch folder on the shared home. Each row is read
-   once; a table is split once per session (content-addressed by its scan plan), so the
+   Parquet files by `person_bucket` (a batch at a time: no worker holds a whole table),
+   under the session's scratch folder on the shared home. Each row is read once; a table is
+   split once per session (content-addressed by its scan plan), so the
    several builds of one command (features, then scope) share the split;
 2. **build**: partition ``k``'s frame from the ``k``-th file of every table, returned to the
    driver (`collect_partitioned`) or written as ``part-<k>.parquet`` of a partitioned Parquet
