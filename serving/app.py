@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from serving.api.errors import finish_error_handlers, install_error_handlers
 from serving.api.openapi import complete_openapi
-from serving.api.routes import admin, audit, oversight, scores
+from serving.api.routes import admin, audit, evidence, oversight, scores
 from serving.db import stop_reason
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import AppMetrics, MetricsMiddleware
@@ -151,6 +151,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.include_router(oversight.router)
     app.include_router(audit.router)
     app.include_router(admin.router)
+    app.include_router(evidence.router)  # evidence packs (issue 13, section 4)
     app.include_router(hotspots)  # places (issue 12): documents its own 401/403/503
     install_ui(app, settings)
     app.include_router(map_page)

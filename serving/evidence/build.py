@@ -13,15 +13,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from fairness.ledger import LedgerEntry, open_ledger
+from fairness.ledger import Ledger, LedgerEntry, open_ledger
 from riskcast.names import PERSON_MODEL
-from riskcast.settings import get_settings
+from riskcast.settings import Settings, get_settings
 from serving.evidence.assessment import impact_assessment, monitoring_plan
 from serving.evidence.documents import technical_documentation
 from serving.evidence.model import Document
 from serving.evidence.pack import WrittenPack, record_pack, write_pack
 from serving.evidence.person import PersonRecord, gather_person, person_export
 from serving.evidence.sources import Sources, gather, monitoring_results
+from serving.state import AccessLogWriter
 
 SUBJECT_ACCESS = "subject_access"
 """The purpose the access log records for a person's export."""
@@ -35,12 +36,14 @@ class BuiltPack:
     sources: Sources
 
 
-def _person(src: Sources, person_id: str, engine: sa.Engine) -> PersonRecord:
+def _person(
+    src: Sources, person_id: str, engine: sa.Engine, settings: Settings | None
+) -> PersonRecord:
     from features.online.store import open_online_store
     from serving.interventions import load_interventions
     from serving.settings import load_serving_settings
 
-    store = open_online_store()
+    store = open_online_store(settings)
     try:
         vectors = store.get_vectors([person_id])
     finally:
@@ -64,27 +67,40 @@ def build_evidence_pack(
     role: str = "auditor",
     model_name: str = PERSON_MODEL,
     at: datetime | None = None,
+    within: InService | None = None,
+    purpose: str = SUBJECT_ACCESS,
 ) -> BuiltPack:
-    """Gather, build, write and record the pack of ``version`` into ``out`` (see the module)."""
+    """Gather, build, write and record the pack of ``version`` into ``out`` (see the module).
+
+    ``within``: the running service's stores (its settings, engine, ledger and access log),
+    which are then used and left open; otherwise they are opened from the environment (the
+    command) and closed after."""
     from serving.db import open_engine
     from training.tracking import tracking_uri
 
-    settings = get_settings()
+    settings = within.settings if within else get_settings()
     home = settings.home
     if settings.database_url is None:
         home.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(settings.effective_database_url)
-    ledger = open_ledger()
+    engine = within.engine if within else open_engine(settings.effective_database_url)
+    ledger = within.ledger if within else open_ledger()
+    uri = (within.tracking_uri if within else None) or tracking_uri(home)
     try:
-        src = gather(
-            model_name, version, home=home, uri=tracking_uri(home), ledger=ledger, engine=engine
+        src = gather(model_name, version, home=home, uri=uri, ledger=ledger, engine=engine)
+        record = (
+            _person(src, person, engine, within.settings if within else None)
+            if person is not None
+            else None
         )
-        record = _person(src, person, engine) if person is not None else None
         generated = (at or datetime.now(UTC)).isoformat(timespec="seconds")
         documents = [
             technical_documentation(src, generated),
             impact_assessment(src, generated),
-            monitoring_plan(src, generated, monitoring_results(model_name, src.version)),
+            monitoring_plan(
+                src,
+                generated,
+                monitoring_results(model_name, src.version, within.settings if within else None),
+            ),
         ]
         if record is not None:
             from serving.interventions import load_interventions
@@ -101,23 +117,51 @@ def build_evidence_pack(
         pack = write_pack(out, documents, src)
         entry = record_pack(ledger, pack, src, by=by, role=role, person=record is not None)
         if record is not None:
-            _log_export(record, src, by=by, role=role)
+            _log_export(
+                record,
+                src,
+                by=by,
+                role=role,
+                purpose=purpose,
+                log=within.access_log if within else None,
+            )
     finally:
-        engine.dispose()
-        ledger.dispose()
+        if within is None:
+            engine.dispose()
+            ledger.dispose()
     return BuiltPack(pack, entry, documents, src)
 
 
-def _log_export(record: PersonRecord, src: Sources, *, by: str, role: str) -> None:
+@dataclass(frozen=True)
+class InService:
+    """The running service's stores, for a pack the service builds (`.service`)."""
+
+    settings: Settings
+    engine: sa.Engine
+    ledger: Ledger
+    access_log: AccessLogWriter
+    tracking_uri: str | None = None
+
+
+def _log_export(
+    record: PersonRecord,
+    src: Sources,
+    *,
+    by: str,
+    role: str,
+    purpose: str = SUBJECT_ACCESS,
+    log: AccessLogWriter | None = None,
+) -> None:
     """A person's export is a read of their data: in the access log like every other."""
     from serving.access_log import open_access_log
 
-    log = open_access_log()
+    own = log is None
+    writer: AccessLogWriter = open_access_log() if log is None else log
     try:
-        log.append(
+        writer.append(
             actor=by,
             role=role,
-            purpose=SUBJECT_ACCESS,
+            purpose=purpose,
             action="evidence-export",
             persons=[record.person_id],
             params={"version": src.version, "decisions": len(record.decisions)},
@@ -125,4 +169,5 @@ def _log_export(record: PersonRecord, src: Sources, *, by: str, role: str) -> No
             status=200,
         )
     finally:
-        log.dispose()
+        if own:
+            writer.dispose()  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from fairness.report_store import STEM, audit_id_of, latest_report, version_dir
 from riskcast.configio import find_config
 from riskcast.digest import sha256_file
 from riskcast.errors import InputError, NotFoundError
+from riskcast.settings import Settings
 from serving.db import decisions, stop_reason
 from serving.evidence.yaml_notes import comment_notes
 
@@ -248,7 +249,9 @@ class MonitoringOnRecord:
     figures: list[dict[str, Any]]
 
 
-def monitoring_results(model_name: str, version: str) -> MonitoringOnRecord | None:
+def monitoring_results(
+    model_name: str, version: str, settings: Settings | None = None
+) -> MonitoringOnRecord | None:
     """The newest monitoring check of ``version`` with its group-labelled figures only (never
     a person, nor an officer or unit), or None when no check is on record or this deployment
     has no monitoring store yet."""
@@ -257,7 +260,7 @@ def monitoring_results(model_name: str, version: str) -> MonitoringOnRecord | No
         from fairness.monitoring.store import open_monitoring_store
     except ImportError:  # a deployment from before the monitoring store
         return None
-    store = open_monitoring_store()
+    store = open_monitoring_store(settings)
     try:
         check = store.latest(model_name, version)
     except sa.exc.SQLAlchemyError:

@@ -34,6 +34,7 @@ from serving.services.audit import (
 from serving.services.decisions import list_decisions
 from serving.services.exports import count_large_exports
 from serving.ui.deps import UiAuditor
+from serving.ui.evidence import router as evidence_pages
 from serving.ui.monitoring import router as monitoring_pages
 from serving.ui.page_log import page_access_log
 from serving.ui.render import render
@@ -41,6 +42,7 @@ from serving.ui.security import report_policy
 
 router = APIRouter(include_in_schema=False)
 router.include_router(monitoring_pages)  # the "Monitoring" page (`serving.ui.monitoring`)
+router.include_router(evidence_pages)  # the "Evidence packs" page (`serving.ui.evidence`)
 
 
 @router.get("/ui/audit", response_class=HTMLResponse)

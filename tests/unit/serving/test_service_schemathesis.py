@@ -94,6 +94,10 @@ USERS: dict[tuple[str, str], list[str | None]] = {
     ("GET", "/v1/fairness-reports/{version}"): [AUDITOR],
     ("GET", "/v1/ledger"): [AUDITOR],
     ("GET", "/v1/access-log"): [AUDITOR, ADMIN],
+    ("POST", "/v1/audit/evidence-packs"): [AUDITOR],
+    ("GET", "/v1/audit/evidence-packs"): [AUDITOR, ADMIN],
+    ("GET", "/v1/audit/evidence-packs/{pack_id}/files/{path}"): [AUDITOR],
+    ("GET", "/v1/audit/evidence-packs/{pack_id}/zip"): [AUDITOR],
     ("GET", "/v1/hotspots"): [OFFICER],
 }
 EVERY_ROLE: list[str | None] = [OFFICER, AUDITOR, ADMIN]
