@@ -22,19 +22,44 @@ The AUC is treated alike: ``shift = realised AUC − label-free AUC`` on the ref
 group, with the Hanley-McNeil standard error of the realised AUC as its uncertainty (the
 label-free AUC, a smooth function of the scores, varies far less).
 
-The estimate adds ``shift`` to its point value and ``shift + se·z`` (``z`` standard normal, one
-draw per replicate and group) to every sampled replicate, so the interval holds both the label
-noise of the cohort and the uncertainty of the correction. A group too small in the reference
-(fewer than ``min_group_size`` persons, or no positives/negatives) takes the overall shift with
-its standard error widened by that shift's size, since its own is unknown. What this does not
-cover: calibration that changes between the reference and the cohort (population drift after
-the audit); the realised check on each matured cohort is what catches that.
+What the AUC's shift ``d_g`` (with standard error ``se_g``) does is
+``EstimateSettings.auc_correction`` (`ReferenceBias.auc_adjustment` gives ``(shift, sd)``: the
+point moves by ``shift``, each replicate by ``shift + sd·z``):
+
+- ``none``: nothing; the interval holds the cohort's label noise only.
+- ``shift``: ``(d_g, se_g)``, the group's own shift. A small reference group's shift is mostly
+  noise, and moving the point by it moved small groups away (bench_monitoring.md).
+- ``widen``: ``(0, sqrt(max(d_g² − se_g², 0)))``: the point is left alone and the interval
+  widened by the estimator's bias measured on labelled data, taken as model uncertainty
+  (``E[d_g²] = bias² + se_g²``, so the excess estimates the squared bias; a noisy small group
+  adds nothing).
+- ``pooled``: empirical Bayes across the reference's groups (all columns): true shifts
+  ``~ N(mu, tau²)``, ``tau²`` by DerSimonian-Laird and ``mu`` their precision-weighted mean;
+  group ``g`` moves by ``mu + B_g (d_g − mu)``, ``B_g = tau² / (tau² + se_g²)``, with the
+  posterior sd ``sqrt(B_g se_g² + (1 − B_g)² se_mu²)``: a group with a clear error keeps most
+  of it, a small noisy one is pulled to the centre. (Centring on the overall AUC's shift was
+  tried: the overall AUC also ranks between groups, so its error is another quantity, and at
+  30k persons it moved every group by that one noisy figure.)
+
+For all but ``none`` ``se_g`` is the reference's realised-AUC label noise given its scores
+(`fairness.monitoring.estimate._auc_noise`), not Hanley-McNeil's (kept in ``Shift.auc_se``
+otherwise), which also holds the sampling of the scores and made a real error look like noise.
+
+For the FPR/FNR the estimate adds ``shift`` to its point value and ``shift + se·z`` (``z``
+standard normal, one draw per replicate and group) to every sampled replicate, so the interval
+holds both the label noise of the cohort and the uncertainty of the correction. A group too
+small in the reference (fewer than ``min_group_size`` persons, or no positives/negatives) takes
+the overall shift with its standard error widened by that shift's size, since its own is
+unknown. What this does not cover: calibration that changes between the reference and the cohort
+(population drift after the audit); the realised check on each matured cohort is what catches
+that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -63,11 +88,46 @@ class Shift:
     auc_se: float = 0.0
 
 
+AucCorrection = Literal["none", "shift", "widen", "pooled"]
+
+
 @dataclass(frozen=True)
 class ReferenceBias:
     """Shifts per (group column, group); ``ALL`` holds the overall one."""
 
     shifts: dict[tuple[str, str], Shift]
+    _pool: tuple[float, float, float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pool", _auc_pool(self.shifts))
+
+    def with_auc_se(self, se: dict[tuple[str, str], float]) -> ReferenceBias:
+        """These shifts with the AUC's standard error replaced where ``se`` has the group
+        (the realised AUC's label noise given the reference's scores, see the docstring)."""
+        return ReferenceBias(
+            {k: replace(s, auc_se=se.get(k, s.auc_se)) for k, s in self.shifts.items()}
+        )
+
+    def auc_adjustment(self, column: str, group: str, mode: AucCorrection) -> tuple[float, float]:
+        """``(shift, sd)`` for one group's AUC: the point moves by ``shift`` and each replicate
+        by ``shift + sd·z`` (see the module docstring for the four modes)."""
+        if mode == "none":
+            return 0.0, 0.0
+        own = self.shifts.get((column, group))
+        mu, mu_se, tau2 = self._pool
+        if own is None:  # too small in the reference: its own error is unknown
+            if mode == "pooled":
+                return mu, float(np.sqrt(tau2 + mu_se**2))
+            base = self.shifts[(ALL, ALL)]
+            return (base.auc if mode == "shift" else 0.0), float(np.hypot(base.auc_se, base.auc))
+        if mode == "shift":
+            return own.auc, own.auc_se
+        if mode == "widen":
+            return 0.0, float(np.sqrt(max(own.auc**2 - own.auc_se**2, 0.0)))
+        weight = tau2 / (tau2 + own.auc_se**2) if tau2 > 0 else 0.0
+        shift = mu + weight * (own.auc - mu)
+        var = weight * own.auc_se**2 + (1 - weight) ** 2 * mu_se**2
+        return float(shift), float(np.sqrt(var))
 
     def of(self, column: str, group: str) -> Shift:
         """The group's shift, or the overall one widened (see the module docstring)."""
@@ -83,6 +143,24 @@ class ReferenceBias:
             auc=base.auc,
             auc_se=float(np.hypot(base.auc_se, base.auc)),
         )
+
+
+def _auc_pool(shifts: dict[tuple[str, str], Shift]) -> tuple[float, float, float]:
+    """Empirical Bayes across the reference's groups (every group of every column): the
+    between-group variance ``tau²`` of the groups' true AUC shifts (DerSimonian-Laird,
+    ``(Q − (k − 1)) / (Σw − Σw² / Σw)`` with ``w = 1 / se²``, floored at 0), their centre
+    ``mu`` (weighted by ``1 / (se² + tau²)``) and its standard error."""
+    rest = [s for key, s in shifts.items() if key[0] != ALL and s.auc_se > 0]
+    if len(rest) < 2:
+        base = shifts.get((ALL, ALL))
+        return (base.auc, base.auc_se, 0.0) if base is not None else (0.0, 0.0, 0.0)
+    d = np.array([s.auc for s in rest])
+    var = np.array([s.auc_se for s in rest]) ** 2
+    w = 1.0 / var
+    q = float(np.sum(w * (d - np.sum(w * d) / np.sum(w)) ** 2))
+    tau2 = max(float((q - (len(rest) - 1)) / (np.sum(w) - np.sum(w**2) / np.sum(w))), 0.0)
+    w_star = 1.0 / (var + tau2)
+    return float(np.sum(w_star * d) / np.sum(w_star)), float(np.sqrt(1 / np.sum(w_star))), tau2
 
 
 def _ratio_shift(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -70,10 +71,13 @@ class EstimateSettings(_Model):
         description="shift FPR/FNR by the labelled reference's realised − label-free "
         "difference per group and threshold, with its uncertainty in the interval",
     )
-    correct_auc: bool = Field(
-        default=False,
-        description="shift the AUC the same way (Hanley-McNeil error); off: it covered 99 % "
-        "at 200k persons but moved small groups' estimates away at 30k",
+    auc_correction: Literal["none", "shift", "widen", "pooled"] = Field(
+        default="none",
+        description="what the reference's realised − label-free AUC does to the AUC estimate "
+        "(fairness.monitoring.bias.ReferenceBias.auc_adjustment): none; shift (point and "
+        "interval by the group's own shift); widen (point unmoved, interval widened by the "
+        "shift's excess over its noise); pooled (shift shrunk towards the overall shift by "
+        "empirical Bayes across groups)",
     )
 
     @model_validator(mode="after")

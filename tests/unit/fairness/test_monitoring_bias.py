@@ -64,9 +64,9 @@ def test_reference_correction_restores_fpr_coverage_of_a_miscalibrated_champion(
     assert np.mean(list(fixed.values())) >= 0.9
     assert min(fixed.values()) >= 0.8
     auc_plain = _fpr_coverage(25, 3000, corrected=False, overstated=0.04, metric="auc")
-    with_auc = SETTINGS.model_copy(update={"correct_auc": True})
+    with_auc = SETTINGS.model_copy(update={"auc_correction": "shift"})
     auc_off = _fpr_coverage(25, 3000, corrected=True, overstated=0.04, metric="auc")
-    assert auc_off == auc_plain  # correct_auc is off by default: the AUC is left alone
+    assert auc_off == auc_plain  # auc_correction is none by default: the AUC is left alone
     auc_fixed = _fpr_coverage(25, 3000, True, 0.04, metric="auc", settings=with_auc)
     assert auc_plain["D"] < 0.5  # the scores over-separate in D: the AUC realised is lower
     assert auc_fixed["D"] >= 0.7  # measured 0.80; all groups 0.90 (of 25 cells each)
