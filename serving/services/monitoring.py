@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +42,7 @@ from riskcast.atomic import write_bytes, write_text
 from riskcast.errors import NotFoundError, RiskcastError, StoreError
 from riskcast.names import PERSON_MODEL, PLACES_MODEL
 from serving.services.audit import AUDIT_PURPOSE
+from serving.services.plots import Line, Plot, Point
 from serving.state import AccessLogWriter, ServiceState
 from serving.users import User
 
@@ -54,39 +55,6 @@ REPORT_STEM = "monitoring-report"
 MONITOR_COMMAND = "riskcast monitor [--as-of YYYY-MM-DD]"
 _CHECK_DIR = re.compile(r"^check-[0-9]{1,12}$")
 _T = TypeVar("_T", ThresholdEstimate, ThresholdRealised)
-
-
-@dataclass(frozen=True)
-class Point:
-    as_of: date
-    value: float
-    lower: float | None = None
-    upper: float | None = None
-
-
-@dataclass(frozen=True)
-class Line:
-    """One group's series; ``dashed`` for the second kind of value of a plot (realised)."""
-
-    label: str
-    group: str
-    points: list[Point]
-    dashed: bool = False
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One chart: its id (``data-plot``), title, y-axis label, lines and reference lines."""
-
-    key: str
-    title: str
-    y_label: str
-    lines: list[Line]
-    references: dict[str, float] = field(default_factory=dict)  # label -> y (dashed grey)
-
-    @property
-    def empty(self) -> bool:
-        return not any(line.points for line in self.lines)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from fairness.monitoring.check import CheckResult
 from fairness.monitoring.places import ALL, CountRatio, PaiFigure, PlacesAlert, PlacesRealised
 from fairness.monitoring.store import StoredCheck, merge_places_weeks
 from fairness.places.results import ExposureRow
-from serving.services.monitoring import Line, Plot, Point
+from serving.services.plots import Line, Plot, Point
 
 DRIFT_ROWS = 40
 """The input drift table's length (the newest check's drift rows, alerts and largest PSI
