@@ -3,6 +3,14 @@
 The book is built in a background thread (startup must not wait for a nation to be scored);
 until it is ready, or while a new materialisation is being scored, requests are scored
 directly. A new materialisation is noticed within ``check_seconds``.
+
+With ``RISKCAST_DASK_SCHEDULER`` set, each build opens a Dask session (`riskcast.cluster`) in
+its thread and the book is scored and explained partition by partition on the workers
+(`serving.scorebook.per_person`), then gathered here. A cluster that cannot be reached or
+loses a worker too often fails the build whole: nothing half-built is published, the failure
+is shown in `status`, requests are scored directly meanwhile, and the next check retries. A
+book is never kept across materialisations (its scores would not be the store's, and an
+erased person would stay listed), so a failing cluster never serves stale scores either.
 """
 
 from __future__ import annotations
@@ -11,11 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import polars as pl
 
 from features.frames.scope import PopulationScope
+from riskcast import cluster
 from serving.scorebook import ScoreBook, build_scorebook
 from training.model import RiskModel
 
@@ -46,10 +56,16 @@ class BookKeeper:
         *,
         check_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        cluster_session: Callable[
+            [], AbstractContextManager[cluster.Session | None]
+        ] = cluster.session,
     ) -> None:
+        """``cluster_session``: opens the Dask session of one build (or None: in this
+        process); by default from ``RISKCAST_DASK_SCHEDULER`` as it is when the build starts."""
         self.model, self.model_version, self.scope = model, model_version, scope
         self.store, self.directory = store, directory
         self.check_seconds, self.clock = check_seconds, clock
+        self.cluster_session = cluster_session
         self._book: ScoreBook | None = None
         self._key: str | None = None
         self._checked = float("-inf")
@@ -118,15 +134,16 @@ class BookKeeper:
             try:
                 ids = self.directory["person_id"].to_list()
                 vectors = self.store.get_vectors(ids)
-                book = build_scorebook(
-                    self.model,
-                    vectors,
-                    self.directory,
-                    model_version=self.model_version,
-                    materialization=key,
-                    scope=self.scope,
-                    progress=lambda done, total: setattr(self, "progress", (done, total)),
-                )
+                with self.cluster_session():  # this thread's session: `cluster.current()`
+                    book = build_scorebook(
+                        self.model,
+                        vectors,
+                        self.directory,
+                        model_version=self.model_version,
+                        materialization=key,
+                        scope=self.scope,
+                        progress=lambda done, total: setattr(self, "progress", (done, total)),
+                    )
                 now_key = materialization_key(self.store.current())
             except Exception as exc:  # serve directly meanwhile; the next check retries
                 log.exception("building the score book failed")
