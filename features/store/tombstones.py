@@ -48,9 +48,13 @@ class KeyedHasher:
     ``hmac.new`` (the filter hashes up to millions of ids)."""
 
     def __init__(self, key: bytes) -> None:
+        self._key = key  # to rebuild it on a Dask worker (hash states do not pickle)
         padded = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def __reduce__(self) -> tuple[type[KeyedHasher], tuple[bytes]]:
+        return (KeyedHasher, (self._key,))
 
     def __call__(self, person_id: str) -> str:
         inner = self._inner.copy()
@@ -81,6 +85,11 @@ class ErasedPersons(frozenset[str]):
         made._checked = pl.Series("id", [], dtype=pl.String)
         made._hits = set()
         return made
+
+    def __reduce__(self) -> tuple[type[ErasedPersons], tuple[tuple[str, ...], bytes]]:
+        """Pickled to the Dask workers with the builder's reader: the pseudonyms and the key
+        (the cache of checked ids stays behind)."""
+        return (type(self), (tuple(self), self._hasher._key))
 
     def holds(self, person_id: str) -> bool:
         """Whether ``person_id`` is erased."""
