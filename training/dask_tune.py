@@ -31,7 +31,7 @@ import optuna
 from optuna.trial import TrialState
 
 from riskcast.cluster import ClusterError, Session
-from training.tuning import (
+from training.trials import (
     Fold,
     PreparedFold,
     SearchSpace,
