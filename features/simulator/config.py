@@ -328,10 +328,25 @@ class ObligationConfig(_Model):
         "social_assistance": -0.6,
     }
 
+    write_off_years: float | None = Field(
+        None,
+        gt=0,
+        description="an obligation unpaid this long after its due date is written off (closed "
+        "as settled on that day); None: never, the stock of old debts ages with the calendar",
+    )
+
     @model_validator(mode="after")
     def _keys(self) -> ObligationConfig:
         _check_keys("obligations.pay_status", self.pay_status, STATUS)
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave `write_off_years` out while None: `simulation.json` stays byte-identical."""
+        data: dict[str, Any] = handler(self)
+        if self.write_off_years is None:
+            data.pop("write_off_years", None)
+        return data
 
 
 class PlacesConfig(_Model):
