@@ -29,8 +29,9 @@ fields and rural outskirts with less than about one incident in decades).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any, TypeVar
 
@@ -65,6 +66,7 @@ INTENSITY_SCHEMA = {
 _NR_POINTS = 32  # Monte Carlo offsets per past event
 _EPISODE_POINTS = 500
 _NR_HORIZON_DAYS = 60  # a past event's children after this many days are negligible
+BLOCK_EVENTS = 20_000  # past events per block of the near-repeat part (~0.2 GB a block)
 
 
 def monday_on_or_before(day: IntOrArray) -> IntOrArray:
@@ -97,6 +99,17 @@ class TruthWindow:
     @property
     def mondays(self) -> np.ndarray:
         return self.first_monday + 7 * np.arange(self.weeks)
+
+
+def window_incidents(incidents: Incidents, window: TruthWindow, first_day: int) -> Incidents:
+    """The incidents `intensity_frame` reads (in their order): those occurring from
+    `_NR_HORIZON_DAYS` (and a day) before the window on, or registered from a day before it
+    on. The run keeps only these, year by year, instead of every incident of the period."""
+    first = window.clipped(first_day).first_monday
+    keep = (incidents.occurred_us >= (first - _NR_HORIZON_DAYS - 1) * DAY_US) | (
+        incidents.registered_us >= (first - 1) * DAY_US
+    )
+    return Incidents(*(getattr(incidents, f.name)[keep] for f in fields(incidents)))
 
 
 def _registered_within(rng: np.random.Generator) -> np.ndarray:
@@ -206,8 +219,16 @@ def intensity_frame(
     realised: Sequence[Incidents],
     window: TruthWindow,
     rng: np.random.Generator | None = None,
+    block_events: int = BLOCK_EVENTS,
 ) -> pl.DataFrame:
-    """The truth table ``places_intensity`` (schema `INTENSITY_SCHEMA`), sorted."""
+    """The truth table ``places_intensity`` (schema `INTENSITY_SCHEMA`), sorted.
+
+    `realised` may be only the incidents `window_incidents` keeps. Memory is bounded by
+    `block_events` (the near-repeat part, `_event_blocks`) and the cells touched, not by the
+    number of incidents; a run whose window holds at most `block_events` past events is the
+    single-block computation."""
+    if block_events < 1:
+        raise ValueError(f"block_events must be at least 1, got {block_events}")
     rng = rng or np.random.default_rng(0)
     win = window.clipped(world.first_day)
     if win.weeks == 0:
@@ -242,7 +263,8 @@ def intensity_frame(
     ep_daily = rate_tot[eps.district[alive]][:, None] * amp[alive] * thin[None, :]
     episode_w = _weekly(ep_daily, factor)
 
-    # K_i: children of past events (occurred before the week's start)
+    # K_i: children of past events (occurred before the week's start), and the known late
+    # registrations; both are taken a block of events at a time (`_event_blocks`)
     occ = np.concatenate([r.occurred_us for r in realised]) / DAY_US
     reg = np.concatenate([r.registered_us for r in realised])
     ev_lat = np.concatenate([r.lat for r in realised])
@@ -250,16 +272,6 @@ def intensity_frame(
     past = np.flatnonzero(
         (occ >= win.first_monday - _NR_HORIZON_DAYS) & (occ < win.first_monday + 7 * win.weeks)
     )
-    mu, tau = cfg.near_repeat_mean, cfg.near_repeat_days
-    t_i = occ[past]
-    nr_w = np.zeros((len(past), win.weeks))
-    before = mondays[None, :] - t_i[:, None]  # days from the event to the week's start
-    ok = (before > 0) & (before < _NR_HORIZON_DAYS)
-    for j in range(7):
-        start = np.where(ok, before + j, 0.0)
-        mass = mu * (np.exp(-start / tau) - np.exp(-(start + 1) / tau))
-        nr_w += np.where(ok, mass, 0.0) * factor[j]
-    # Known: occurred before the week, registered in it
     reg_day = reg // DAY_US
     occ_day = np.floor(occ).astype(np.int64)
     late = np.flatnonzero(
@@ -269,59 +281,148 @@ def intensity_frame(
     )
     late_week = (monday_on_or_before(reg_day[late]) - win.first_monday) // 7
 
-    pts = _Points([], [], [], [])
-    _district_points(rng, world, cfg, pts)
-    base = n_d
+    head = _Points([], [], [], [])
+    _district_points(rng, world, cfg, head)
     for i, e in enumerate(alive):
         m = _EPISODE_POINTS
-        pts.add(
-            np.full(m, base + i),
+        head.add(
+            np.full(m, n_d + i),
             np.full(m, 1.0 / m),
             eps.lat[e] + HOTSPOT_KM_SD * rng.standard_normal(m),
             eps.lon[e] + 1.4 * HOTSPOT_KM_SD * rng.standard_normal(m),
         )
-    base += len(alive)
-    km = cfg.near_repeat_km / 111.0
-    m = _NR_POINTS
-    pts.add(
-        np.repeat(base + np.arange(len(past)), m),
-        np.full(len(past) * m, 1.0 / m),
-        np.repeat(ev_lat[past], m) + km * rng.standard_normal(len(past) * m),
-        np.repeat(ev_lon[past], m) + 1.4 * km * rng.standard_normal(len(past) * m),
-    )
-    base += len(past)
-    pts.add(
-        base + np.arange(len(late)), np.ones(len(late)), ev_lat[late], ev_lon[late]
-    )  # each known late registration is its own component, one point, weight 1
-    known_w = np.zeros((len(late), win.weeks))
-    known_w[np.arange(len(late)), late_week] = 1.0
-    weekly = np.vstack([district_w, episode_w, nr_w, known_w])
-
-    comp = np.concatenate(pts.comp)
-    weight = np.concatenate(pts.weight)
-    lat, lon = np.concatenate(pts.lat), np.concatenate(pts.lon)
-    frames = [
-        _resolution_frame(res, _cells(lat, lon, res), comp, weight, weekly, mondays, cfg)
-        for res in RESOLUTIONS
-    ]
+    events = _Events(occ[past], ev_lat[past], ev_lon[past], ev_lat[late], ev_lon[late], late_week)
+    sums: dict[int, _CellSums] = {res: _CellSums() for res in RESOLUTIONS}
+    for block, weekly in _event_blocks(
+        rng, cfg, events, head, np.vstack([district_w, episode_w]), mondays, factor, block_events
+    ):
+        comp = np.concatenate(block.comp)
+        weight = np.concatenate(block.weight)
+        lat, lon = np.concatenate(block.lat), np.concatenate(block.lon)
+        for res in RESOLUTIONS:
+            sums[res].add(*_cell_sums(_cells(lat, lon, res), comp, weight, weekly))
+    frames = [_resolution_frame(res, *sums[res].result(), mondays, cfg) for res in RESOLUTIONS]
     return pl.concat(frames).sort("h3_resolution", "cell_id", "week_start")
 
 
-def _resolution_frame(
-    res: int,
-    cells: np.ndarray,
-    comp: np.ndarray,
-    weight: np.ndarray,
-    weekly: np.ndarray,
-    mondays: np.ndarray,
+@dataclass(frozen=True)
+class _Events:
+    """The incidents the near-repeat and known parts need: past events (occurred before the
+    window's end) and late registrations (one component each, at its registration week)."""
+
+    t: np.ndarray  # occurrence, fractional day number
+    lat: np.ndarray
+    lon: np.ndarray
+    late_lat: np.ndarray
+    late_lon: np.ndarray
+    late_week: np.ndarray
+
+
+def _event_blocks(
+    rng: np.random.Generator,
     cfg: PlacesConfig,
-) -> pl.DataFrame:
-    """Cells x weeks = (cells x components) @ (components x weeks), densest cells kept."""
+    ev: _Events,
+    head: _Points,
+    head_weekly: np.ndarray,
+    mondays: np.ndarray,
+    factor: np.ndarray,
+    block_events: int,
+) -> Iterator[tuple[_Points, np.ndarray]]:
+    """Monte Carlo points and (components x weeks) expectations, `block_events` past events
+    (and as many late registrations) at a time, so that memory is bounded by the block and
+    not by the incidents of the whole window. Why blocks give the same numbers: every row of
+    the near-repeat and known parts depends on its own event only, the point offsets are the
+    very normals one draw of all of them gives (lat from a copy of the generator, lon from the
+    generator advanced past every lat), and the products are summed per cell (`_CellSums`).
+    The first block carries the district and episode components (`head`): a run of one block
+    is the unblocked computation, operation for operation."""
+    km = cfg.near_repeat_km / 111.0
+    m = _NR_POINTS
+    n_past, n_late = len(ev.t), len(ev.late_week)
+    lat_rng = copy.deepcopy(rng)
+    for lo in range(0, n_past * m, block_events * m):  # skip the lat normals: lon follows them
+        rng.standard_normal(min(block_events * m, n_past * m - lo))
+    lon_rng = rng
+    mu, tau = cfg.near_repeat_mean, cfg.near_repeat_days
+    weeks = len(mondays)
+    blocks = max(1, -(-n_past // block_events), -(-n_late // block_events))
+    for b in range(blocks):
+        pts = head if b == 0 else _Points([], [], [], [])
+        rows = [head_weekly] if b == 0 else []
+        base = head_weekly.shape[0] if b == 0 else 0
+        sel = slice(b * block_events, (b + 1) * block_events)
+        t_i = ev.t[sel]
+        k = len(t_i)
+        nr_w = np.zeros((k, weeks))
+        before = mondays[None, :] - t_i[:, None]  # days from the event to the week's start
+        ok = (before > 0) & (before < _NR_HORIZON_DAYS)
+        for j in range(7):
+            start = np.where(ok, before + j, 0.0)
+            mass = mu * (np.exp(-start / tau) - np.exp(-(start + 1) / tau))
+            nr_w += np.where(ok, mass, 0.0) * factor[j]
+        pts.add(
+            np.repeat(base + np.arange(k), m),
+            np.full(k * m, 1.0 / m),
+            np.repeat(ev.lat[sel], m) + km * lat_rng.standard_normal(k * m),
+            np.repeat(ev.lon[sel], m) + 1.4 * km * lon_rng.standard_normal(k * m),
+        )
+        base += k
+        late_week = ev.late_week[sel]
+        n = len(late_week)
+        # each known late registration is its own component, one point, weight 1
+        pts.add(base + np.arange(n), np.ones(n), ev.late_lat[sel], ev.late_lon[sel])
+        known_w = np.zeros((n, weeks))
+        known_w[np.arange(n), late_week] = 1.0
+        yield pts, np.vstack([*rows, nr_w, known_w])
+
+
+class _CellSums:
+    """Expected counts per (cell, week) summed over blocks: cells sorted, rows aligned. Its
+    size is the cells touched (geography), not the incidents."""
+
+    def __init__(self) -> None:
+        self.ids: np.ndarray | None = None
+        self.expected = np.zeros((0, 0))
+
+    def add(self, ids: np.ndarray, expected: np.ndarray) -> None:
+        if self.ids is None:
+            self.ids, self.expected = ids, expected
+            return
+        pos = np.searchsorted(self.ids, ids)
+        known = pos < len(self.ids)
+        known[known] = self.ids[pos[known]] == ids[known]
+        if not known.all():
+            merged = np.union1d(self.ids, ids)
+            grown = np.zeros((len(merged), self.expected.shape[1]))
+            grown[np.searchsorted(merged, self.ids)] = self.expected
+            self.ids, self.expected = merged, grown
+            pos = np.searchsorted(merged, ids)
+        self.expected[pos] += expected
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self.ids is not None, "no block added"
+        return self.ids, self.expected
+
+
+def _cell_sums(
+    cells: np.ndarray, comp: np.ndarray, weight: np.ndarray, weekly: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cells x weeks = (cells x components) @ (components x weeks) for the cells touched."""
     ids, cell_idx = np.unique(cells, return_inverse=True)
     spatial = sparse.csr_matrix(
         (weight, (cell_idx, comp)), shape=(len(ids), weekly.shape[0])
     )  # duplicates are summed
-    expected = np.asarray(spatial @ weekly)
+    return ids, np.asarray(spatial @ weekly)
+
+
+def _resolution_frame(
+    res: int,
+    ids: np.ndarray,
+    expected: np.ndarray,
+    mondays: np.ndarray,
+    cfg: PlacesConfig,
+) -> pl.DataFrame:
+    """The densest cells (holding `truth_cell_mass` of the expected count), one row a week."""
     total = expected.sum(axis=1)
     order = np.argsort(-total, kind="stable")
     cum = np.cumsum(total[order])

@@ -37,7 +37,7 @@ from features.simulator.ids import CHUNK_SPACE, MAX_CHUNKS
 from features.simulator.obligations import build_obligations, obligations_frame
 from features.simulator.places import appeal_blocks, build_world, incident_blocks
 from features.simulator.places_hotspots import Releases as CustodyReleases
-from features.simulator.places_truth import TruthWindow, intensity_frame
+from features.simulator.places_truth import TruthWindow, intensity_frame, window_incidents
 from features.simulator.population import draw_population, persons_frame
 from features.simulator.status import extract_spells, simulate_status
 from features.simulator.successive import CHANGES_SCHEMA, changes
@@ -308,9 +308,10 @@ class _Run:
             strict=True,
         )
         ctx = Context(self.first.at, pl.DataFrame(), rngs[3], self.fabricated)
-        realised = []
+        window = TruthWindow.of(self.as_of, self.first.day, pc.truth_years_before)
+        realised = []  # only the incidents the truth window reads: memory is not the period's
         for yi, (incidents, appeals) in enumerate(blocks):
-            realised.append(incidents)
+            realised.append(window_incidents(incidents, window, self.start_day))
             views: list[dict[str, pl.DataFrame]] = [
                 {
                     "incidents": incidents.frame(ex.us, ex.day),
@@ -321,7 +322,6 @@ class _Run:
             self.write_tables(views, ctx)
             if progress:
                 progress("places", yi + 1, years)
-        window = TruthWindow.of(self.as_of, self.first.day, pc.truth_years_before)
         frame = intensity_frame(world, pc, self.persons, custody, realised, window, rngs[6])
         self.write_truth("places_intensity", frame)
 
