@@ -16,12 +16,19 @@ and the next trials see it, and a rerun of the command resumes the study.
   the trial, still RUNNING in the storage, is submitted again (`MAX_ATTEMPTS`) and the study
   completes; a trial that already ended is not run twice. The objective's own error is raised
   as on the single machine.
+- A trial with no result after ``RISKCAST_DASK_TRIAL_TIMEOUT_S`` seconds from its submission
+  (default `TRIAL_TIMEOUT_S`) is taken for hung: it is recorded as FAIL with the user
+  attribute ``timed_out_s``, the worker running it is restarted (a hung LightGBM does not
+  return to be cancelled), and the study goes on with the next trial. Only when no trial of
+  the study has completed does the search fail (`ClusterError`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskcast.cluster import ClusterError, Session
 from training.trials import (
@@ -46,6 +55,8 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 3
 """Times a trial is submitted when its worker is lost before it ends."""
 TRIAL_KEY = "riskcast-trial"
+TRIAL_TIMEOUT_S = 3600.0
+"""A trial without a result after this long is taken for hung (its worker is restarted)."""
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -60,6 +71,23 @@ class TrialTask:
     threads: int
     storage: str
     study_name: str
+
+
+class TrialSettings(BaseSettings):
+    """The trials' timeout from the environment (a nation's trial may need more)."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKCAST_", extra="ignore")
+
+    dask_trial_timeout_s: float = Field(
+        default=TRIAL_TIMEOUT_S,
+        gt=0,
+        description="RISKCAST_DASK_TRIAL_TIMEOUT_S: seconds from a Dask trial's submission "
+        "before it is taken for hung: recorded as FAIL, its worker restarted, the study goes on",
+    )
+
+
+def trial_timeout() -> float:
+    return TrialSettings().dask_trial_timeout_s
 
 
 def rdb_storage(url: str) -> optuna.storages.RDBStorage:
@@ -163,13 +191,16 @@ def optimize_on_cluster(
     folds: Sequence[Fold],
     n_trials: int,
     callback: Callback,
+    *,
+    timeout_s: float | None = None,
 ) -> None:
     """Run ``n_trials`` more trials of ``study`` on the cluster's workers, at most one per
-    worker at a time; ``callback(study, trial)`` after each, on this process (progress)."""
-    from distributed import as_completed
-
+    worker at a time; ``callback(study, trial)`` after each, on this process (progress).
+    ``timeout_s`` (default ``RISKCAST_DASK_TRIAL_TIMEOUT_S``): a trial's time from submission
+    after which it is taken for hung (see the module docstring)."""
     if n_trials <= 0:
         return
+    limit = trial_timeout() if timeout_s is None else timeout_s
     client = session.client
     token = uuid.uuid4().hex[:8]
     distributions = task.space.distributions()
@@ -179,13 +210,14 @@ def optimize_on_cluster(
         return scattered[0]  # type: ignore[no-any-return]
 
     payload = scatter()
-    running: dict[Future[Any], tuple[int, int, str | None]] = {}  # trial id, attempt, worker
+    running: dict[Future[Any], _Attempt] = {}
+    signal = threading.Event()  # set when any trial's future ends (Dask calls back)
 
-    def submit(trial_id: int, number: int, attempt: int) -> Future[Any]:
+    def submit(trial_id: int, number: int, attempt: int) -> None:
         nonlocal payload
         if payload.status != "finished":  # a restart dropped the scattered folds
             payload = scatter()
-        busy = {worker for _, _, worker in running.values()}
+        busy = {a.worker for a in running.values()}
         idle = [w for w in client.scheduler_info(n_workers=-1)["workers"] if w not in busy]
         worker = idle[0] if idle else None
         future: Future[Any] = client.submit(
@@ -199,43 +231,93 @@ def optimize_on_cluster(
             workers=None if worker is None else [worker],
             allow_other_workers=worker is not None,  # if the pinned worker dies, another runs it
         )
-        running[future] = (trial_id, attempt, worker)
-        return future
+        running[future] = _Attempt(trial_id, attempt, worker, time.monotonic())
+        future.add_done_callback(lambda _: signal.set())  # type: ignore[no-untyped-call]
 
-    def ask() -> Future[Any]:
-        trial = study.ask(distributions)
-        return submit(trial._trial_id, trial.number, 1)
+    asked = timed_out = 0
 
-    asked = 0
-    pending = as_completed()  # type: ignore[no-untyped-call]
-    try:
-        while asked < min(n_trials, session.workers):
-            pending.add(ask())  # type: ignore[no-untyped-call]
+    def ask_more() -> None:
+        nonlocal asked
+        while asked < n_trials and len(running) < session.workers:
+            trial = study.ask(distributions)
+            submit(trial._trial_id, trial.number, 1)
             asked += 1
-        for future in pending:
-            trial_id, attempt, _ = running.pop(future)
-            frozen = study._storage.get_trial(trial_id)
-            if future.status != "finished":
-                if _lost(future) and attempt < MAX_ATTEMPTS:
-                    pending.add(submit(trial_id, frozen.number, attempt + 1))  # type: ignore[no-untyped-call]
-                    continue
-                if not frozen.state.is_finished():
-                    study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
-                if _lost(future):
-                    raise ClusterError(
-                        f"{TRIAL_KEY} {frozen.number}: its worker was lost {attempt} times; "
-                        "the study keeps the finished trials, run the command again"
-                    )
-                future.result()  # the objective's own error, as on the single machine
-            callback(study, study._storage.get_trial(trial_id))
-            if asked < n_trials:
-                pending.add(ask())  # type: ignore[no-untyped-call]
-                asked += 1
+
+    def ended(future: Future[Any]) -> None:
+        attempt = running.pop(future)
+        frozen = study._storage.get_trial(attempt.trial_id)
+        if future.status not in ("finished", "lost"):  # lost: its result, already told, is gone
+            if _lost(future) and attempt.attempt < MAX_ATTEMPTS:
+                submit(attempt.trial_id, frozen.number, attempt.attempt + 1)
+                return
+            if not frozen.state.is_finished():
+                study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+            if _lost(future):
+                raise ClusterError(
+                    f"{TRIAL_KEY} {frozen.number}: its worker was lost {attempt.attempt} times; "
+                    "the study keeps the finished trials, run the command again"
+                )
+            future.result()  # the objective's own error, as on the single machine
+        callback(study, study._storage.get_trial(attempt.trial_id))
+
+    def hung(future: Future[Any]) -> None:
+        nonlocal timed_out
+        attempt = running.pop(future)
+        frozen = study._storage.get_trial(attempt.trial_id)
+        if frozen.state.is_finished():  # it ended just now: not hung after all
+            callback(study, frozen)
+            return
+        where = _running_on(client, str(future.key)) or attempt.worker
+        future.cancel()  # type: ignore[no-untyped-call]
+        study._storage.set_trial_user_attr(attempt.trial_id, "timed_out_s", limit)
+        study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+        timed_out += 1
+        if where is not None:  # a hung fit does not return to be cancelled: end its process
+            with contextlib.suppress(Exception):  # a worker already gone needs no restart
+                client.restart_workers([where], raise_for_error=False)
+        callback(study, study._storage.get_trial(attempt.trial_id))
+
+    try:
+        ask_more()
+        while running:
+            deadline = min(a.submitted for a in running.values()) + limit
+            signal.wait(timeout=max(0.0, deadline - time.monotonic()))
+            signal.clear()  # a future ending from here on sets it again: none is missed
+            for future in [f for f in running if f.status != "pending"]:
+                ended(future)
+            now = time.monotonic()
+            for future in [f for f, a in running.items() if now - a.submitted >= limit]:
+                (hung if future.status == "pending" else ended)(future)
+            ask_more()
     finally:
-        for future, (trial_id, _, _) in list(running.items()):
+        for future, attempt in list(running.items()):
             future.cancel()  # type: ignore[no-untyped-call]
-            number = study._storage.get_trial(trial_id).number
+            number = study._storage.get_trial(attempt.trial_id).number
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)  # not left RUNNING
         payload.release()  # type: ignore[no-untyped-call]
         with contextlib.suppress(Exception):  # a worker gone now has forgotten too
             client.run(_forget, token)
+    if timed_out and not any(t.state == TrialState.COMPLETE for t in study.trials):
+        raise ClusterError(
+            f"{TRIAL_KEY}: {timed_out} trials had no result after {limit:g} s "
+            "(RISKCAST_DASK_TRIAL_TIMEOUT_S) and none completed; their workers were restarted"
+        )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A trial's attempt in flight: its trial, attempt number, pinned worker, submission."""
+
+    trial_id: int
+    attempt: int
+    worker: str | None
+    submitted: float
+
+
+def _running_on(client: Any, key: str) -> str | None:
+    """The worker executing the task ``key`` now, if any."""
+    with contextlib.suppress(Exception):
+        for worker, keys in client.processing().items():
+            if key in {str(k) for k in keys}:
+                return str(worker)
+    return None

@@ -65,6 +65,17 @@ class TrainResult:
     calibration: dict[str, Any] = field(default_factory=dict)
 
 
+def cluster_tags(session: cluster.Session, tuned: TuneResult) -> dict[str, str]:
+    """Tags of a run trained on Dask (a single-machine run has none of them): the workers that
+    ran the trials and the final fit, and the fit's fixed rounds (lightgbm.dask, no early
+    stopping)."""
+    return {
+        "riskcast.compute": "dask",
+        "riskcast.dask_workers": str(session.workers),
+        "riskcast.final_fit": f"lightgbm.dask, {tuned.best_params['num_boost_round']} rounds",
+    }
+
+
 def _round(value: float | None) -> str:
     return "-" if value is None else f"{value:.5f}"
 
@@ -165,6 +176,8 @@ def _train(
     record = build_run_record(
         RunInputs(plan, data, tuned, fitted, baselines, evaluated, truth, git_commit())
     )
+    if session is not None:  # the same record, and where it was computed
+        record.tags.update(cluster_tags(session, tuned))
     logged = register_run(
         record,
         fitted.model,

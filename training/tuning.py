@@ -188,8 +188,13 @@ def trial_states(study: optuna.Study) -> dict[str, int]:
     return states
 
 
+_WHERE = ("dask_worker", "timed_out_s")
+"""Trial attributes the Dask path records (where a trial ran, that it was taken for hung)."""
+
+
 def study_summary(study: optuna.Study, *, seconds: float | None = None) -> dict[str, Any]:
-    """A JSON-able summary: counts by state, best trial, and every trial's value and params."""
+    """A JSON-able summary: counts by state, best trial, and every trial's value and params
+    (and, for a trial run on Dask, its worker and whether it timed out)."""
     best = study.best_trial
     return {
         "study_name": study.study_name,
@@ -209,6 +214,7 @@ def study_summary(study: optuna.Study, *, seconds: float | None = None) -> dict[
                 "value": t.value,
                 "params": t.params,
                 "seconds": t.duration.total_seconds() if t.duration else None,
+                **{k: t.user_attrs[k] for k in _WHERE if k in t.user_attrs},
             }
             for t in study.trials
         ],

@@ -38,7 +38,7 @@ from features.frames.compile import (
 )
 from features.frames.definitions import AS_OF, EntityKind, FeatureSpec
 from features.store.offline import OfflineStore, visible_as_of
-from features.store.tombstones import drop_erased, erased_ids
+from features.store.tombstones import ErasedPersons, drop_erased, erased_ids
 from riskcast import cluster
 from riskcast.errors import InputError, NotFoundError
 
@@ -198,15 +198,26 @@ def _snapshot(store: OfflineStore, as_of: Sequence[date], allow_late: bool) -> T
         )
 
     erased = erased_ids(store.root)  # tombstones: an erased person is absent at every as-of
+    return functools.partial(read_table, root=store.root, tables=dict(state.tables), erased=erased)
 
-    def read(name: str) -> pl.LazyFrame:
-        rel = state.tables.get(TABLES[name].name)
-        if rel is None:
-            raise NotFoundError(f"table {name!r} has not been delivered to the store")
-        frame = pl.scan_parquet(store.root / rel)
-        return drop_erased(frame, erased) if TABLES[name].has_person else frame
 
-    return read
+def read_table(
+    name: str, *, root: Path, tables: Mapping[str, str], erased: ErasedPersons
+) -> pl.LazyFrame:
+    """All versions of table ``name`` in one committed state (``tables``: its files, relative
+    to the store's ``root``), without the erased persons' rows; raises NotFoundError if the
+    state has none.
+
+    The reader `_snapshot` hands out is this function with its parts bound
+    (``functools.partial``): a module-level function and plain data (a path, a dict, the
+    tombstones, which pickle by their key), so the reader pickles by reference and arrives on
+    a Dask worker as it left, with nothing of the driver's process (an open store, a closure's
+    cells) in it."""
+    rel = tables.get(TABLES[name].name)
+    if rel is None:
+        raise NotFoundError(f"table {name!r} has not been delivered to the store")
+    frame = pl.scan_parquet(root / rel)
+    return drop_erased(frame, erased) if TABLES[name].has_person else frame
 
 
 @dataclass(frozen=True)
@@ -438,6 +449,7 @@ __all__ = [
     "entities_known",
     "feature_dtypes",
     "plan_frame",
+    "read_table",
     "table_partials",
     "visible_rows",
     "write_features",
