@@ -36,14 +36,18 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import yaml
 
 from experiments.bench_monitoring_cohorts import QUARTERS, TRAINING, _tiers, report_pipeline
+from fairness.monitoring.alerts import Breach
 from fairness.monitoring.check import CheckResult
 
 REGION = "ALA"
-DRIFT_KINDS = ("input_drift", "score_drift")
+DRIFT_KINDS = ("input_drift", "score_drift", "rate_drift")
 
 
-def setup(root: Path, persons: int, seed: int, change: date | None) -> None:
-    """Simulate (with the practice change, if any), ingest, train and make the champion."""
+def setup(
+    root: Path, persons: int, seed: int, change: date | None, write_off_years: float | None
+) -> None:
+    """Simulate (with the practice change, if any, and the debt write-off, if any), ingest,
+    train and make the champion."""
     from typer.testing import CliRunner
 
     from fairness.promotion import set_champion
@@ -60,7 +64,10 @@ def setup(root: Path, persons: int, seed: int, change: date | None) -> None:
         if change is None
         else [{"region": REGION, "from_date": change.isoformat(), "record_rate_multiplier": 2.0}]
     )
-    config = SimulatorConfig.model_validate({"crime": {"practice_changes": changes}})
+    raw: dict[str, object] = {"crime": {"practice_changes": changes}}
+    if write_off_years is not None:
+        raw["obligations"] = {"write_off_years": write_off_years}
+    config = SimulatorConfig.model_validate(raw)
     started = time.perf_counter()
     simulate(
         root / "d1",
@@ -74,9 +81,9 @@ def setup(root: Path, persons: int, seed: int, change: date | None) -> None:
     )
     ingest_delivery(root / "d1", home)
     print(f"simulated and ingested {persons:,} persons in {time.perf_counter() - started:.0f} s")
-    raw = {**TRAINING, "tiers": _tiers(), "truth_dir": str(root / "d1_truth")}
+    training = {**TRAINING, "tiers": _tiers(), "truth_dir": str(root / "d1_truth")}
     path = root / "training.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(training, sort_keys=False), encoding="utf-8")
     started = time.perf_counter()
     result = CliRunner().invoke(build_app(), ["train", "--config", str(path)])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -84,28 +91,67 @@ def setup(root: Path, persons: int, seed: int, change: date | None) -> None:
     set_champion("recidivism-risk", "1", tracking_uri(home))
 
 
+def _rule(b: Breach) -> str:
+    """The rule a breach broke: its kind and figure (``rate_drift rate:cases_90d``)."""
+    return f"{b.kind} {b.figure}"
+
+
 def report_drift(checks: list[CheckResult], change: date | None) -> dict[str, object]:
-    """Drift breaches per check; the first check after the change naming the region."""
+    """Drift alerts (input, score, rate) per check, with the region's, the other breaches, the
+    rate ratios of the changed region; the first check after the change naming the region."""
     rows = []
     for r in checks:
         drift = [b for b in r.breaches if b.kind in DRIFT_KINDS]
         regional = [b for b in drift if (b.group_column, b.group) == ("region", REGION)]
+        rates = {
+            rd.input: rd for rd in r.rate_drift if (rd.group_column, rd.group) == ("region", REGION)
+        }
         rows.append(
             {
                 "as_of": r.as_of.isoformat(),
                 "drift_alerts": len(drift),
                 "region_alerts": len(regional),
+                "region_rate_alerts": sum(b.kind == "rate_drift" for b in regional),
                 "inputs": sorted({f"{b.group_column}={b.group}:{b.figure}" for b in drift}),
+                "rules": sorted({_rule(b) for b in drift}),
+                "alerts": sorted(
+                    {f"{b.kind} {b.figure} {b.group_column}={b.group}" for b in drift}
+                ),
                 "breach_kinds": sorted({b.kind for b in r.breaches}),
+                "other_breaches": sorted(
+                    {_rule(b) for b in r.breaches if b.kind not in DRIFT_KINDS}
+                ),
+                "region_rates": {
+                    name: {
+                        "relative": rd.relative,
+                        "lower": rd.relative_lower,
+                        "upper": rd.relative_upper,
+                        "ratio": rd.ratio,
+                        "events": [rd.events_reference, rd.events_current],
+                        "status": rd.status,
+                    }
+                    for name, rd in rates.items()
+                },
             }
         )
+        rel = rates.get("cases_90d")
+        rel_text = (
+            f"cases_90d relative x{rel.relative:.2f} [{rel.relative_lower:.2f}, "
+            f"{rel.relative_upper:.2f}] ({rel.events_reference:.0f} -> "
+            f"{rel.events_current:.0f} events)"
+            if rel is not None
+            and rel.relative is not None
+            and rel.relative_lower is not None
+            and rel.relative_upper is not None
+            else "cases_90d: -"
+        )
         print(
-            f"{r.as_of}: drift alerts {len(drift)} (region={REGION}: {len(regional)}) "
-            + "; ".join(b.message for b in regional[:3]),
+            f"{r.as_of}: drift alerts {len(drift)} (region={REGION}: {len(regional)}); "
+            f"{REGION} {rel_text}",
             flush=True,
         )
         if drift:
-            print("   all drift alerts: " + ", ".join(rows[-1]["inputs"][:12]))  # type: ignore[index]
+            print("   " + ", ".join(rows[-1]["alerts"][:12]))  # type: ignore[index]
     first = next(
         (
             row["as_of"]
@@ -128,36 +174,72 @@ def report_drift(checks: list[CheckResult], change: date | None) -> dict[str, ob
 
 
 def compare(root: Path, change: date) -> None:
-    """Drift alerts of the drift run that the control did not raise at the same check: the
-    ones the injected change caused (both runs share every other drift of the simulated world)."""
+    """Per check, the drift alerts of each run; the detection delay of the injected change (in
+    materialisations: 1 = the first check after the change date) by the region's alerts the
+    control lacks; each run's false-alarm rate, in all and per rule (a rule = breach kind and
+    figure), where every alert of the control is a false alarm and, in the drift run, every
+    alert before the change, or after it not naming the region."""
     runs = {
         name: json.loads((root / name / "drift-summary.json").read_text(encoding="utf-8"))["rows"]
         for name in ("drift", "control")
     }
     first = None
+    after_index = 0
     for d, c in zip(runs["drift"], runs["control"], strict=True):
-        caused = sorted(set(d["inputs"]) - set(c["inputs"]))
-        gone = sorted(set(c["inputs"]) - set(d["inputs"]))
+        caused = sorted(set(d["alerts"]) - set(c["alerts"]))
+        gone = sorted(set(c["alerts"]) - set(d["alerts"]))
         after = date.fromisoformat(d["as_of"]) >= change
-        if after and first is None and any(i.startswith(f"region={REGION}:") for i in caused):
-            first = d["as_of"]
-        print(
-            f"{d['as_of']}: only in the drift run: {caused or '-'}; "
-            f"only in the control: {gone or '-'}"
-        )
+        after_index += after
+        mark = f" [{after_index} after the change]" if after else ""
+        if after and first is None and any(f"region={REGION}" in a for a in caused):
+            first = (d["as_of"], after_index)
+        print(f"{d['as_of']}{mark}: drift run {d['alerts'] or '-'}; control {c['alerts'] or '-'}")
+        if caused or gone:
+            print(f"   only in the drift run: {caused or '-'}; only in the control: {gone or '-'}")
     for name, rows in runs.items():
-        other = [
-            r for r in rows if any("obligations_oldest_overdue_days" not in i for i in r["inputs"])
+        false = [
+            [
+                a
+                for a in r["alerts"]
+                if name == "control"
+                or date.fromisoformat(r["as_of"]) < change
+                or f"region={REGION}" not in a
+            ]
+            for r in rows
         ]
+        rules: dict[str, int] = {}
+        for alerts in false:
+            for rule in sorted({" ".join(a.split(" ")[:2]) for a in alerts}):
+                rules[rule] = rules.get(rule, 0) + 1
         print(
-            f"{name}: checks with a drift alert "
-            f"{sum(bool(r['inputs']) for r in rows)} of {len(rows)}; "
-            f"with one on another input than obligations_oldest_overdue_days {len(other)}"
+            f"{name}: checks with a false drift alert {sum(map(bool, false))} of {len(rows)}; "
+            "per rule (checks): "
+            + (", ".join(f"{k} {n}" for k, n in sorted(rules.items())) or "none")
         )
-    print(
-        f"first check at/after {change} with a region={REGION} drift alert "
-        f"the control lacks: {first}"
-    )
+        others: dict[str, int] = {}
+        for r in rows:
+            for rule in r["other_breaches"]:
+                others[rule] = others.get(rule, 0) + 1
+        print(
+            f"{name}: other breaches (checks): "
+            + (", ".join(f"{k} {n}" for k, n in sorted(others.items())) or "none")
+        )
+    delay = f"{first[0]}, materialisation {first[1]} after the change" if first else "none"
+    print(f"first check at/after {change} with a region={REGION} alert the control lacks: {delay}")
+
+
+def reset_monitoring_store() -> None:
+    """Empty the home's monitoring store, so a re-run's checks do not follow the last run's
+    (the matured-cohort comparison reads the estimate stored four quarters before)."""
+    import sqlalchemy as sa
+
+    from fairness.monitoring.store import open_monitoring_store
+
+    store = open_monitoring_store()
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(store.figures_table))
+        conn.execute(sa.delete(store.checks_table))
+    store.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("/tmp/benchdrift"))
     parser.add_argument("--run", choices=("drift", "control", "compare"), required=True)
     parser.add_argument("--change", type=date.fromisoformat, default=date(2023, 7, 1))
+    parser.add_argument(
+        "--write-off-years",
+        type=float,
+        default=3.0,
+        help="simulator obligations.write_off_years in both runs (0: off, the old world whose "
+        "debts age for ever)",
+    )
+    parser.add_argument(
+        "--setup-only", action="store_true", help="simulate, ingest and train; no checks"
+    )
     args = parser.parse_args(argv)
     if args.run == "compare":  # after both runs
         compare(args.root, args.change)
@@ -181,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("RISKCAST_DATABASE_URL", None)
     get_settings.cache_clear()
     change = args.change if args.run == "drift" else None
-    setup(root, args.persons, args.seed, change)
+    setup(root, args.persons, args.seed, change, args.write_off_years or None)
+    if args.setup_only:
+        return 0
+    reset_monitoring_store()
     checks: list[CheckResult] = []
     times: list[float] = []
     for day in QUARTERS:

@@ -1,8 +1,9 @@
 """Breaches of a monitoring check and the re-audit rule (pure).
 
 A breach is one figure beyond its threshold: an input or the score drifting (drift status
-``alert``), a disparity of the label-free estimate or of the matured cohort beyond the fairness
-policy, a group's calibration outside its band, or the feedback-loop indicator raised.
+``alert``), a registration rate moving in a group against the rest of its column (`rates`), a
+disparity of the label-free estimate or of the matured cohort beyond the fairness policy, a
+group's calibration outside its band, or the feedback-loop indicator raised.
 Disparities are judged as the fairness gate judges them: versus the policy's reference group
 (else the largest), a breach only when the whole interval of the difference lies beyond the
 binding metric's ``max_difference``, so noise alone raises nothing.
@@ -36,11 +37,13 @@ from fairness.monitoring.drift import InputDrift
 from fairness.monitoring.estimate import GroupEstimate, Interval
 from fairness.monitoring.feedback import FeedbackResult
 from fairness.monitoring.groups import ALL
+from fairness.monitoring.rates import RateDrift
 from fairness.monitoring.realised import GroupRealised
 from fairness.policy import FairnessPolicy
 
 BreachKind = Literal[
     "input_drift",
+    "rate_drift",
     "score_drift",
     "estimated_disparity",
     "realised_disparity",
@@ -79,6 +82,37 @@ def drift_breaches(results: Sequence[InputDrift], kind: BreachKind) -> list[Brea
         for r in results
         if r.status == "alert"
     ]
+
+
+def rate_breaches(results: Sequence[RateDrift]) -> list[Breach]:
+    """A registration rate that moved: a group's relative ratio (overall: the raw ratio) with
+    its interval wholly outside the band (`fairness.monitoring.rates`)."""
+    out = []
+    for r in results:
+        if r.status != "alert":
+            continue
+        overall = r.group_column == ALL
+        value, lo, hi = (
+            (r.ratio, r.ratio_lower, r.ratio_upper)
+            if overall
+            else (r.relative, r.relative_lower, r.relative_upper)
+        )
+        what = "vs the reference" if overall else "vs the rest of its column, vs the reference"
+        out.append(
+            Breach(
+                kind="rate_drift",
+                figure=f"rate:{r.input}",
+                group_column=r.group_column,
+                group=r.group,
+                value=value,
+                threshold=None,
+                message=f"{r.input} per person in {r.group_column}={r.group} moved x"
+                f"{value or 0:.2f} [{lo or 0:.2f}, {hi or 0:.2f}] {what} (mean "
+                f"{r.mean_reference or 0:.4f} -> {r.mean_current or 0:.4f}): a change in how "
+                "the register records it?",
+            )
+        )
+    return out
 
 
 def _reference(policy: FairnessPolicy, column: str, sizes: dict[str, int]) -> str | None:

@@ -3,10 +3,11 @@
 `run_check` takes what the command read (the reference = the test snapshot the champion was
 audited on, the current scored population, optionally the matured cohort with its labels and
 the estimate stored when that cohort was scored, the service's decisions) and returns a
-`CheckResult`: input drift, score drift and list composition, the label-free estimate, the
-realised performance with the estimate's own error, decisions and outcomes, the feedback-loop
-indicator, the breaches and whether the re-audit rule fired. `figures` flattens a result into
-named numbers: the store keeps them as time series and the service exports them as gauges.
+`CheckResult`: input drift, registration-rate drift, score drift and list composition, the
+label-free estimate, the realised performance with the estimate's own error, decisions and
+outcomes, the feedback-loop indicator, the breaches and whether the re-audit rule fired.
+`figures` flattens a result into named numbers: the store keeps them as time series and the
+service exports them as gauges.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fairness.monitoring.alerts import (
     drift_breaches,
     estimated_breaches,
     feedback_breaches,
+    rate_breaches,
     realised_advisories,
     realised_breaches,
     reaudit_due,
@@ -41,6 +43,7 @@ from fairness.monitoring.outcomes import (
     outcome_rates,
 )
 from fairness.monitoring.places import PlacesMonitoring, places_figures
+from fairness.monitoring.rates import RateDrift, rate_drift
 from fairness.monitoring.realised import EstimateCheck, GroupRealised, compare, realised_performance
 from fairness.monitoring.scores import ScoreGroup, UnitComposition, list_composition, score_drift
 from fairness.policy import FairnessPolicy
@@ -78,6 +81,8 @@ class CheckResult(BaseModel):
     thresholds: list[float]
     tiers: dict[str, float]
     input_drift: list[InputDrift]
+    # registration rates (mean recent counts) per group vs the reference (empty: older checks)
+    rate_drift: list[RateDrift] = Field(default_factory=list)
     scores: list[ScoreGroup]
     composition: list[UnitComposition]
     estimate: list[GroupEstimate]
@@ -134,6 +139,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
     drift = input_drift(
         x.reference, x.current, x.inputs, config.drift, groups, categorical=x.categorical
     )
+    rates = rate_drift(x.reference, x.current, config.rates, groups)
     scores = score_drift(x.reference, x.current, x.tiers, policy.threshold, config.drift, groups)
     composition = list_composition(x.current, policy.threshold, config.unit_column, groups)
     estimate = estimate_performance(
@@ -143,6 +149,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
         reference=x.reference if "label" in x.reference.columns else None,
     )
     breaches = drift_breaches(drift.results, "input_drift")
+    breaches += rate_breaches(rates)
     breaches += drift_breaches([s.drift for s in scores if s.drift], "score_drift")
     breaches += estimated_breaches(estimate, policy)
     matured = None
@@ -191,6 +198,7 @@ def run_check(x: CheckInputs, config: MonitoringConfig, policy: FairnessPolicy) 
         thresholds=thresholds,
         tiers={t.name: t.min_probability for t in x.tiers},
         input_drift=drift.results,
+        rate_drift=rates,
         scores=scores,
         composition=composition,
         estimate=estimate,
@@ -227,6 +235,16 @@ def figures(result: CheckResult) -> list[Figure]:
     for d in result.input_drift:
         add("input_psi", _g(d.group_column, d.group, input=d.input), d.psi)
         add("input_missing_share", _g(d.group_column, d.group, input=d.input), d.missing_current)
+    for rd in result.rate_drift:
+        for bound, ratio, relative in (
+            ("value", rd.ratio, rd.relative),
+            ("lower", rd.ratio_lower, rd.relative_lower),
+            ("upper", rd.ratio_upper, rd.relative_upper),
+        ):
+            labels = _g(rd.group_column, rd.group, input=rd.input, bound=bound)
+            add("input_rate_ratio", labels, ratio)
+            add("input_rate_relative", labels, relative)
+        add("input_rate_mean", _g(rd.group_column, rd.group, input=rd.input), rd.mean_current)
     for s in result.scores:
         g = _g(s.group_column, s.group)
         add("mean_probability", g, s.mean_probability)
@@ -275,6 +293,7 @@ def figures(result: CheckResult) -> list[Figure]:
         kinds[b.kind] = kinds.get(b.kind, 0) + 1
     for kind in (
         "input_drift",
+        "rate_drift",
         "score_drift",
         "estimated_disparity",
         "realised_disparity",

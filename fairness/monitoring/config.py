@@ -53,6 +53,35 @@ class DriftSettings(_Model):
         return self
 
 
+class RateSettings(_Model):
+    """Registration-rate drift (`fairness.monitoring.rates`): the mean of recent-count inputs
+    per group, now vs the reference, relative to the rest of the group's column."""
+
+    inputs: list[str] = Field(
+        default_factory=lambda: ["cases_90d", "cases_minor_365d", "admin_offences_365d"],
+        description="count inputs whose mean per person is a registration rate (those absent "
+        "from the frames are skipped)",
+    )
+    group_columns: list[str] | None = Field(
+        default=None, description="the columns judged (None: every monitored group column)"
+    )
+    band: float = Field(
+        default=1.1,
+        gt=1,
+        description="a group alerts when its relative ratio's interval lies wholly outside "
+        "[1/band, band]",
+    )
+    overall_band: float = Field(
+        default=1.5,
+        gt=1,
+        description="overall: an alert when the raw ratio's interval lies wholly outside "
+        "[1/overall_band, overall_band]",
+    )
+    confidence: float = Field(default=0.99, gt=0, lt=1)
+    min_events: int = Field(default=20, ge=1)
+    min_group_size: int = Field(default=50, ge=1)
+
+
 class EstimateSettings(_Model):
     """The label-free (confidence-based) performance estimate."""
 
@@ -135,6 +164,7 @@ class MonitoringConfig(_Model):
     group_columns: list[str] = Field(default_factory=list)
     unit_column: str = "region"
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    rates: RateSettings = Field(default_factory=RateSettings)
     estimate: EstimateSettings = Field(default_factory=EstimateSettings)
     realised: RealisedSettings = Field(default_factory=RealisedSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
