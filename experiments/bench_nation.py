@@ -156,7 +156,25 @@ def _fixed_tuning() -> Any:
     return TuneResult(best_params=dict(FIXED), best_value=float("nan"), metric="log_loss")
 
 
-def step_train(work: Path) -> dict[str, Any]:
+def stack_by_date(store: Any, plan: Any) -> Any:
+    """The training stack one snapshot at a time, concatenated (rows stay sorted by as_of,
+    then person_id): what `load_dataset` builds, holding one date's persons at a time."""
+    from dataclasses import replace
+
+    from training.dataset import add_extra_inputs, build_dataset
+
+    cfg = plan.cfg
+    parts = [
+        build_dataset(
+            store, plan.spec, [d], cfg.population, plan.resolved.label, cfg.label, cfg.min_age
+        )
+        for d in plan.split.used
+    ]
+    frame = pl.concat([part.frame for part in parts])
+    return add_extra_inputs(replace(parts[0], frame=frame), cfg.extra_inputs)
+
+
+def step_train(work: Path, stack: str) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from features.frames.definitions import load_spec
@@ -170,7 +188,8 @@ def step_train(work: Path) -> dict[str, Any]:
     plan = plan_training(resolved, load_spec(None))
     store = OfflineStore(work / "home")
     parts = Parts()
-    dataset = parts.run("dataset", lambda: load_dataset(store, plan))
+    build = stack_by_date if stack == "by-date" else load_dataset
+    dataset = parts.run("dataset", lambda: build(store, plan))
     data = prepare_training_data(plan, dataset)
     tuned = _fixed_tuning()
     booster = parts.run("fit", lambda: fit_booster(plan, data, tuned))
@@ -183,6 +202,8 @@ def step_train(work: Path) -> dict[str, Any]:
     return {
         "parts": parts.figures,
         "population": str(plan.cfg.population),
+        "stack_built": stack,
+        "dataset_digest": dataset.digest,
         "snapshots": len(plan.split.used),
         "stack_rows": frame.height,
         "stack_gb": round(frame.estimated_size() / 1024**3, 3),
@@ -197,7 +218,7 @@ def step_train(work: Path) -> dict[str, Any]:
     }
 
 
-def step_score(work: Path, book_everyone: bool) -> dict[str, Any]:
+def step_score(work: Path, model_dir: Path, book_everyone: bool) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from features.frames.definitions import load_spec
@@ -209,7 +230,7 @@ def step_score(work: Path, book_everyone: bool) -> dict[str, Any]:
 
     spec = load_spec(None)
     store = OfflineStore(work / "home")
-    model = RiskModel.load(work / "model")
+    model = RiskModel.load(model_dir)
     cfg = load_training_config(None).training
     scope = PopulationScope.of(cfg.population, spec, cfg.min_age)
     frame_path = work / "features-polars.parquet"  # everyone as of AS_OF (step single)
@@ -272,6 +293,7 @@ def step_score(work: Path, book_everyone: bool) -> dict[str, Any]:
     return {
         "parts": parts.figures,
         **figures,
+        "model": str(model_dir),
         "vectors_gb": round(materialised.estimated_size() / 1024**3, 3),
         "seconds": round(sum(f["seconds"] for f in parts.figures.values()), 2),
         "peak_rss_gb": max(f["peak_rss_gb"] for f in parts.figures.values()),
@@ -282,6 +304,7 @@ def step_score(work: Path, book_everyone: bool) -> dict[str, Any]:
 def _child(step: str, work: Path, args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", step, "--work", str(work)]
     cmd += ["--persons", str(args.persons), "--seed", str(args.seed)]
+    cmd += ["--stack", args.stack, "--model", str(args.model or work / "model")]
     return cmd + (["--book-everyone"] if args.book_everyone else [])
 
 
@@ -312,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--book-everyone", action="store_true", help="also a score book of every person"
     )
+    parser.add_argument(
+        "--stack",
+        choices=["all", "by-date"],
+        default="all",
+        help="training stack: every snapshot in one build (`load_dataset`) or one at a time",
+    )
+    parser.add_argument("--model", type=Path, help="model folder to score with (default: trained)")
     parser.add_argument("--phase", choices=STEPS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work: Path = (args.work or REPO / "var" / "bench" / f"nation-{args.persons}").resolve()
@@ -320,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         run: dict[str, Callable[[], dict[str, Any]]] = {
             "simulate": lambda: step_simulate(work, args.persons, args.seed),
             "ingest": lambda: step_ingest(work),
-            "train": lambda: step_train(work),
-            "score": lambda: step_score(work, args.book_everyone),
+            "train": lambda: step_train(work, args.stack),
+            "score": lambda: step_score(work, args.model or work / "model", args.book_everyone),
         }
         print(json.dumps(run[args.phase]()))
         return 0
@@ -340,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         figures = _run_step(step, work, args)
         figures["wall_s"] = round(time.perf_counter() - started, 1)
         figures["load_start_end"] = [load_start, _load()]
-        result["steps"][step] = figures
+        key = f"{step}_by_date" if step == "train" and args.stack == "by-date" else step
+        result["steps"][key] = figures
         target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"{step}: {json.dumps(figures)[:600]}", flush=True)
     return 0
