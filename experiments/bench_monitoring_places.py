@@ -1,8 +1,13 @@
 """Benchmark of the places part of `riskcast monitor` (issue 13): a places champion trained on the
 delivery as extracted at ``--cut``, promoted, then the full delivery (extracted 2025-12-31)
-ingested; the places check as of ``--check`` timed (input drift of every cell feature against
-the audited test origins, score drift, the realised weeks since with deviance, PAI, the
-observed/forecast ratios per district and the exposure), and its findings printed.
+ingested; the places check as of ``--check`` timed (input drift of every cell feature: the
+drift window against the same weeks a year before, score drift, the realised weeks since with
+deviance, PAI, the observed/forecast ratios per district and the exposure), and its findings
+printed. Nothing is injected in the simulated store, so every input drift alert is a false one.
+
+Then ``--inject`` (default 1.5): the same frames, every rate input of one district's cells in
+the drift window multiplied by it (a recording change the whole window long), one district at
+a time, the pure drift rule rerun: how many districts' changes are caught, and alerts elsewhere.
 
     .venv/bin/python experiments/bench_monitoring_places.py                  # 100,000 persons
     .venv/bin/python experiments/bench_monitoring_places.py --reuse var/bench/monplaces-100000
@@ -20,6 +25,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cut", type=date.fromisoformat, default=date(2025, 9, 28))
     parser.add_argument("--check", type=date.fromisoformat, default=date(2025, 12, 28))
     parser.add_argument("--reuse", type=Path, default=None, help="a folder from an earlier run")
+    parser.add_argument("--inject", type=float, default=1.5, help="0: no injection part")
     args = parser.parse_args(argv)
     out = args.reuse or Path("var/bench") / f"monplaces-{args.persons}"
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +145,105 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  districts: {statuses}")
     elif p is not None:
         print(f"realised: {p.realised_note}")
+    if p is not None:
+        _print_drift(p.input_drift, p.drift_note)
+    if args.inject > 0:
+        _inject(stored.result.version, args.check, args.inject)
     return 0
+
+
+def _print_drift(drift: Any, note: str | None) -> None:
+    import numpy as np
+
+    if drift is None:
+        print(f"input drift: not judged ({note})")
+        return
+    statuses: dict[str, int] = {}
+    for row in drift.rows:
+        statuses[row.status] = statuses.get(row.status, 0) + 1
+    print(f"input drift: window {drift.current_origins[0]}..{drift.current_origins[-1]} vs "
+          f"{drift.reference_origins[0]}..{drift.reference_origins[-1]}; {len(drift.rows):,} rows"
+          f", {drift.tests:,} tested, {statuses}; skipped {drift.skipped}")  # fmt: skip
+    phis = {r.input: (r.dispersion, r.between_variance) for r in drift.rows if r.group_column
+            == "district"}  # fmt: skip
+    if phis:
+        phi = np.array([v[0] for v in phis.values()])
+        tau = np.sqrt(np.array([v[1] for v in phis.values()]))
+        print(f"  dispersion phi per input: median {np.median(phi):.2f} (range {phi.min():.2g}-"
+              f"{phi.max():.2g}); between-district sd tau: median {np.median(tau):.3f}, "
+              f"max {tau.max():.3f}, at the floor in {int((tau <= 0.0700001).sum())} of "
+              f"{tau.size} inputs")  # fmt: skip
+    for row in drift.rows:
+        if row.group_column in ("all", "region") and row.input in (
+            "count_all_13w",
+            "count_all_52w",
+        ):
+            print(
+                f"  {row.input} {row.group_column}={row.group}: ratio {row.ratio:.3f} "
+                f"[{row.lower:.3f}, {row.upper:.3f}] q={row.q_value:.2g} {row.status}"
+            )
+    top = sorted((r for r in drift.rows if r.p_value is not None), key=lambda r: r.p_value)[:5]
+    for row in top:
+        print(
+            f"  smallest p: {row.input} {row.group_column}={row.group} ratio {row.ratio:.2f} "
+            f"p={row.p_value:.2g} q={row.q_value:.2g} {row.status}"
+        )
+
+
+def _inject(version: str, day: date, factor: float) -> None:
+    """Every rate input of one district in the drift window x ``factor``, one district at a
+    time, the drift rule rerun on the same frames."""
+    import polars as pl
+
+    from fairness.commands import edges
+    from fairness.monitoring.config import load_monitoring_config
+    from fairness.monitoring.places_cli import _champion, places_check_inputs
+    from fairness.monitoring.places_drift import places_input_drift
+    from fairness.places.audit import load_predictions
+    from riskcast.names import PLACES_MODEL
+
+    home, uri = edges()
+    settings = load_monitoring_config().places
+    scores, _, sha = load_predictions(PLACES_MODEL, version, uri)
+    x = places_check_inputs(
+        _champion(version, home), version, day, scores, sha, home, settings, lambda m: None
+    )
+    if x.reference_features is None:
+        print(f"injection: no drift reference ({x.drift_note})")
+        return
+    base = places_input_drift(
+        x.reference_features, x.current_features, x.inputs, settings.drift,
+        settings.group_columns,
+    )  # fmt: skip
+    rates = [i for i in x.inputs if i not in base.skipped]
+    incidents = (
+        x.current_features.group_by("district").agg(pl.col("count_all_13w").sum().alias("n"))
+        if "count_all_13w" in x.current_features.columns
+        else None
+    )
+    caught, elsewhere, started = 0, 0, time.perf_counter()
+    districts = sorted(x.current_features["district"].drop_nulls().unique().to_list())
+    for d in districts:
+        inside = pl.col("district") == d
+        changed = x.current_features.with_columns(
+            [pl.when(inside).then(pl.col(c) * factor).otherwise(pl.col(c)).alias(c) for c in rates]
+        )
+        drift = places_input_drift(
+            x.reference_features, changed, x.inputs, settings.drift, settings.group_columns
+        )
+        hits = [a for a in drift.alerts() if a.group == d]
+        other = [a for a in drift.alerts() if a.group_column == "district" and a.group != d]
+        caught += bool(hits)
+        elsewhere += bool(other)
+        n = int(incidents.filter(pl.col("district") == d)["n"][0]) if incidents is not None else -1
+        print(
+            f"  x{factor:g} in {d} (13-week incidents summed over the window's cells and "
+            f"origins {n}): {len(hits)} alerts in {d}, {len(other)} in other districts"
+        )
+    print(
+        f"injection x{factor:g}: caught in {caught} of {len(districts)} districts; alerts in "
+        f"another district in {elsewhere} runs ({time.perf_counter() - started:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

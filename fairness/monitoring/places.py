@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from fairness.monitoring.places_config import PlacesMonitoringSettings
+from fairness.monitoring.places_drift import PlacesDrift
 from fairness.places.exposure import exposure_by_district
 from fairness.places.results import ExposureRow
 from fairness.policy import PlacesPolicy
@@ -103,6 +104,9 @@ class PlacesRealised(_Model):
     weeks: int
     cells: int
     deviance: float
+    # percentile interval of the mean deviance from resampling weeks (None: fewer than 2 weeks)
+    deviance_lower: float | None = None
+    deviance_upper: float | None = None
     pai: PaiFigure
     ratios: list[CountRatio]
     weekly: list[WeekTotal]
@@ -117,6 +121,10 @@ class PlacesMonitoring(_Model):
     alerts: list[PlacesAlert]
     ratio_band: tuple[float, float]
     pai_fraction: float
+    # the cell features' drift (`places_drift`): None in checks kept before the rule existed,
+    # or when the reference weeks were not available (``drift_note`` says why)
+    input_drift: PlacesDrift | None = None
+    drift_note: str | None = None
 
 
 def _quantiles(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
@@ -252,6 +260,27 @@ def _pai(frame: pl.DataFrame, audited: float | None, s: PlacesMonitoringSettings
     )
 
 
+def _deviance_interval(
+    frame: pl.DataFrame, s: PlacesMonitoringSettings
+) -> tuple[float | None, float | None]:
+    """Percentile interval of the mean deviance over cell-weeks, resampling whole weeks (the
+    weeks are the units, as for the ratio and PAI)."""
+    y = frame["observed"].cast(pl.Float64).to_numpy()
+    mu = np.maximum(frame["expected_count"].cast(pl.Float64).to_numpy(), 1e-9)
+    unit = 2.0 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0) - (y - mu))
+    weeks = (
+        frame.select("week_start")
+        .with_columns(pl.Series("d", unit))
+        .group_by("week_start")
+        .agg(pl.col("d").sum(), pl.len().alias("n"))
+    )
+    if weeks.height < 2:
+        return None, None
+    d, n = weeks["d"].to_numpy(), weeks["n"].to_numpy().astype(np.float64)
+    idx = np.random.default_rng(s.seed).integers(0, d.size, size=(s.bootstrap, d.size))
+    return _quantiles(d[idx].sum(axis=1) / n[idx].sum(axis=1), s.confidence)
+
+
 def _weekly(frame: pl.DataFrame, confidence: float) -> list[WeekTotal]:
     sums = frame.group_by("week_start").agg(
         pl.col("as_of").first(),
@@ -289,6 +318,7 @@ def realised_places(
         if policy is not None
         else []
     )
+    dev_lo, dev_hi = _deviance_interval(frame, settings)
     return PlacesRealised(
         first_week=weeks.min(),
         last_week=weeks.max(),
@@ -298,6 +328,8 @@ def realised_places(
             frame["observed"].cast(pl.Float64).to_numpy(),
             frame["expected_count"].cast(pl.Float64).to_numpy(),
         ),
+        deviance_lower=dev_lo,
+        deviance_upper=dev_hi,
         pai=_pai(frame, audited_pai, settings),
         ratios=count_ratios(frame, settings.group_columns, settings),
         weekly=_weekly(frame, settings.confidence),
@@ -364,8 +396,11 @@ def monitor_realised(
     audited_pai: float | None,
     policy: PlacesPolicy | None = None,
     note: str | None = None,
+    drift: PlacesDrift | None = None,
+    drift_note: str | None = None,
 ) -> PlacesMonitoring:
-    """The places part of a check: realised figures (when weeks have passed) and alerts."""
+    """The places part of a check: realised figures (when weeks have passed), their alerts,
+    and the cell features' drift (its alerts are the check's ``input_drift`` breaches)."""
     realised = (
         realised_places(frame, settings, audited_pai=audited_pai, policy=policy)
         if frame is not None and frame.height
@@ -377,6 +412,8 @@ def monitor_realised(
         alerts=places_alerts(realised, settings) if realised is not None else [],
         ratio_band=(settings.ratio_low, settings.ratio_high),
         pai_fraction=settings.pai_fraction,
+        input_drift=drift,
+        drift_note=drift_note,
     )
 
 
@@ -401,7 +438,12 @@ def places_figures(m: PlacesMonitoring) -> list[tuple[str, dict[str, str], float
         for bound, v in (("value", r.pai.value), ("lower", r.pai.lower), ("upper", r.pai.upper)):
             add("places_pai", {"share": f"{r.pai.area_share:g}", "bound": bound}, v)
         add("places_pai_audited", {"share": f"{r.pai.area_share:g}"}, r.pai.audited)
-        add("places_deviance", {}, r.deviance)
+        for bound, v in (
+            ("value", r.deviance),
+            ("lower", r.deviance_lower),
+            ("upper", r.deviance_upper),
+        ):
+            add("places_deviance", {"bound": bound}, v)
         if r.weekly:
             add("places_expected", {"week": "newest"}, r.weekly[-1].expected)
             add("places_observed", {"week": "newest"}, r.weekly[-1].observed)
@@ -409,6 +451,10 @@ def places_figures(m: PlacesMonitoring) -> list[tuple[str, dict[str, str], float
             d = {"region": e.region, "district": e.district}
             add("places_flagged_area_share", d, e.flagged_area_share)
             add("places_incident_share", d, e.incident_share)
+    if m.input_drift is not None:
+        for row in m.input_drift.rows:
+            g = {"input": row.input, "group_column": row.group_column, "group": row.group}
+            add("places_input_rate_ratio", g, row.ratio)
     for kind in ("count_ratio", "pai"):
         add("breaches", {"kind": kind}, sum(a.kind == kind for a in m.alerts))
     return out

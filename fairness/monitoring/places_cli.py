@@ -4,11 +4,14 @@
 - the champion (`street-crime`, alias ``champion``) and its model from MLflow;
 - the score reference: the test predictions it was audited on (``places/test_predictions``),
   which also give the audited PAI (the same weeks, the same metric function);
-- the input reference: the cell frame of the champion's test origins (its model metadata
-  ``origins.test``), rebuilt point-in-time from the offline store, as training built it;
-- the current frame and forecast: the cell frame as of the check date, scored by the champion
-  (the same rows the service's materialised forecast holds, recomputed so ``--as-of`` works
-  without a materialisation);
+- the input drift's frames: the cell frames of the drift window (the check date and the
+  ``places.drift.window_weeks - 1`` weeks before it, a week apart) and of the same origins
+  ``season_lag_weeks`` earlier (the same weeks of the year), rebuilt point-in-time from the
+  offline store as training built its frames. No reference when those weeks precede the
+  champion's first training origin (the store may not hold their history);
+- the current forecast: the cell frame as of the check date, scored by the champion (the same
+  rows the service's materialised forecast holds, recomputed so ``--as-of`` works without a
+  materialisation);
 - the realised cell-weeks: for every weekly origin (Sunday) after the audited test origins
   whose first forecast week has ended by the check date (the newest ``realised_weeks``), the
   champion's horizon-1 forecast made from what was known at that origin and the incidents the
@@ -21,6 +24,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -40,6 +44,13 @@ def realised_origins(
     return sorted(t for t in out if after is None or t > after)
 
 
+def drift_origins(day: date, window: int, lag: int) -> tuple[list[date], list[date]]:
+    """The drift window's origins (``day`` and the ``window - 1`` weeks before it) and the same
+    origins ``lag`` weeks earlier, both oldest first."""
+    current = sorted(day - timedelta(weeks=k) for k in range(window))
+    return current, [t - timedelta(weeks=lag) for t in current]
+
+
 def run_places_monitor(
     forecast: Callable[[], tuple[str, date, pl.DataFrame] | None] | None,
     *,
@@ -52,17 +63,12 @@ def run_places_monitor(
     service answers from, when it is the champion's); None without a champion or a date."""
     from fairness.commands import edges
     from fairness.monitoring.config import load_monitoring_config
-    from fairness.monitoring.places import mean_pai
-    from fairness.monitoring.places_check import PlacesCheckInputs, run_places_check
+    from fairness.monitoring.places_check import run_places_check
     from fairness.monitoring.store import open_monitoring_store
     from fairness.places.audit import load_predictions
     from fairness.policy import load_policy
     from fairness.promotion import current_champion
-    from features.cells.geo import cell_geometry
     from riskcast.names import PLACES_MODEL
-    from training.places.frames import build_frame, load_cell_inputs
-    from training.places.model import HORIZON
-    from training.places.plan import sunday_on_or_before
 
     say = progress or (lambda message: None)
     home, uri = edges()
@@ -78,23 +84,71 @@ def run_places_monitor(
     policy = load_policy().places
     say(f"places v{version}: the audited test predictions and the champion")
     reference_scores, _, sha = load_predictions(PLACES_MODEL, version, uri)
-    audited = mean_pai(reference_scores, settings.area_share)
     model = _champion(version, home)
-    test = sorted(date.fromisoformat(str(d)) for d in model.metadata["origins"]["test"])
+    x = places_check_inputs(model, version, day, reference_scores, sha, home, settings, say)
+    store = open_monitoring_store()
+    try:
+        previous = store.before(PLACES_MODEL, day, version=version)
+        say(f"places v{version}: drift and realised performance")
+        x = replace(x, previous_breaches=previous.result.breaches if previous else None)
+        result = run_places_check(x, config, policy)
+        stored = store.record(result)
+    finally:
+        store.dispose()
+    if record is not None:
+        record(stored, by=by)
+    return stored
+
+
+def places_check_inputs(
+    model: Any,
+    version: str,
+    day: date,
+    reference_scores: pl.DataFrame,
+    sha: str,
+    home: Any,
+    settings: Any,
+    say: Progress,
+) -> Any:
+    """What the places check reads (`places_check.PlacesCheckInputs`), built from the store in
+    one `build_frame` call: the realised weeks, the drift window and its reference a year
+    before, the check date. Separate from the store and the ledger so a benchmark can rerun
+    the pure check on the same frames (e.g. with a change injected)."""
+    from fairness.monitoring.places import mean_pai
+    from fairness.monitoring.places_check import PlacesCheckInputs
+    from features.cells.geo import cell_geometry
+    from riskcast.names import PLACES_MODEL
+    from training.places.frames import build_frame, load_cell_inputs
+    from training.places.model import HORIZON
+    from training.places.plan import sunday_on_or_before
+
+    origins = model.metadata["origins"]
+    test = sorted(date.fromisoformat(str(d)) for d in origins["test"])
+    train = sorted(date.fromisoformat(str(d)) for d in origins.get("train", []))
     realised_at = realised_origins(
         day, test[-1] if test else None, settings.realised_weeks, sunday_on_or_before
     )
+    window, seasonal = drift_origins(
+        day, settings.drift.window_weeks, settings.drift.season_lag_weeks
+    )
+    drift_note = None
+    if train and seasonal[0] < train[0]:
+        drift_note = (
+            f"the drift reference ({seasonal[0]}..{seasonal[-1]}, the same weeks a year before)"
+            f" precedes the champion's first training origin {train[0]}: not judged"
+        )
+        seasonal = []
     inputs = load_cell_inputs(home)
     resolution = int(model.metadata.get("h3_resolution", inputs.places.h3_resolution))
     if resolution != inputs.places.h3_resolution:
         places = inputs.places.model_copy(update={"h3_resolution": resolution})
         inputs = type(inputs)(inputs.sources, places, inputs.spec, inputs.store)
-    say(f"places v{version}: cell frames of {len(test)} test origins, {day} and "
-        f"{len(realised_at)} realised weeks")  # fmt: skip
-    frame = build_frame(inputs, [*test, *realised_at, day], [1], with_label=True)
+    say(f"places v{version}: cell frames of {len(realised_at)} realised weeks, the drift "
+        f"window {window[0]}..{window[-1]} and {len(seasonal)} weeks a year before")  # fmt: skip
+    wanted = sorted({*realised_at, *window, *seasonal})
+    frame = build_frame(inputs, wanted, [1], with_label=True)
     frame = frame.with_columns(pl.Series("expected_count", model.predict(frame)))
     features = [f for f in model.features if f != HORIZON]
-    current = frame.filter(pl.col("as_of") == day)
     realised, note = None, None
     done = frame.filter(pl.col("as_of").is_in(realised_at) & pl.col("label").is_not_null())
     if done.height:
@@ -105,39 +159,26 @@ def run_places_monitor(
             f"no forecast week after the audited test weeks (last origin "
             f"{test[-1] if test else '?'}) has ended by {day}"
         )
-    store = open_monitoring_store()
-    try:
-        previous = store.before(PLACES_MODEL, day, version=version)
-        say(f"places v{version}: drift and realised performance")
-        result = run_places_check(
-            PlacesCheckInputs(
-                model=PLACES_MODEL,
-                version=version,
-                as_of=day,
-                reference_note=(
-                    f"the test weeks the champion was audited on (origins "
-                    f"{test[0] if test else '?'}..{test[-1] if test else '?'}; predictions "
-                    f"sha256 {sha[:12]})"
-                ),
-                reference_scores=reference_scores,
-                current_scores=current,
-                reference_features=frame.filter(pl.col("as_of").is_in(test)),
-                current_features=current,
-                inputs=features,
-                realised=realised,
-                realised_note=note,
-                audited_pai=audited,
-                previous_breaches=previous.result.breaches if previous else None,
-            ),
-            config,
-            policy,
-        )
-        stored = store.record(result)
-    finally:
-        store.dispose()
-    if record is not None:
-        record(stored, by=by)
-    return stored
+    return PlacesCheckInputs(
+        model=PLACES_MODEL,
+        version=version,
+        as_of=day,
+        reference_note=(
+            f"score: the test weeks the champion was audited on (origins "
+            f"{test[0] if test else '?'}..{test[-1] if test else '?'}; predictions sha256 "
+            f"{sha[:12]}); inputs: the {len(window)} weeks to {day} vs the same weeks "
+            f"{settings.drift.season_lag_weeks} weeks before"
+        ),
+        reference_scores=reference_scores,
+        current_scores=frame.filter(pl.col("as_of") == day),
+        reference_features=frame.filter(pl.col("as_of").is_in(seasonal)) if seasonal else None,
+        current_features=frame.filter(pl.col("as_of").is_in(window)),
+        inputs=features,
+        realised=realised,
+        realised_note=note,
+        audited_pai=mean_pai(reference_scores, settings.area_share),
+        drift_note=drift_note,
+    )
 
 
 def _champion(version: str, home: Any) -> Any:

@@ -334,8 +334,12 @@ class MonitoringReport:
 
 
 def report_content(check: StoredCheck) -> dict[str, Any]:
-    """What the report's JSON holds: the check as kept (only aggregated figures)."""
-    return {
+    """What the report's JSON holds: the check as kept (only aggregated figures), and for the
+    places champion a ``places`` block with its figures and intervals first
+    (`monitoring_places.places_report`; person checks' reports are unchanged)."""
+    from serving.services.monitoring_places import places_report
+
+    content: dict[str, Any] = {
         "kind": "monitoring_report",
         "model": check.result.model,
         "version": check.result.version,
@@ -344,6 +348,10 @@ def report_content(check: StoredCheck) -> dict[str, Any]:
         "stored_at": check.stored_at.isoformat(),
         "result": check.result.model_dump(mode="json"),
     }
+    places = places_report(check.result)
+    if places is not None:
+        content["places"] = places
+    return content
 
 
 def _record_kept(

@@ -6,7 +6,10 @@ the forecast weeks passed (`fairness.monitoring.places`), as the page shows it.
   the chosen column, with its interval and the alert band; PAI per check with its interval
   against the audited value and the alert floor;
 - `places_view`: the newest check's realised figures, the ratios of the chosen column, the
-  input drift table (alerts and the largest PSI first) and the exposure by district.
+  input drift table (the cell features' rate ratios, window vs the same weeks a year before:
+  alerts first, then by p-value) and the exposure by district;
+- `places_report`: the places block of the downloadable monitoring report (JSON and HTML):
+  deviance, PAI, the ratios with their intervals, the drift summary and rows, the alerts.
 
 Only aggregated figures (cells, districts, weeks): no person.
 """
@@ -14,6 +17,7 @@ Only aggregated figures (cells, districts, weeks): no person.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fairness.monitoring.check import CheckResult
 from fairness.monitoring.places import ALL, CountRatio, PaiFigure, PlacesAlert, PlacesRealised
@@ -22,9 +26,9 @@ from fairness.places.results import ExposureRow
 from serving.services.plots import Line, Plot, Point
 
 DRIFT_ROWS = 40
-"""The input drift table's length (the newest check's drift rows, alerts and largest PSI
-first; the report holds them all)."""
-_ORDER = {"alert": 0, "watch": 1}
+"""The input drift table's length (the newest check's drift rows, alerts first, then the
+smallest p-values; the report holds them all)."""
+_ORDER = {"alert": 0, "ok": 1}
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,10 @@ class DriftRow:
     input: str
     group_column: str
     group: str
-    psi: float | None
-    p_value: float | None
-    missing_current: float | None
+    ratio: float | None
+    lower: float | None
+    upper: float | None
+    q_value: float | None
     status: str
 
 
@@ -53,6 +58,7 @@ class PlacesView:
     drift: list[DriftRow]
     drift_alerts: int
     drift_total: int
+    drift_note: str | None
     alerts: list[PlacesAlert]
 
 
@@ -65,13 +71,19 @@ def _label(group_column: str, group: str) -> str:
 
 
 def _drift_rows(r: CheckResult, column: str | None) -> list[DriftRow]:
+    drift = r.places.input_drift if r.places is not None else None
+    if drift is None:
+        return []
     rows = [
-        DriftRow(d.input, d.group_column, d.group, d.psi, d.p_value, d.missing_current, d.status)
-        for d in r.input_drift
+        (d.p_value, DriftRow(d.input, d.group_column, d.group, d.ratio, d.lower, d.upper,
+                             d.q_value, d.status))
+        for d in drift.rows
         if _in(column, d.group_column)
-    ]
-    rows.sort(key=lambda d: (_ORDER.get(d.status, 2), -(d.psi or 0.0), d.input, d.group))
-    return rows
+    ]  # fmt: skip
+    rows.sort(
+        key=lambda x: (_ORDER.get(x[1].status, 2), x[0] if x[0] is not None else 2.0, x[1].input)
+    )
+    return [row for _, row in rows]
 
 
 def places_view(checks: list[StoredCheck], column: str | None) -> PlacesView | None:
@@ -95,6 +107,7 @@ def places_view(checks: list[StoredCheck], column: str | None) -> PlacesView | N
         drift=drift[:DRIFT_ROWS],
         drift_alerts=sum(d.status == "alert" for d in drift),
         drift_total=len(drift),
+        drift_note=p.drift_note,
         alerts=list(p.alerts),
     )
 
@@ -177,3 +190,65 @@ def places_plots(checks: list[StoredCheck], column: str | None) -> list[Plot]:
     if not any(c.result.places is not None for c in checks):
         return []
     return [_realised_plot(checks), _ratio_plot(checks, column), _pai_plot(checks)]
+
+
+def _iv(value: float | None, lower: float | None, upper: float | None) -> dict[str, float | None]:
+    return {"value": value, "lower": lower, "upper": upper}
+
+
+def places_report(result: CheckResult) -> dict[str, Any] | None:
+    """The places block of a check's monitoring report (None: not a places check): what an
+    auditor reads first, each figure with its interval, and every drift row."""
+    p = result.places
+    if p is None:
+        return None
+    real = p.realised
+    drift = p.input_drift
+    return {
+        "realised": None
+        if real is None
+        else {
+            "first_week": real.first_week.isoformat(),
+            "last_week": real.last_week.isoformat(),
+            "weeks": real.weeks,
+            "cells": real.cells,
+            "deviance": _iv(real.deviance, real.deviance_lower, real.deviance_upper),
+            "pai": _iv(real.pai.value, real.pai.lower, real.pai.upper)
+            | {
+                "area_share": real.pai.area_share,
+                "weeks": real.pai.weeks,
+                "audited": real.pai.audited,
+                "alert_floor": real.pai.floor,
+            },
+            "ratios": [
+                _iv(c.ratio, c.lower, c.upper)
+                | {
+                    "group_column": c.group_column,
+                    "group": c.group,
+                    "weeks": c.weeks,
+                    "expected": c.expected,
+                    "observed": c.observed,
+                    "status": c.status,
+                }
+                for c in real.ratios
+            ],
+        },
+        "realised_note": p.realised_note,
+        "ratio_band": list(p.ratio_band),
+        "pai_fraction": p.pai_fraction,
+        "drift": None
+        if drift is None
+        else {
+            "window": [d.isoformat() for d in drift.current_origins],
+            "reference": [d.isoformat() for d in drift.reference_origins],
+            "band": list(drift.band),
+            "fdr": drift.fdr,
+            "tests": drift.tests,
+            "alerts": len(drift.alerts()),
+            "skipped": list(drift.skipped),
+            "rows": [r.model_dump(mode="json") for r in drift.rows],
+        },
+        "drift_note": p.drift_note,
+        "alerts": [a.model_dump(mode="json") for a in p.alerts]
+        + [b.model_dump(mode="json") for b in result.breaches if b.kind == "input_drift"],
+    }

@@ -71,6 +71,7 @@ def test_the_places_section_shows_the_realised_weeks_ratios_and_drift(
     body = drift.index("<tbody>")
     first_row = drift[body : drift.index("</tr>", body)]
     assert "count_4w" in first_row and "south" in first_row and "alert" in first_row
+    assert "a year before" in section  # the drift rule's reference named
     breaches = text[
         text.index('id="breaches"') : text.index("</table>", text.index('id="breaches"'))
     ]
@@ -93,6 +94,44 @@ def test_the_report_json_holds_the_places_part(
     assert {a["group"] for a in places["alerts"] if a["kind"] == "count_ratio"} >= {"south"}
     html = page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.html")
     assert html.status_code == 200 and r.headers["X-Report-Sha256"] in html.text
+
+
+def test_the_report_has_a_places_block_with_intervals_drift_and_alerts(
+    page: TestClient, kept: tuple[Path, list[StoredCheck]], service_env: ServiceEnv
+) -> None:
+    """The downloadable report (JSON and HTML) leads with the places figures: deviance, PAI
+    and the ratios with their intervals, the input drift (summary and every row), the alerts,
+    each as the check computed it."""
+    _, checks = kept
+    login(page, service_env.tokens["ada"])
+    c = checks[-1]
+    p = c.result.places
+    assert p is not None and p.realised is not None and p.input_drift is not None
+    body = json.loads(page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.json").content)
+    block = body["places"]
+    real = block["realised"]
+    assert real["deviance"]["value"] == pytest.approx(p.realised.deviance)
+    lo, hi = real["deviance"]["lower"], real["deviance"]["upper"]
+    assert lo is not None and hi is not None and lo <= p.realised.deviance <= hi
+    assert real["pai"]["value"] == pytest.approx(p.realised.pai.value)
+    assert real["pai"]["lower"] <= real["pai"]["value"] <= real["pai"]["upper"]
+    south = next(r for r in real["ratios"] if r["group"] == "south")
+    assert south["status"] == "alert" and south["lower"] > p.ratio_band[1]
+    drift = block["drift"]
+    assert len(drift["rows"]) == len(p.input_drift.rows) and drift["tests"] > 0
+    assert drift["alerts"] == len(p.input_drift.alerts()) >= 1
+    kinds = {(a["kind"], a["group"]) for a in block["alerts"]}
+    assert {("count_ratio", "south"), ("input_drift", "south")} <= kinds
+    html = page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.html").text
+    figures = html[html.index('id="places-figures"') :]
+    assert f"{p.realised.deviance:.4f}" in figures and f"[{lo:.4f}, {hi:.4f}]" in figures
+    assert f"{p.realised.pai.value:.2f}" in figures
+    ratios = html[html.index('id="places-ratios"') :]
+    assert f"[{south['lower']:.2f}, {south['upper']:.2f}]" in ratios
+    rows = html[html.index('id="places-drift"') : html.index('id="places-alerts"')]
+    assert rows.count("<tr>") == len(p.input_drift.rows) + 1  # + the header
+    alerts = html[html.index('id="places-alerts"') :]
+    assert "district=south" in alerts and "count_ratio" in alerts and "input_drift" in alerts
 
 
 def test_the_places_figures_are_prometheus_gauges(

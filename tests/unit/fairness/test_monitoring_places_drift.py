@@ -1,0 +1,160 @@
+"""The places input drift rule (`fairness.monitoring.places_drift`): a window of recent weeks
+against the same weeks a year before, quasi-Poisson rate ratios, BH across all tests, a band.
+
+The cell frames are simulated the way the places inputs arise: weekly incident counts per cell
+(heterogeneous cell rates, many cells nearly always zero, a seasonal cycle, district-week
+shocks that make the counts overdispersed), and the features a cell frame holds built from
+them at each weekly origin (single-week lags, sums over windows that overlap between
+consecutive origins, an exponentially weighted intensity, a calendar term)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fairness.monitoring.places_config import PlacesDriftSettings, PlacesMonitoringSettings
+from fairness.monitoring.places_drift import (
+    benjamini_hochberg,
+    dispersion,
+    places_input_drift,
+    ratio_p_value,
+)
+
+WEEKS = 170
+CHECK = WEEKS - 1  # the check's origin (week index)
+FIRST_SUNDAY = date(2022, 1, 2)
+INPUTS = ["count_lag1", "count_lag4", "count_4w", "count_13w", "count_52w", "intensity_hl2w"]
+
+
+def _counts(seed: int, change: float = 1.0, since: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Weekly counts (cells x weeks) of 32 districts x 60 cells and each cell's district;
+    district 0's counts are multiplied by ``change`` from ``since`` weeks before the check."""
+    rng = np.random.default_rng(seed)
+    districts = np.repeat(np.arange(32), 60)
+    size = rng.gamma(8.0, 1 / 8.0, 32)
+    size[0] = 2.0  # district 0: a busy one (~25 incidents a week), where a change can be seen
+    rate = rng.gamma(0.6, 0.35, districts.size) * size[districts]
+    week = np.arange(WEEKS)
+    season = 1 + 0.35 * np.sin(2 * np.pi * week / 52.0)
+    shock = rng.gamma(40.0, 1 / 40.0, (32, WEEKS))[districts]  # district-week weather, events
+    mean = rate[:, None] * season[None, :] * shock
+    mean[districts == 0, CHECK - since + 1 :] *= change
+    return rng.poisson(mean), districts
+
+
+def _frame(counts: np.ndarray, districts: np.ndarray, origins: list[int]) -> pl.DataFrame:
+    """The cell frame at the weekly ``origins`` (week indices): one row per cell and origin."""
+    cum = np.concatenate([np.zeros((counts.shape[0], 1)), np.cumsum(counts, axis=1)], axis=1)
+    parts = []
+    for t in origins:
+
+        def window(w: int, t: int = t) -> np.ndarray:
+            return cum[:, t + 1] - cum[:, t + 1 - w]
+
+        weights = 0.5 ** (np.arange(26) / 2.0)
+        intensity = counts[:, t - 25 : t + 1][:, ::-1] @ weights
+        parts.append(
+            pl.DataFrame(
+                {
+                    "cell_id": np.arange(counts.shape[0]),
+                    "as_of": [FIRST_SUNDAY + timedelta(weeks=t)] * counts.shape[0],
+                    "region": [f"R{d // 8}" for d in districts],
+                    "district": [f"D{d:02d}" for d in districts],
+                    "count_lag1": counts[:, t],
+                    "count_lag4": counts[:, t - 3],
+                    "count_4w": window(4),
+                    "count_13w": window(13),
+                    "count_52w": window(52),
+                    "intensity_hl2w": intensity,
+                    "week_sin": np.full(counts.shape[0], np.sin(2 * np.pi * t / 52.0)),
+                }
+            )
+        )
+    return pl.concat(parts)
+
+
+def _check(counts: np.ndarray, districts: np.ndarray, s: PlacesDriftSettings):  # type: ignore[no-untyped-def]
+    window = [CHECK - k for k in range(s.window_weeks)]
+    reference = [t - s.season_lag_weeks for t in window]
+    return places_input_drift(
+        _frame(counts, districts, reference),
+        _frame(counts, districts, window),
+        [*INPUTS, "week_sin"],
+        s,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_stationary_delivery_raises_no_alert(seed: int) -> None:
+    s = PlacesMonitoringSettings().drift
+    counts, districts = _counts(seed)
+    drift = _check(counts, districts, s)
+    assert drift.alerts() == []
+    assert drift.tests > 6 * 20  # most (input, group) cells had the evidence to be tested
+    assert drift.skipped == ["week_sin"]  # negative: a calendar term, not a rate
+    overall = next(r for r in drift.rows if r.group_column == "all" and r.input == "count_52w")
+    assert overall.ratio is not None and 0.9 < overall.ratio < 1.1  # the season cancels
+
+
+def test_a_change_by_half_in_one_district_is_caught_and_nowhere_else() -> None:
+    s = PlacesMonitoringSettings().drift
+    counts, districts = _counts(seed=1, change=1.5)
+    drift = _check(counts, districts, s)
+    alerts = drift.alerts()
+    assert alerts, "the x1.5 district was missed"
+    assert {(a.group_column, a.group) for a in alerts} <= {("district", "D00"), ("region", "R0")}
+    caught = {a.input for a in alerts if a.group == "D00"}
+    assert caught & {"count_13w", "count_4w", "intensity_hl2w"}
+    for a in alerts:
+        assert a.lower is not None and a.lower > 1.0 and a.q_value is not None
+        assert a.q_value <= s.fdr
+
+
+def test_the_test_weeks_of_another_season_would_have_alerted() -> None:
+    """Why the reference is the same weeks a year before: against weeks half a year away the
+    season alone moves every district's counts by a third, beyond the band."""
+    s = PlacesMonitoringSettings().drift
+    counts, districts = _counts(seed=1)
+    window = [CHECK - k for k in range(s.window_weeks)]
+    off_season = [t - 26 for t in window]
+    drift = places_input_drift(
+        _frame(counts, districts, off_season), _frame(counts, districts, window), INPUTS, s
+    )
+    assert len(drift.alerts()) > 10
+
+
+def test_a_change_inside_the_band_never_alerts() -> None:
+    s = PlacesMonitoringSettings().drift
+    counts, districts = _counts(seed=2, change=1.15, since=80)
+    assert _check(counts, districts, s).alerts() == []
+
+
+def test_ratio_p_value_and_bh() -> None:
+    assert ratio_p_value(0.0, 0.1) == pytest.approx(1.0)
+    assert ratio_p_value(1.959964 * 0.1, 0.1) == pytest.approx(0.05, rel=1e-4)
+    assert ratio_p_value(-1.959964 * 0.1, 0.1) == pytest.approx(0.05, rel=1e-4)
+    q = benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]))
+    assert q.tolist() == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])  # step-up, monotone
+    assert benjamini_hochberg(np.array([])).size == 0
+
+
+def test_dispersion_recovers_overdispersion_and_ignores_a_few_outliers() -> None:
+    rng = np.random.default_rng(5)
+    mean = rng.gamma(5.0, 40.0, 200)
+    phi = 4.0  # counts of four-times-overlapping windows: variance 16 x, mean 4 x
+    s_ref = phi * rng.poisson(mean / phi)
+    s_cur = phi * rng.poisson(mean / phi)
+    n = np.full(200, 100.0)
+    assert dispersion(s_ref, s_cur, n, n) == pytest.approx(phi, rel=0.3)
+    s_cur[:5] *= 3  # five districts that did change
+    assert dispersion(s_ref, s_cur, n, n) == pytest.approx(phi, rel=0.35)
+
+
+def test_settings_refuse_unknown_keys_and_a_band_without_one() -> None:
+    with pytest.raises(ValueError):
+        PlacesDriftSettings.model_validate({"window": 4})
+    with pytest.raises(ValueError):
+        PlacesDriftSettings(ratio_low=1.1, ratio_high=1.25)
