@@ -70,9 +70,19 @@ def places_forecast() -> tuple[str, date, pl.DataFrame] | None:
 
 
 def register(app: typer.Typer) -> None:
-    """`riskcast monitor`, and a check after every materialisation (once per process)."""
+    """`riskcast monitor`, and a check after every materialisation (once per process): after
+    `riskcast features materialize` of each model with a champion (persons, places), after
+    `riskcast places materialize` of the places champion."""
+    from serving.places import cli as places_cli
+
     monitoring_cli.register(app, decisions=decisions_frame, forecast=places_forecast)
     if not any(getattr(h, "monitoring", False) for h in features_cli.AFTER_MATERIALIZE):
-        hook = monitoring_cli.monitor_after_materialize(decisions_frame)
+        hook = monitoring_cli.monitor_after_materialize(decisions_frame, places_forecast)
         hook.monitoring = True  # type: ignore[attr-defined]
         features_cli.AFTER_MATERIALIZE.append(hook)
+    if not any(getattr(h, "monitoring", False) for h in places_cli.AFTER_MATERIALIZE):
+        places_hook = monitoring_cli.monitor_after_materialize(
+            decisions_frame, places_forecast, persons=False
+        )
+        places_hook.monitoring = True  # type: ignore[attr-defined]
+        places_cli.AFTER_MATERIALIZE.append(places_hook)

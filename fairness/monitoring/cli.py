@@ -17,8 +17,9 @@ The edges of the check (everything between is `check.run_check`, pure):
   is one ``monitoring_alert`` entry, a due re-audit another.
 
 `monitor_after_materialize` is the hook the command root attaches to
-`riskcast features materialize`: the check runs for the materialised date when a champion
-exists, and a failure is reported without failing the materialisation.
+`riskcast features materialize` (and, places only, to `riskcast places materialize`): the
+check of each model with a champion (persons, places) runs for the materialised date, and a
+failure is reported without failing the materialisation.
 """
 
 from __future__ import annotations
@@ -330,13 +331,20 @@ def record_alerts(stored: Any, *, by: str = MONITOR_ACTOR) -> None:
         ledger.dispose()
 
 
-def monitor_after_materialize(decisions: DecisionsSource | None = None) -> Callable[[date], None]:
-    """The materialisation hook: a check as of the materialised date, when there is a champion
-    (silently nothing without one); a failure is printed, never raised."""
+def monitor_after_materialize(
+    decisions: DecisionsSource | None = None,
+    forecast: ForecastSource | None = None,
+    *,
+    persons: bool = True,
+) -> Callable[[date], None]:
+    """The materialisation hook: a check as of the materialised date of each model with a
+    champion (persons when ``persons``; places whenever a places champion exists), silently
+    nothing without one; a failure is printed, never raised, and one model's failure does not
+    stop the other's check."""
 
     def hook(day: date) -> None:
         from fairness.promotion import current_champion
-        from riskcast.names import PERSON_MODEL
+        from riskcast.names import PERSON_MODEL, PLACES_MODEL
         from riskcast.settings import get_settings
         from training.tracking import tracking_uri
 
@@ -345,18 +353,27 @@ def monitor_after_materialize(decisions: DecisionsSource | None = None) -> Calla
         uri = tracking_uri(home)
         if uri.startswith("sqlite:") and not (home / "mlflow.db").is_file():
             return  # no registry, no champion
-        try:
-            if current_champion(PERSON_MODEL, uri) is None:
-                return
-            stored = run_monitor(day, decisions=decisions)
-        except Exception as exc:  # the materialisation stands whatever the check does
-            console.print(f"monitor: the check as of {day} failed: {exc}", highlight=False)
-            return
-        console.print(
-            f"monitor: check {stored.id} kept ({len(stored.result.breaches)} breaches"
-            f"{', re-audit required' if stored.result.reaudit else ''})",
-            highlight=False,
-        )
+        checks: list[tuple[str, Callable[[], Any]]] = []
+        if persons:
+            checks.append((PERSON_MODEL, lambda: run_monitor(day, decisions=decisions)))
+        checks.append((PLACES_MODEL, lambda: run_places_monitor(forecast, as_of=day)))
+        for model, run in checks:
+            try:
+                if current_champion(model, uri) is None:
+                    continue
+                stored = run()
+            except Exception as exc:  # the materialisation stands whatever the check does
+                console.print(
+                    f"monitor: the {model} check as of {day} failed: {exc}", highlight=False
+                )
+                continue
+            if stored is None:
+                continue
+            console.print(
+                f"monitor: {model} check {stored.id} kept ({stored.result.alert_count} breaches"
+                f"{', re-audit required' if stored.result.reaudit else ''})",
+                highlight=False,
+            )
 
     return hook
 

@@ -7,8 +7,9 @@
 - the input drift's frames: the cell frames of the drift window (the check date and the
   ``places.drift.window_weeks - 1`` weeks before it, a week apart) and of the same origins
   ``season_lag_weeks`` earlier (the same weeks of the year), rebuilt point-in-time from the
-  offline store as training built its frames. No reference when those weeks precede the
-  champion's first training origin (the store may not hold their history);
+  offline store as training built its frames. The store must hold the reference weeks'
+  history (a year plus the longest window before the check): a store that starts later gives
+  the long windows a truncated reference and ratios above 1 (not detected here);
 - the current forecast: the cell frame as of the check date, scored by the champion (the same
   rows the service's materialised forecast holds, recomputed so ``--as-of`` works without a
   materialisation);
@@ -124,20 +125,13 @@ def places_check_inputs(
 
     origins = model.metadata["origins"]
     test = sorted(date.fromisoformat(str(d)) for d in origins["test"])
-    train = sorted(date.fromisoformat(str(d)) for d in origins.get("train", []))
     realised_at = realised_origins(
         day, test[-1] if test else None, settings.realised_weeks, sunday_on_or_before
     )
     window, seasonal = drift_origins(
         day, settings.drift.window_weeks, settings.drift.season_lag_weeks
     )
-    drift_note = None
-    if train and seasonal[0] < train[0]:
-        drift_note = (
-            f"the drift reference ({seasonal[0]}..{seasonal[-1]}, the same weeks a year before)"
-            f" precedes the champion's first training origin {train[0]}: not judged"
-        )
-        seasonal = []
+    drift_note = None if seasonal else "no reference weeks"
     inputs = load_cell_inputs(home)
     resolution = int(model.metadata.get("h3_resolution", inputs.places.h3_resolution))
     if resolution != inputs.places.h3_resolution:

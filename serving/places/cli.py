@@ -9,6 +9,7 @@ the service keeps answering from the previous materialisation until this one is 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from riskcast.settings import HOME_HELP, get_settings, use_home
 from serving.places.store import HotspotMaterialization, HotspotStore
 
 _HOME = typer.Option(None, "--home", help=HOME_HELP, callback=use_home)
+AFTER_MATERIALIZE: list[Callable[[date], None]] = []
+"""Called with the as-of date after each materialisation (the command root adds the places
+monitoring check: `serving.monitoring_cli`)."""
 
 
 def register(places: typer.Typer) -> None:
@@ -59,6 +63,8 @@ def materialize(
         f"materialized {done.describe()} for {len(done.units)} regions "
         f"({', '.join(done.units)}) in {time.perf_counter() - started:.1f} s"
     )
+    for hook in AFTER_MATERIALIZE:
+        hook(day)
 
 
 def last_extraction(home: Path) -> date:

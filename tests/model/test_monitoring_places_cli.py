@@ -1,8 +1,9 @@
 """`riskcast monitor` on a small simulated home whose only champion is a places model: trained
 on the delivery as extracted at the end of September, promoted, then the December delivery
 arrives; the check as of late December keeps the places part (input drift of every cell
-feature against the audited test origins, realised weeks after them with the observed/forecast
-ratios per district) in the monitoring store, and its alerts in the ledger."""
+feature: the last weeks against the same weeks a year before; realised weeks after the audited
+test weeks with the observed/forecast ratios per district) in the monitoring store, and its
+alerts in the ledger. `riskcast features materialize` runs the places check through its hook."""
 
 from __future__ import annotations
 
@@ -91,8 +92,37 @@ def test_monitor_checks_the_places_champion(home: Path) -> None:
     assert real.pai.audited is not None and real.pai.audited > 1
     groups = {(c.group_column, c.group) for c in real.ratios}
     assert ("all", "all") in groups and any(c == "district" for c, _ in groups)
-    inputs = {d.input for d in r.input_drift}
-    assert "expected_count" in inputs and len(inputs) > 5  # the score and the cell features
-    assert {d.group_column for d in r.input_drift} >= {"all", "region", "district"}
+    assert {d.input for d in r.input_drift} == {"expected_count"}  # the score's drift
+    drift = r.places.input_drift
+    assert drift is not None, r.places.drift_note
+    assert len({d.input for d in drift.rows}) > 5  # the cell features
+    assert {d.group_column for d in drift.rows} >= {"all", "region", "district"}
+    assert drift.current_origins[-1] == CHECK
+    assert drift.reference_origins[-1] == date(2024, 12, 29)  # 52 weeks before
     assert (kept.breach_count > 0) == bool(r.breaches)
     assert (r.alert_count > 0) == bool(alerts)
+
+
+def test_materialize_runs_the_places_check_through_its_hook(home: Path) -> None:
+    """The hook the command root attaches to `riskcast features materialize` checks the places
+    champion as of the materialised date (no person champion here: only places)."""
+    from fairness.monitoring.store import open_monitoring_store
+    from riskcast.names import PLACES_MODEL
+    from riskcast.settings import get_settings
+
+    day = date(2025, 12, 21)
+    with environment(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None):
+        get_settings.cache_clear()
+        got = CliRunner().invoke(
+            build_app(), ["features", "materialize", "--as-of", str(day)], catch_exceptions=False
+        )
+        assert got.exit_code == 0, got.output
+        store = open_monitoring_store()
+        try:
+            kept = store.latest(PLACES_MODEL)
+        finally:
+            store.dispose()
+        get_settings.cache_clear()
+    assert f"monitor: {PLACES_MODEL} check" in got.output
+    assert kept is not None and kept.result.as_of == day
+    assert kept.result.places is not None and kept.result.places.input_drift is not None
