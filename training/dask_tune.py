@@ -260,22 +260,27 @@ def optimize_on_cluster(
             future.result()  # the objective's own error, as on the single machine
         callback(study, study._storage.get_trial(attempt.trial_id))
 
-    def hung(future: Future[Any]) -> None:
+    def hung(futures: list[Future[Any]]) -> None:
+        """Record the trials of ``futures`` as timed out and restart their workers, together
+        (one restart for all: a restart costs seconds)."""
         nonlocal timed_out
-        attempt = running.pop(future)
-        frozen = study._storage.get_trial(attempt.trial_id)
-        if frozen.state.is_finished():  # it ended just now: not hung after all
-            callback(study, frozen)
-            return
-        where = _running_on(client, str(future.key)) or attempt.worker
-        future.cancel()  # type: ignore[no-untyped-call]
-        study._storage.set_trial_user_attr(attempt.trial_id, "timed_out_s", limit)
-        study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
-        timed_out += 1
-        if where is not None:  # a hung fit does not return to be cancelled: end its process
+        workers: set[str] = set()
+        for future in futures:
+            attempt = running.pop(future)
+            frozen = study._storage.get_trial(attempt.trial_id)
+            if frozen.state.is_finished():  # it ended just now: not hung after all
+                callback(study, frozen)
+                continue
+            where = _running_on(client, str(future.key)) or attempt.worker
+            future.cancel()  # type: ignore[no-untyped-call]
+            study._storage.set_trial_user_attr(attempt.trial_id, "timed_out_s", limit)
+            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+            timed_out += 1
+            workers |= {where} if where is not None else set()
+            callback(study, study._storage.get_trial(attempt.trial_id))
+        if workers:  # a hung fit does not return to be cancelled: end its process
             with contextlib.suppress(Exception):  # a worker already gone needs no restart
-                client.restart_workers([where], raise_for_error=False)
-        callback(study, study._storage.get_trial(attempt.trial_id))
+                client.restart_workers(sorted(workers), raise_for_error=False)
 
     try:
         ask_more()
@@ -286,8 +291,10 @@ def optimize_on_cluster(
             for future in [f for f in running if f.status != "pending"]:
                 ended(future)
             now = time.monotonic()
-            for future in [f for f, a in running.items() if now - a.submitted >= limit]:
-                (hung if future.status == "pending" else ended)(future)
+            expired = [f for f, a in running.items() if now - a.submitted >= limit]
+            for future in [f for f in expired if f.status != "pending"]:
+                ended(future)
+            hung([f for f in expired if f.status == "pending" and f in running])
             ask_more()
     finally:
         for future, attempt in list(running.items()):
