@@ -216,8 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--scale-only", action="store_true", help="no back-tests")
+    parser.add_argument(
+        "--auc-correction",
+        choices=["none", "shift", "widen", "pooled"],
+        default=None,
+        help="override configs/monitoring.yaml's estimate.auc_correction (to time its cost)",
+    )
     args = parser.parse_args(argv)
     config = with_champion_thresholds(load_monitoring_config())
+    if args.auc_correction is not None:
+        estimate = config.estimate.model_copy(update={"auc_correction": args.auc_correction})
+        config = config.model_copy(update={"estimate": estimate})
     if not args.skip_scale:
         bench_scale(config, args.persons, args.inputs, args.seed)
     if args.scale_only:
