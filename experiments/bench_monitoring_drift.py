@@ -1,23 +1,27 @@
 """Drift on simulator deliveries (issue 13, section 5): does `riskcast monitor` see a region's
 registration practice change, and stay quiet without one?
 
-    nice -n 10 .venv/bin/python experiments/bench_monitoring_drift.py --persons 60000 \
-        --root /tmp/benchdrift --run drift
-    nice -n 10 .venv/bin/python experiments/bench_monitoring_drift.py --persons 60000 \
-        --root /tmp/benchdrift --run control
-    .venv/bin/python experiments/bench_monitoring_drift.py --root /tmp/benchdrift --run compare
+    nice -n 10 .venv/bin/python experiments/bench_monitoring_drift.py --persons 200000 \
+        --root var/bench/drift200k --run drift
+    nice -n 10 .venv/bin/python experiments/bench_monitoring_drift.py --persons 200000 \
+        --root var/bench/drift200k --run control
+    .venv/bin/python experiments/bench_monitoring_drift.py --root var/bench/drift200k --run compare
 
-Each run simulates one delivery (2012-01-01 to 2025-12-31, the seed given) and ingests it into
-its own home; ``drift`` adds `crime.practice_changes` (ALA records low-gravity offences twice as
-often from ``--change``), ``control`` is the same seed without it. Everything before the change
-date is byte-identical between the two, so the champion trained on snapshots 2017-2021 (labels
-up to 2022-12-31, before the change) sees the same data in both: the training configuration
-and the champion path are `bench_monitoring_cohorts`'s. Then the real check
-(`fairness.monitoring.cli.run_monitor`, what `riskcast monitor --as-of` runs) at the 12 quarter
-ends 2022-03-31..2024-12-31; the last 8 compare a stored label-free estimate with realised
-labels. Printed: drift breaches per check (all, and those naming the changed region), the first
-check after the change whose drift alerts name the region, and `bench_monitoring_cohorts`'s
-coverage table of the AUC / FPR intervals on the matured cohorts.
+Each run simulates one delivery (2012-01-01 to 2025-12-31, the seed given; unpaid debts written
+off after ``--write-off-years``, 3 by default, so the simulated world has a steady state) and
+ingests it into its own home; ``drift`` adds `crime.practice_changes` (ALA records low-gravity
+offences twice as often from ``--change``), ``control`` is the same seed without it. Everything
+before the change date is byte-identical between the two, so the champion trained on snapshots
+2017-2021 (labels up to 2022-12-31, before the change) sees the same data in both: the training
+configuration and the champion path are `bench_monitoring_cohorts`'s. Then, from an empty
+monitoring store, the real check (`fairness.monitoring.cli.run_monitor`, what `riskcast monitor
+--as-of` runs) at the 12 quarter ends 2022-03-31..2024-12-31; the last 8 compare a stored
+label-free estimate with realised labels. Printed: drift alerts (input, score, registration
+rate) per check, the changed region's rate ratio, the first check after the change whose alerts
+name the region, and `bench_monitoring_cohorts`'s coverage table of the AUC / FPR intervals on
+the matured cohorts; ``compare`` prints the detection delay in materialisations and each run's
+false-alarm rate, in all and per rule. The rate check alone at 1M persons:
+`bench_monitoring_rates.py`.
 """
 
 from __future__ import annotations
