@@ -41,8 +41,7 @@ def _client(home: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-@pytest.fixture(scope="module")
-def on_dask(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> OnDask:
+def _train_on_dask(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> OnDask:
     """The trained home's store in a fresh home (no MLflow, no study: nothing to resume),
     trained by the CLI with the Dask switch set."""
     from riskcast.settings import get_settings
@@ -80,7 +79,18 @@ def _summary(client: MlflowClient, run_id: str) -> dict[str, object]:
     return json.loads(Path(local).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-def test_trials_ran_on_the_workers_and_the_final_fit_on_lightgbm_dask(
+def test_train_on_a_local_cluster_matches_the_single_machine(
+    trained: Trained, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """One test (one cluster training: pytest-xdist would repeat a shared fixture per process
+    for every test it sends elsewhere)."""
+    on_dask = _train_on_dask(trained, tmp_path_factory)
+    _trials_ran_on_the_workers_and_the_final_fit_on_lightgbm_dask(trained, on_dask)
+    _the_cluster_model_is_within_the_bootstrap_sd_of_the_single_machine(trained, on_dask)
+    _the_run_is_recorded_like_a_single_machine_run(trained, on_dask)
+
+
+def _trials_ran_on_the_workers_and_the_final_fit_on_lightgbm_dask(
     trained: Trained, on_dask: OnDask
 ) -> None:
     client, run_id = _run(on_dask.home, on_dask.version)
@@ -105,7 +115,7 @@ def test_trials_ran_on_the_workers_and_the_final_fit_on_lightgbm_dask(
     assert rounds == single_client.get_run(single_run).data.params["lgbm.num_boost_round"]
 
 
-def test_the_cluster_model_is_within_the_bootstrap_sd_of_the_single_machine(
+def _the_cluster_model_is_within_the_bootstrap_sd_of_the_single_machine(
     trained: Trained, on_dask: OnDask
 ) -> None:
     alone = load_version(MODEL, trained.version, home=trained.home)
@@ -130,7 +140,7 @@ def test_the_cluster_model_is_within_the_bootstrap_sd_of_the_single_machine(
     assert client.get_run(run_id).data.metrics["test.model.auc"] == pytest.approx(auc_spread)
 
 
-def test_the_run_is_recorded_like_a_single_machine_run(trained: Trained, on_dask: OnDask) -> None:
+def _the_run_is_recorded_like_a_single_machine_run(trained: Trained, on_dask: OnDask) -> None:
     client, run_id = _run(on_dask.home, on_dask.version)
     single_client, single_run = _run(trained.home, trained.version)
     run, alone = client.get_run(run_id), single_client.get_run(single_run)
