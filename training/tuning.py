@@ -13,7 +13,8 @@ Public API (also used by ``train-table``):
   study persists and a rerun resumes it (only the missing trials run). Inside a Dask session
   (`riskcast.cluster`, ``RISKCAST_DASK_SCHEDULER``) with a ``storage``, the trials run on the
   workers, one per worker at a time, with the same objective (`trial_objective`,
-  `training.dask_tune`); otherwise in this process exactly as before.
+  `training.dask_tune`; a trial past ``RISKCAST_DASK_TRIAL_TIMEOUT_S`` is recorded FAIL and its
+  worker restarted); otherwise in this process exactly as before.
 
 `TuneResult.best_params` are ready for `training.model.fit_lgbm`: the fixed and tuned
 parameters plus ``num_boost_round`` = the mean best iteration of the best trial's folds.
