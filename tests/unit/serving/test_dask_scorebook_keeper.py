@@ -48,7 +48,7 @@ def _keeper(inputs: Inputs, store: _Store, **kwargs: Any) -> BookKeeper:
 
 def _served(keeper: BookKeeper) -> Any:
     assert keeper.book() is None  # the first check starts the build
-    keeper.wait(120)
+    keeper.wait(300)  # generous: a LocalCluster on a loaded 2-core machine is slow, not failing
     return keeper.book()
 
 
