@@ -33,6 +33,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -177,6 +178,29 @@ def report_drift(checks: list[CheckResult], change: date | None) -> dict[str, ob
     return {"rows": rows, "first_region_alert": first}
 
 
+def false_alarms(
+    name: str, rows: list[dict[str, Any]], change: date
+) -> tuple[list[list[str]], dict[str, int]]:
+    """The alerts the injected change does not explain (every one of the control run's; the
+    drift run's before the change or naming another region), per check, and per rule the
+    number of checks that raised one."""
+    false = [
+        [
+            a
+            for a in r["alerts"]
+            if name == "control"
+            or date.fromisoformat(r["as_of"]) < change
+            or f"region={REGION}" not in a
+        ]
+        for r in rows
+    ]
+    rules: dict[str, int] = {}
+    for alerts in false:
+        for rule in sorted({" ".join(a.split(" ")[:2]) for a in alerts}):
+            rules[rule] = rules.get(rule, 0) + 1
+    return false, rules
+
+
 def compare(root: Path, change: date) -> None:
     """Per check, the drift alerts of each run; the detection delay of the injected change (in
     materialisations: 1 = the first check after the change date) by the region's alerts the
@@ -201,20 +225,7 @@ def compare(root: Path, change: date) -> None:
         if caused or gone:
             print(f"   only in the drift run: {caused or '-'}; only in the control: {gone or '-'}")
     for name, rows in runs.items():
-        false = [
-            [
-                a
-                for a in r["alerts"]
-                if name == "control"
-                or date.fromisoformat(r["as_of"]) < change
-                or f"region={REGION}" not in a
-            ]
-            for r in rows
-        ]
-        rules: dict[str, int] = {}
-        for alerts in false:
-            for rule in sorted({" ".join(a.split(" ")[:2]) for a in alerts}):
-                rules[rule] = rules.get(rule, 0) + 1
+        false, rules = false_alarms(name, rows, change)
         print(
             f"{name}: checks with a false drift alert {sum(map(bool, false))} of {len(rows)}; "
             "per rule (checks): "

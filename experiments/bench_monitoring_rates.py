@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import polars as pl
 
 from experiments.bench_monitoring_cohorts import QUARTERS
+from experiments.bench_monitoring_drift import false_alarms
 
 REFERENCE = date(2021, 12, 31)
 REGION = "ALA"
@@ -113,20 +114,7 @@ def compare(root: Path, change: date) -> None:
         if after and first is None and any(f"region={REGION}" in a for a in d["alerts"]):
             first = (d["as_of"], k)
     for name, rows in runs.items():
-        false = [
-            [
-                a
-                for a in r["alerts"]
-                if name == "control"
-                or date.fromisoformat(r["as_of"]) < change
-                or f"region={REGION}" not in a
-            ]
-            for r in rows
-        ]
-        rules: dict[str, int] = {}
-        for alerts in false:
-            for rule in sorted({" ".join(a.split(" ")[:2]) for a in alerts}):
-                rules[rule] = rules.get(rule, 0) + 1
+        false, rules = false_alarms(name, rows, change)
         print(
             f"{name}: checks with a false rate alert {sum(map(bool, false))} of {len(rows)}; per "
             "rule: " + (", ".join(f"{k} {n}" for k, n in sorted(rules.items())) or "none")
