@@ -46,3 +46,23 @@ def test_labels_match_the_simulator_truth(store) -> None:
     assert "ethnicity" not in ds.features and "ethnicity" in ds.protected
     assert ds.digest == dataset_digest(ds.frame.sample(fraction=1.0, shuffle=True, seed=1))
     assert ds.digest != dataset_digest(ds.frame.head(ds.frame.height - 1))
+
+
+def test_the_stack_built_in_batches_of_snapshots_equals_the_stack_built_at_once(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batching bounds memory by a few snapshots; it must not change a row or the order."""
+    import training.dataset as dataset
+
+    offline, _ = store
+    dates = [date(2023, 3, 31), date(2023, 6, 30), date(2023, 9, 30), date(2023, 12, 31)]
+
+    def stack(per_batch: int) -> pl.DataFrame:
+        monkeypatch.setattr(dataset, "STACK_DATES_PER_BATCH", per_batch)
+        return build_dataset(offline, load_spec(), dates, "with_record", LABEL, "x", 18).frame
+
+    whole, single, pairs = stack(len(dates)), stack(1), stack(3)
+    assert sorted(set(whole["as_of"].to_list())) == dates
+    assert whole.height > 0
+    assert single.equals(whole) and pairs.equals(whole)
+    assert dataset_digest(single) == dataset_digest(whole)
