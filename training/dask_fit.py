@@ -43,8 +43,13 @@ FIT_TIMEOUT_S = 1800.0
 _ONE_FIT = threading.Lock()
 
 
-class FitSettings(BaseSettings):
-    """The fit's timeout from the environment (a nation's fit may need more than the default)."""
+TRIAL_TIMEOUT_S = 3600.0
+"""A Dask trial (`training.dask_tune`) with no result this long after its submission is hung."""
+
+
+class DaskTimeouts(BaseSettings):
+    """How long a fit or a tuning trial on the cluster may run, from the environment (a
+    nation's may need more than the defaults)."""
 
     model_config = SettingsConfigDict(env_prefix="RISKCAST_", extra="ignore")
 
@@ -54,10 +59,20 @@ class FitSettings(BaseSettings):
         description="RISKCAST_DASK_FIT_TIMEOUT_S: seconds before a lightgbm.dask fit is taken "
         "for hung and the workers are restarted",
     )
+    dask_trial_timeout_s: float = Field(
+        default=TRIAL_TIMEOUT_S,
+        gt=0,
+        description="RISKCAST_DASK_TRIAL_TIMEOUT_S: seconds from a Dask trial's submission "
+        "before it is taken for hung: recorded as FAIL, its worker restarted, the study goes on",
+    )
 
 
 def fit_timeout() -> float:
-    return FitSettings().dask_fit_timeout_s
+    return DaskTimeouts().dask_fit_timeout_s
+
+
+def trial_timeout() -> float:
+    return DaskTimeouts().dask_trial_timeout_s
 
 
 def fit_lgbm_dask(

@@ -17,7 +17,7 @@ and the next trials see it, and a rerun of the command resumes the study.
   completes; a trial that already ended is not run twice. The objective's own error is raised
   as on the single machine.
 - A trial with no result after ``RISKCAST_DASK_TRIAL_TIMEOUT_S`` seconds from its submission
-  (default `TRIAL_TIMEOUT_S`) is taken for hung: it is recorded as FAIL with the user
+  (default `dask_fit.TRIAL_TIMEOUT_S`) is taken for hung: it is recorded as FAIL with the user
   attribute ``timed_out_s``, the worker running it is restarted (a hung LightGBM does not
   return to be cancelled), and the study goes on with the next trial. Only when no trial of
   the study has completed does the search fail (`ClusterError`).
@@ -36,10 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskcast.cluster import ClusterError, Session
+from training.dask_fit import trial_timeout
 from training.trials import (
     Fold,
     PreparedFold,
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 3
 """Times a trial is submitted when its worker is lost before it ends."""
 TRIAL_KEY = "riskcast-trial"
-TRIAL_TIMEOUT_S = 3600.0
-"""A trial without a result after this long is taken for hung (its worker is restarted)."""
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -71,23 +68,6 @@ class TrialTask:
     threads: int
     storage: str
     study_name: str
-
-
-class TrialSettings(BaseSettings):
-    """The trials' timeout from the environment (a nation's trial may need more)."""
-
-    model_config = SettingsConfigDict(env_prefix="RISKCAST_", extra="ignore")
-
-    dask_trial_timeout_s: float = Field(
-        default=TRIAL_TIMEOUT_S,
-        gt=0,
-        description="RISKCAST_DASK_TRIAL_TIMEOUT_S: seconds from a Dask trial's submission "
-        "before it is taken for hung: recorded as FAIL, its worker restarted, the study goes on",
-    )
-
-
-def trial_timeout() -> float:
-    return TrialSettings().dask_trial_timeout_s
 
 
 def rdb_storage(url: str) -> optuna.storages.RDBStorage:

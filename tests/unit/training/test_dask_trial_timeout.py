@@ -14,7 +14,7 @@ import pytest
 from riskcast import cluster
 from riskcast.cluster import ClusterError, Session
 from tests.dask_helpers import doomed_session
-from training.dask_tune import TRIAL_TIMEOUT_S, trial_timeout
+from training.dask_fit import TRIAL_TIMEOUT_S, trial_timeout
 from training.tuning import Fold, SearchSpace, tune
 
 __all__ = ["doomed_session"]
