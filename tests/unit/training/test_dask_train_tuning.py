@@ -81,7 +81,9 @@ def test_trials_run_on_the_workers_with_the_study_in_the_shared_storage(
     assert all(t.state.is_finished() for t in study.trials)
     ran_on = {t.user_attrs["dask_worker"] for t in study.trials}
     assert ran_on <= _workers(dask_session) and len(ran_on) == 2  # both workers took trials
-    assert [d for d, _ in seen] == [1, 2, 3, 4] and {t for _, t in seen} == {4}
+    done = [d for d, _ in seen]  # one call per trial; two trials ending together may both
+    assert len(done) == 4 and done == sorted(done) and done[-1] == 4  # read the same count
+    assert {t for _, t in seen} == {4}
     best = study.best_trial
     assert result.best_value == best.value and result.best_params["num_boost_round"] >= 1
     assert result.best_params["learning_rate"] == best.params["learning_rate"]
