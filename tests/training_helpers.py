@@ -57,3 +57,38 @@ def write_config(path: Path, **overrides: object) -> Path:
     raw = {**TINY_CONFIG, **overrides}
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
+
+
+def train_by_cli(
+    config: Path, env: dict[str, str | None], model: str = "recidivism-risk"
+) -> tuple[str, str]:
+    """``riskcast train --config`` as a user runs it, with ``env`` set (None: unset) for the
+    call only; its output and the registered version. Settings are re-read before and after."""
+    import os
+    import re
+
+    from typer.testing import CliRunner
+
+    from riskcast.settings import get_settings
+    from serving.cli import build_app
+
+    saved = {k: os.environ.get(k) for k in env}
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(build_app(), ["train", "--config", str(config)])
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    match = re.search(rf"model version: {model} v(\d+)", result.output)
+    assert match, result.output
+    return result.output, match.group(1)

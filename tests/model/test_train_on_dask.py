@@ -9,8 +9,6 @@ version), plus tags that say where it was computed."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +17,11 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
-from typer.testing import CliRunner
 
 from fairness.audit import load_version, rebuild_test_frame
 from riskcast.names import CHALLENGER
-from serving.cli import build_app
 from tests.model.conftest import Trained
+from tests.training_helpers import train_by_cli
 
 MODEL = "recidivism-risk"
 
@@ -44,29 +41,11 @@ def _client(home: Path) -> MlflowClient:
 def _train_on_dask(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> OnDask:
     """The trained home's store in a fresh home (no MLflow, no study: nothing to resume),
     trained by the CLI with the Dask switch set."""
-    from riskcast.settings import get_settings
-
     home = tmp_path_factory.mktemp("dask-train") / "home"
     shutil.copytree(trained.home / "store", home / "store")
-    names = ("RISKCAST_HOME", "RISKCAST_DASK_SCHEDULER", "MLFLOW_TRACKING_URI")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ["RISKCAST_HOME"] = str(home)
-    os.environ["RISKCAST_DASK_SCHEDULER"] = "local"
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(build_app(), ["train", "--config", str(trained.config)])
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    match = re.search(rf"model version: {MODEL} v(\d+)", result.output)
-    assert match, result.output
-    return OnDask(home, result.output, match.group(1))
+    env = {"RISKCAST_HOME": str(home), "RISKCAST_DASK_SCHEDULER": "local"}
+    output, version = train_by_cli(trained.config, {**env, "MLFLOW_TRACKING_URI": None}, MODEL)
+    return OnDask(home, output, version)
 
 
 def _run(home: Path, version: str) -> tuple[MlflowClient, str]:
