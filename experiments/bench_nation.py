@@ -16,10 +16,11 @@ between the parts of a step, so each part's peak is its own too):
    ``configs/training.yaml`` (26 quarterly snapshots: dataset, final fit on every tuning row,
    calibration), with fixed parameters instead of the Optuna search (no tuning at 10M), and
    the test AUC as a sanity check;
-6. ``score``: the population's membership (`scope_columns`), the service's score book
-   (`serving.scorebook.build_scorebook`: every person checked, the model's population scored,
-   ranked and listed) and everyone scored by the model in batches of 1M rows (bounded
-   memory: probability and tier for every person of the nation).
+6. ``score``: everyone scored by the model in batches of 1M rows (bounded memory:
+   probability and tier for every person of the nation), and the service's score book as the
+   service builds it (`serving.bookkeeper.population_vectors`, then
+   `serving.scorebook.build_scorebook`): the population's membership (`scope_columns`) of
+   everyone, only the model's population's vectors read, scored, ranked and listed.
 
 Figures go to ``experiments/results/bench_nation-<persons>.json`` after every step (a run can
 be resumed with ``--steps``), with the load averages at the start and end of each step: the
@@ -222,7 +223,7 @@ def step_score(work: Path, model_dir: Path, book_everyone: bool) -> dict[str, An
     import pyarrow.parquet as pq
 
     from features.frames.definitions import load_spec
-    from features.frames.scope import PopulationScope, scope_columns
+    from features.frames.scope import PopulationScope, scope_columns, split_scope
     from features.store.offline import OfflineStore
     from serving.scorebook import build_scorebook
     from training.config import load_training_config
@@ -255,14 +256,6 @@ def step_score(work: Path, model_dir: Path, book_everyone: bool) -> dict[str, An
 
     figures["everyone"] = parts.run("score_everyone_batched", everyone)
 
-    def vectors() -> pl.DataFrame:
-        frame = pl.read_parquet(frame_path, columns=["person_id", *model.feature_names])
-        members = scope_columns(store, spec, [AS_OF]).drop("as_of")
-        return frame.with_columns(pl.col("person_id").cast(pl.String)).join(
-            members, on="person_id", how="left", maintain_order="left"
-        )
-
-    materialised = parts.run("membership", vectors)
     directory = (
         store.scan("persons")
         .filter(pl.col("_valid_to").is_null())
@@ -270,31 +263,51 @@ def step_score(work: Path, model_dir: Path, book_everyone: bool) -> dict[str, An
         .unique("person_id")
         .collect()
     )
+    columns = ["person_id", *model.feature_names]
 
-    def book(scoped: PopulationScope | None) -> dict[str, Any]:
+    def book(vectors: pl.DataFrame, outside: pl.DataFrame | None) -> dict[str, Any]:
         made = build_scorebook(
             model,
-            materialised,
+            vectors,
             directory,
             model_version="bench",
             materialization=str(AS_OF),
-            scope=scoped,
+            outside=outside,
         )
         return {
             "scored": int(made.probability.size),
             "outside": made.outside,
             "units": len(made.units),
             "values_gb": round(made.values.nbytes / 1024**3, 3),
+            "vectors_gb": round(vectors.estimated_size() / 1024**3, 3),
         }
 
-    figures["served_book"] = parts.run("score_book_served", lambda: book(scope))
-    if book_everyone:
-        figures["everyone_book"] = parts.run("score_book_everyone", lambda: book(None))
+    def served() -> dict[str, Any]:
+        """As `serving.bookkeeper.population_vectors` serves it: the scope decided on the
+        narrow membership columns of everyone, then only the population's vectors read."""
+        members = scope_columns(store, spec, [AS_OF]).drop("as_of")
+        inside, outside = split_scope(members, scope)
+        vectors = (
+            pl.scan_parquet(frame_path)
+            .select(columns)
+            .with_columns(pl.col("person_id").cast(pl.String))
+            .join(inside.lazy().select("person_id"), on="person_id", how="semi")
+            .collect()
+        )
+        return book(vectors, outside)
+
+    figures["served_book"] = parts.run("score_book_served", served)
+    if book_everyone:  # every person's vectors in the book (no scope): the upper bound
+
+        def everyone_book() -> dict[str, Any]:
+            vectors = pl.read_parquet(frame_path, columns=columns)
+            return book(vectors.with_columns(pl.col("person_id").cast(pl.String)), None)
+
+        figures["everyone_book"] = parts.run("score_book_everyone", everyone_book)
     return {
         "parts": parts.figures,
         **figures,
         "model": str(model_dir),
-        "vectors_gb": round(materialised.estimated_size() / 1024**3, 3),
         "seconds": round(sum(f["seconds"] for f in parts.figures.values()), 2),
         "peak_rss_gb": max(f["peak_rss_gb"] for f in parts.figures.values()),
     }

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from features.frames.partition import partitions_for, person_bucket
-from features.frames.scope import PopulationScope, outside_reasons
+from features.frames.scope import PopulationScope, split_scope
 from riskcast import cluster
 from serving.explain import TOP_REASONS, Scored, explain_row, plain_date, sentence
 from serving.interventions import InterventionCatalogue
@@ -247,19 +247,26 @@ def build_scorebook(
     model_version: str,
     materialization: str,
     scope: PopulationScope | None = None,
+    outside: pl.DataFrame | None = None,
     progress: Callable[[int, int], None] | None = None,
     explain_first: int = EXPLAIN_FIRST,
 ) -> ScoreBook:
     """Score and rank every vector inside ``scope`` (``directory``: person_id, region,
     district), and explain each unit's first ``explain_first`` persons; the persons outside
-    are only counted, per unit."""
-    outside_units: dict[tuple[str, str | None], int] = {}
-    outside = 0
+    are only counted, per unit.
+
+    ``outside``: the ``person_id`` of persons a caller already found outside the model's
+    population (it then passes only the vectors inside and no ``scope``): a nation's store
+    is read narrow first (`features.online.store.SqlOnlineStore.get_columns`), so the vectors
+    of the persons the model may not score are never loaded."""
     if scope is not None:
-        reasons = outside_reasons(vectors, scope)
-        out_ids = vectors.filter(reasons.is_not_null()).select(pl.col("person_id").cast(pl.String))
-        vectors = vectors.filter(reasons.is_null())
-        outside = out_ids.height
+        vectors, found_outside = split_scope(vectors, scope)
+        outside = found_outside if outside is None else pl.concat([outside, found_outside])
+    outside_units: dict[tuple[str, str | None], int] = {}
+    out_count = 0
+    if outside is not None:
+        out_ids = outside.select(pl.col("person_id").cast(pl.String))
+        out_count = out_ids.height
         placed_out = out_ids.join(
             directory.select("person_id", "region", "district"), on="person_id", how="inner"
         )
@@ -316,7 +323,7 @@ def build_scorebook(
         units=units,
         index={str(pid): i for i, pid in enumerate(ids)},
         method=f"scores for all; each unit's first {explain_first} explained, others when shown",
-        outside=outside,
+        outside=out_count,
         outside_units=outside_units,
     )
     if explain_first > 0 and units:  # what the lists show first: one batch, in the background

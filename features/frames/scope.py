@@ -12,7 +12,8 @@ with a population), so that the served set and the trained set cannot drift apar
   membership of every population and the age: the columns the online store keeps beside the
   model inputs (``scope_record``, ``scope_released_<N>m``, ``scope_age``);
 - `PopulationScope` is what a registered model declares (its population of validity);
-- `outside_reasons` (pure) says, per row, why a person is outside a scope (null: inside).
+- `outside_reasons` (pure) says, per row, why a person is outside a scope (null: inside);
+  `split_scope` keeps the rows inside and only the ids of the others.
 """
 
 from __future__ import annotations
@@ -162,6 +163,15 @@ def outside_reasons(vectors: pl.DataFrame, scope: PopulationScope) -> pl.Series:
 def in_scope(vectors: pl.DataFrame, scope: PopulationScope) -> pl.DataFrame:
     """The rows of ``vectors`` inside ``scope``."""
     return vectors.filter(outside_reasons(vectors, scope).is_null())
+
+
+def split_scope(vectors: pl.DataFrame, scope: PopulationScope) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``vectors`` inside ``scope``, and the ``person_id`` (String) of those
+    outside: a nation's outside persons are counted, not kept."""
+    inside = outside_reasons(vectors, scope).is_null()
+    return vectors.filter(inside), vectors.filter(~inside).select(
+        pl.col("person_id").cast(pl.String)
+    )
 
 
 def _age_spec(spec: FeatureSpec) -> FeatureSpec:

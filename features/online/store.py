@@ -37,6 +37,7 @@ from riskcast.settings import Settings, get_settings
 VECTORS = "feature_vectors"
 STAGING = "feature_vectors_next"
 MATERIALIZATIONS = "feature_materializations"
+FETCH_ROWS = 100_000  # rows per fetch when reading vectors back
 _TICK = timedelta(microseconds=1)  # an erasure's materialisation is always a new one
 META = ("as_of", "spec_hash", "written_at")
 
@@ -72,6 +73,12 @@ class OnlineStore(Protocol):
 
     def get_vectors(self, ids: Sequence[str]) -> pl.DataFrame:
         """Vectors of the given ids (unknown ids are absent), in the order asked, one query."""
+        ...
+
+    def get_columns(self, columns: Sequence[str], ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """The key, ``as_of`` and those of ``columns`` the current materialisation holds, for
+        ``ids`` (in the order asked) or, with None, every stored entity: a narrow read, e.g.
+        of the scope columns of a nation before only its model's population is loaded whole."""
         ...
 
     def current(self) -> Materialization | None:
@@ -266,9 +273,20 @@ class SqlOnlineStore:
         )
 
     def get_vectors(self, ids: Sequence[str]) -> pl.DataFrame:
-        wanted = list(dict.fromkeys(ids))
         current = self.current()
-        features = current.features if current else {}
+        return self._read(current, list(current.features) if current else [], ids)
+
+    def get_columns(self, columns: Sequence[str], ids: Sequence[str] | None = None) -> pl.DataFrame:
+        current = self.current()
+        held = current.features if current else {}
+        return self._read(current, [c for c in dict.fromkeys(columns) if c in held], ids)
+
+    def _read(
+        self, current: Materialization | None, wanted: list[str], ids: Sequence[str] | None
+    ) -> pl.DataFrame:
+        """Key, meta and ``wanted`` features, fetched ``FETCH_ROWS`` rows at a time into
+        Polars (a nation's rows never sit in memory as Python tuples all at once)."""
+        features = {f: current.features[f] for f in wanted} if current else {}
         schema: dict[str, pl.DataType] = {
             self.key: pl.String(),
             "as_of": pl.Date(),
@@ -276,29 +294,35 @@ class SqlOnlineStore:
             "written_at": pl.Datetime("us", "UTC"),
             **features,
         }
-        if current is None or not wanted:
+        asked = None if ids is None else list(dict.fromkeys(ids))
+        if current is None or asked == []:
             return pl.DataFrame(schema=schema)
-        names = {f: _dtype_name(f, t) for f, t in features.items()}
-        v = self._vectors(VECTORS, names)
-        if self.dialect == "postgresql":
+        v = self._vectors(VECTORS, {f: _dtype_name(f, t) for f, t in current.features.items()})
+        query = sa.select(*(v.c[c] for c in schema))
+        params: dict[str, Any] = {}
+        if asked is not None and self.dialect == "postgresql":
             param = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
-            query = sa.select(v).where(v.c[self.key] == sa.any_(param))
-            params: dict[str, Any] = {"ids": wanted}
-        else:  # one bound JSON array: no limit on the number of ids, still one statement
+            query = query.where(v.c[self.key] == sa.any_(param))
+            params = {"ids": asked}
+        elif asked is not None:  # one bound JSON array: no limit on the number of ids
             listed = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
-            query = sa.select(v).where(v.c[self.key].in_(sa.select(listed.c.value)))
-            params = {"ids": json.dumps(wanted)}
+            query = query.where(v.c[self.key].in_(sa.select(listed.c.value)))
+            params = {"ids": json.dumps(asked)}
+        parts = [pl.DataFrame(schema=schema)]
         try:
             with self.engine.connect() as conn:
-                fetched = conn.execute(query, params).all()
+                result = conn.execution_options(yield_per=FETCH_ROWS).execute(query, params)
+                for part in result.partitions():
+                    parts.append(
+                        pl.DataFrame([tuple(r) for r in part], schema=schema, orient="row")
+                    )
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"online store at {self.where}: {exc}") from exc
-        order = [self.key, "as_of", "spec_hash", "written_at", *features]
-        found = pl.DataFrame(
-            [tuple(r) for r in fetched], schema={c: schema[c] for c in order}, orient="row"
-        )
-        asked = pl.DataFrame({self.key: wanted}, schema={self.key: pl.String()})
-        return asked.join(found, on=self.key, how="inner", maintain_order="left")
+        found = pl.concat(parts, rechunk=True)
+        if asked is None:
+            return found
+        order = pl.DataFrame({self.key: asked}, schema={self.key: pl.String()})
+        return order.join(found, on=self.key, how="inner", maintain_order="left")
 
 
 def _quoted(name: str) -> str:

@@ -104,6 +104,30 @@ def test_many_ids_in_one_query(online: SqlOnlineStore) -> None:
     assert sum("feature_vectors" in s for s in statements) == 1
 
 
+def test_narrow_reads_of_everyone_come_back_whole_in_batches(
+    online: SqlOnlineStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`get_columns` reads the key, the meta and the named columns the store holds (others
+    ignored), of everyone or of the ids asked in their order; several fetches lose no row."""
+    from features.online import store as online_module
+
+    monkeypatch.setattr(online_module, "FETCH_ROWS", 7_000)
+    frame = _vectors(40_000)
+    online.materialize(frame, date(2025, 6, 30), "abc")
+    everyone = online.get_columns(["flag", "since", "not_stored"])
+    assert everyone.columns == ["person_id", "as_of", "spec_hash", "written_at", "flag", "since"]
+    assert_frame_equal(
+        everyone.select("person_id", "flag", "since"),
+        frame.select(everyone.columns[0], "flag", "since"),
+    )
+    asked = online.get_columns(["big"], ["P0000007", "nobody", "P0039999", "P0000007"])
+    assert asked["person_id"].to_list() == ["P0000007", "P0039999"]
+    assert asked["big"].to_list() == [7 * 10**10, 39_999 * 10**10]
+    whole = online.get_vectors([f"P{i:07d}" for i in range(0, 40_000, 3)])
+    assert whole.height == 13_334 and whole["person_id"].is_sorted()
+    assert online.get_columns(["flag"], []).height == 0
+
+
 def test_reserved_and_unstorable_columns_are_refused(online: SqlOnlineStore) -> None:
     with pytest.raises(InputError, match="reserved"):
         online.materialize(

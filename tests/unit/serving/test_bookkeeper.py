@@ -38,6 +38,9 @@ class _Store:
             raise RuntimeError("store unavailable")
         return pl.DataFrame({"person_id": ids})
 
+    def get_columns(self, columns: list[str], ids: list[str] | None = None) -> pl.DataFrame:
+        return pl.DataFrame({"person_id": ["a"]})
+
 
 @dataclass
 class _Book:

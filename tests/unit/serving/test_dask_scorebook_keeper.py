@@ -40,6 +40,9 @@ class _Store:
     def get_vectors(self, ids: list[str]) -> pl.DataFrame:
         return self.vectors
 
+    def get_columns(self, columns: list[str], ids: list[str] | None = None) -> pl.DataFrame:
+        return self.vectors.select("person_id", *(c for c in columns if c in self.vectors.columns))
+
 
 def _keeper(inputs: Inputs, store: _Store, **kwargs: Any) -> BookKeeper:
     model, _, directory = inputs
