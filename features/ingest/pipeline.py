@@ -11,18 +11,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from features.contract import CONTRACT_VERSION, TABLE_ORDER, TABLES, RuleContext
+from features.contract import CONTRACT_VERSION, TABLE_ORDER, TABLES, RuleContext, Table
 from features.contract.manifest import MANIFEST_FILE, Manifest, read_manifest
+from features.ingest.buckets import (
+    BUCKET_ROWS,
+    BucketedTable,
+    VersionSettings,
+    bucketed_versions,
+    buckets_for,
+    without_erased,
+)
 from features.ingest.reader import (
     ReadTable,
     check_columns,
@@ -41,7 +57,7 @@ from features.store.offline import (
     StoreWriter,
     storage_name,
 )
-from features.store.tombstones import count_erased, drop_erased, erased_ids
+from features.store.tombstones import erased_ids
 from riskcast.digest import sha256_file
 from riskcast.errors import DeliveryRefused, StoreError
 
@@ -185,8 +201,13 @@ def _progress_display(enabled: bool) -> Iterator[Progress]:
         yield progress
 
 
-def ingest_delivery(delivery: Path, home: Path, *, progress: bool = False) -> IngestReport:
+def ingest_delivery(
+    delivery: Path, home: Path, *, progress: bool = False, bucket_rows: int = BUCKET_ROWS
+) -> IngestReport:
     """Ingest a delivery folder into the offline store under ``home``.
+
+    A table of more than ``bucket_rows`` rows is validated and versioned in buckets of its
+    version key (`features.ingest.buckets`: the same outcome in bounded memory).
 
     Returns the report (status ``ingested`` or ``already_ingested``); raises `DeliveryRefused`
     if the delivery is damaged, defines columns the contract does not, or is out of order, in
@@ -205,11 +226,11 @@ def ingest_delivery(delivery: Path, home: Path, *, progress: bool = False) -> In
             earlier = earlier_outcome(store, writer.base, manifest, digest)  # under the lock
             if earlier is not None:
                 return earlier
-            return _ingest_verified(verified, writer, display)
+            return _ingest_verified(verified, writer, display, bucket_rows)
 
 
 def _ingest_verified(
-    verified: VerifiedDelivery, writer: StoreWriter, display: Progress
+    verified: VerifiedDelivery, writer: StoreWriter, display: Progress, bucket_rows: int
 ) -> IngestReport:
     """Validate and version every table of the delivery; stage files for one commit."""
     manifest = verified.manifest
@@ -226,46 +247,65 @@ def _ingest_verified(
     erased = erased_ids(root)  # read under the store's lock, as erasure writes it
     for name, path in verified.files.items():
         t = TABLES[name]
-        task = display.add_task(f"{name} ({manifest.tables[name].rows:,} rows)", total=3)
+        rows = manifest.tables[name].rows
+        buckets = buckets_for(rows, bucket_rows)
+        task = display.add_task(f"{name} ({rows:,} rows)", total=3 if buckets == 1 else buckets)
         read: ReadTable = scan_table(t, path)
         if known is None and persons is not None and t.has_person and name != "persons":
             known = known_persons(persons).collect().lazy()  # once per delivery
-        result: TableOutcome = validate_table(read, t, ctx, known)
-        if result.rows_in != manifest.tables[name].rows:  # verified above: a reader bug
-            raise AssertionError(
-                f"{name}: read {result.rows_in} rows, manifest has {manifest.tables[name].rows}"
-            )
-        result, erased_rows = _without_erased(result, erased if t.has_person else frozenset())
-        display.advance(task)
-
-        previous = pl.scan_parquet(root / base.tables[name]) if name in base.tables else None
-        versions = merge_versions(
-            previous,
-            result.accepted,
-            t,
-            extract_id=manifest.extract_id,
-            extracted_at=manifest.extracted_at,
-            quarantined_keys=result.quarantined_keys,
-            previously_extracted_at=_last_extraction_with(base, name),
+        previous = root / base.tables[name] if name in base.tables else None
+        versions = VersionSettings(
+            manifest.extract_id, manifest.extracted_at, _last_extraction_with(base, name)
         )
         tables[name] = writer.table_path(name, manifest.extract_id)
-        writer.write_parquet(versions, tables[name])
-        display.advance(task)
-
         quarantine[name] = writer.quarantine_path(name, manifest.extract_id)
-        writer.write_parquet(result.quarantine, quarantine[name])
+        gone = erased if t.has_person else frozenset()
+        if buckets == 1:
+            reports[name] = _whole_table(
+                read,
+                t,
+                ctx,
+                known,
+                gone,
+                previous,
+                versions,
+                writer,
+                tables[name],
+                quarantine[name],
+                partial(display.advance, task),
+            )
+        else:
+            totals = BucketedTable()
+            writer.write_parquet_parts(
+                bucketed_versions(
+                    read,
+                    t,
+                    ctx,
+                    known,
+                    gone,
+                    previous,
+                    versions,
+                    buckets=buckets,
+                    workdir=root / ".ingest",  # staged bucket files, removed after
+                    totals=totals,
+                    on_bucket=partial(_bucket_done, display, task),
+                ),
+                tables[name],
+            )
+            writer.write_parquet(totals.quarantine(), quarantine[name])
+            reports[name] = TableReport(
+                rows_in=totals.rows_in,
+                accepted=totals.accepted,
+                quarantined=totals.quarantined,
+                duplicates_dropped=totals.duplicates_dropped,
+                erased=totals.erased,
+                rules=totals.ordered_rules(t),
+            )
+        if reports[name].rows_in != rows:  # verified above: a reader bug
+            raise AssertionError(f"{name}: read {reports[name].rows_in} rows, manifest has {rows}")
         if name == "persons":
             persons = pl.scan_parquet(root / tables[name])
-        reports[name] = TableReport(
-            rows_in=result.rows_in,
-            accepted=result.accepted.height,
-            quarantined=result.quarantined,
-            duplicates_dropped=result.duplicates_dropped,
-            erased=erased_rows,
-            rules=result.rule_counts,
-        )
-        display.advance(task)
-        del result, read
+        del read
 
     now = datetime.now(UTC)
     report = IngestReport(
@@ -296,18 +336,48 @@ def _ingest_verified(
     return report
 
 
-def _without_erased(result: TableOutcome, erased: frozenset[str]) -> tuple[TableOutcome, int]:
-    """The outcome without the rows of erased persons (accepted or quarantined: an erased
-    person's data is kept nowhere), and how many rows that was."""
-    gone = count_erased(result.accepted, erased) + count_erased(result.quarantine, erased)
-    if not gone:
-        return result, 0
-    kept = replace(
-        result,
-        accepted=drop_erased(result.accepted.lazy(), erased).collect(),
-        quarantine=drop_erased(result.quarantine.lazy(), erased).collect(),
+def _bucket_done(display: Progress, task: TaskID, done: int, total: int) -> None:
+    display.update(task, completed=done, total=total)
+
+
+def _whole_table(
+    read: ReadTable,
+    t: Table,
+    ctx: RuleContext,
+    known: pl.LazyFrame | None,
+    erased: Collection[str],
+    previous: Path | None,
+    versions: VersionSettings,
+    writer: StoreWriter,
+    table_rel: str,
+    quarantine_rel: str,
+    advance: Callable[[], object],
+) -> TableReport:
+    """A table validated and versioned in one pass (every table up to ``bucket_rows`` rows)."""
+    result: TableOutcome = validate_table(read, t, ctx, known)
+    result, erased_rows = without_erased(result, erased)
+    advance()
+    merged = merge_versions(
+        None if previous is None else pl.scan_parquet(previous),
+        result.accepted,
+        t,
+        extract_id=versions.extract_id,
+        extracted_at=versions.extracted_at,
+        quarantined_keys=result.quarantined_keys,
+        previously_extracted_at=versions.previously_extracted_at,
     )
-    return kept, gone
+    writer.write_parquet(merged, table_rel)
+    advance()
+    writer.write_parquet(result.quarantine, quarantine_rel)
+    advance()
+    return TableReport(
+        rows_in=result.rows_in,
+        accepted=result.accepted.height,
+        quarantined=result.quarantined,
+        duplicates_dropped=result.duplicates_dropped,
+        erased=erased_rows,
+        rules=result.rule_counts,
+    )
 
 
 def refused_extract_id(delivery: Path) -> str | None:

@@ -29,13 +29,14 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from features.contract import TABLES, Table
 from features.store.tombstones import drop_erased, erased_ids
@@ -299,6 +300,26 @@ class StoreWriter:
                 frame.sink_parquet(tmp, compression="zstd", statistics=True)
             else:
                 frame.write_parquet(tmp, compression="zstd", statistics=True)
+
+    def write_parquet_parts(self, parts: Iterable[pl.DataFrame], rel: str) -> int:
+        """One Parquet file written a frame at a time (each a row group or more): a table
+        too large to hold whole (`features.ingest.buckets`). Returns the rows written."""
+        rows = 0
+        with atomic.replacing(self._target(rel)) as tmp:
+            writer: pq.ParquetWriter | None = None
+            try:
+                for frame in parts:
+                    table = frame.to_arrow()
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer.write_table(table.cast(writer.schema))
+                    rows += frame.height
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise StoreError(f"{rel}: no part to write")
+        return rows
 
     def write_json(self, payload: dict[str, Any], rel: str) -> None:
         text = json.dumps(payload, indent=2, sort_keys=False, default=str)
