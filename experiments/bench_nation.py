@@ -140,6 +140,7 @@ def step_ingest(work: Path) -> dict[str, Any]:
     import shutil
 
     from features.ingest import ingest_delivery
+    from features.ingest.buckets import BUCKET_ROWS
 
     home = work / "home"
     if home.exists():
@@ -148,6 +149,7 @@ def step_ingest(work: Path) -> dict[str, Any]:
     report = parts.run("ingest", lambda: ingest_delivery(work / "delivery", home))
     figures = parts.figures["ingest"]
     figures["rows"] = {name: t.accepted for name, t in report.tables.items()}
+    figures["bucket_rows"] = BUCKET_ROWS  # larger tables are ingested in buckets
     return dict(figures)
 
 
@@ -355,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         help="training stack: every snapshot in one build (`load_dataset`) or one at a time",
     )
     parser.add_argument("--model", type=Path, help="model folder to score with (default: trained)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="figures file (default experiments/results/bench_nation-<persons>.json)",
+    )
     parser.add_argument("--phase", choices=STEPS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work: Path = (args.work or REPO / "var" / "bench" / f"nation-{args.persons}").resolve()
@@ -370,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     work.mkdir(parents=True, exist_ok=True)
-    target = REPO / "experiments" / "results" / f"bench_nation-{args.persons}.json"
+    default = REPO / "experiments" / "results" / f"bench_nation-{args.persons}.json"
+    target: Path = args.results or default
     result: dict[str, Any] = {"persons": args.persons, "as_of": str(AS_OF), "steps": {}}
     if target.exists():
         result = json.loads(target.read_text(encoding="utf-8"))
