@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from fairness.monitoring.places_config import PlacesMonitoringSettings
-from fairness.monitoring.places_drift import PlacesDrift
+from fairness.monitoring.places_drift import DriftHistory, PlacesDrift
 from fairness.places.exposure import exposure_by_district
 from fairness.places.results import ExposureRow
 from fairness.policy import PlacesPolicy
@@ -125,6 +125,12 @@ class PlacesMonitoring(_Model):
     # or when the reference weeks were not available (``drift_note`` says why)
     input_drift: PlacesDrift | None = None
     drift_note: str | None = None
+    # whether the store holds the reference weeks' history (None: checks kept before the
+    # history was checked); not enough: no drift is judged and ``drift_note`` says so
+    drift_history: DriftHistory | None = None
+    # the forecast's drift (`places_scores`): the same rule on ``expected_count``, the same
+    # weeks a year before (None: older checks, or not judged: see ``drift_note``)
+    score_drift: PlacesDrift | None = None
 
 
 def _quantiles(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
@@ -398,6 +404,8 @@ def monitor_realised(
     note: str | None = None,
     drift: PlacesDrift | None = None,
     drift_note: str | None = None,
+    history: DriftHistory | None = None,
+    score_drift: PlacesDrift | None = None,
 ) -> PlacesMonitoring:
     """The places part of a check: realised figures (when weeks have passed), their alerts,
     and the cell features' drift (its alerts are the check's ``input_drift`` breaches)."""
@@ -414,6 +422,8 @@ def monitor_realised(
         pai_fraction=settings.pai_fraction,
         input_drift=drift,
         drift_note=drift_note,
+        drift_history=history,
+        score_drift=score_drift,
     )
 
 
@@ -422,7 +432,10 @@ def places_figures(m: PlacesMonitoring) -> list[tuple[str, dict[str, str], float
     ``places_count_ratio{group_column, group, bound}``, ``places_pai{bound}``,
     ``places_pai_audited``, ``places_deviance``, ``places_observed`` / ``places_expected``
     (the newest realised week's totals), ``places_flagged_area_share`` /
-    ``places_incident_share{region, district}`` and ``breaches{kind}`` of the places kinds."""
+    ``places_incident_share{region, district}``, ``places_input_rate_ratio{input,
+    group_column, group}`` (each input now / a year before), ``places_score_ratio{group_column,
+    group, bound}`` (the mean forecast now / a year before, with its interval) and
+    ``breaches{kind}`` of the places kinds."""
     out: list[tuple[str, dict[str, str], float]] = []
 
     def add(name: str, labels: dict[str, str], value: float | None) -> None:
@@ -455,6 +468,11 @@ def places_figures(m: PlacesMonitoring) -> list[tuple[str, dict[str, str], float
         for row in m.input_drift.rows:
             g = {"input": row.input, "group_column": row.group_column, "group": row.group}
             add("places_input_rate_ratio", g, row.ratio)
+    if m.score_drift is not None:
+        for row in m.score_drift.rows:
+            g = {"group_column": row.group_column, "group": row.group}
+            for bound, v in (("value", row.ratio), ("lower", row.lower), ("upper", row.upper)):
+                add("places_score_ratio", g | {"bound": bound}, v)
     for kind in ("count_ratio", "pai"):
         add("breaches", {"kind": kind}, sum(a.kind == kind for a in m.alerts))
     return out

@@ -2,8 +2,11 @@
 
 `run_places_check` puts together what `riskcast monitor` computes for the places model:
 
-- **score drift** of the forecast (expected count per cell and week, horizon 1) against the
-  test predictions the champion was audited on (`check.run_score_drift_check`, unchanged);
+- **score drift** of the forecast (expected count per cell and week, horizon 1): its mean per
+  cell-week over the drift window against the champion's forecast for the same weeks a year
+  before, by the input drift's rate-ratio rule with the band ``drift.score_mean_ratio_alert``
+  (`places_scores`). (PSI + KS against the audited test weeks, with the mean-ratio gate, raised
+  3 breaches on the no-drift store: the test weeks are another season.)
 - **input drift** of every cell-feature model input (`places_drift.places_input_drift`,
   settings ``places.drift`` in configs/monitoring.yaml): the mean per cell-week over a window
   of recent weekly origins (the check date and the weeks before it) against the same origins a
@@ -23,24 +26,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 import polars as pl
 
 from fairness.monitoring.alerts import Breach, reaudit_due
-from fairness.monitoring.check import CheckResult, run_score_drift_check
+from fairness.monitoring.check import CheckResult
 from fairness.monitoring.config import MonitoringConfig
 from fairness.monitoring.places import monitor_realised
-from fairness.monitoring.places_drift import PlacesDrift, places_input_drift
+from fairness.monitoring.places_drift import DriftHistory, PlacesDrift, places_input_drift
+from fairness.monitoring.places_scores import SCORE, places_score_drift, score_breaches
 from fairness.policy import PlacesPolicy
 
 
 @dataclass(frozen=True)
 class PlacesCheckInputs:
     """What the command read: forecasts (``expected_count, region, district``), the cell
-    frames with the model ``inputs`` (the drift window's origins, ``current_features``, and
-    the same origins a year before, ``reference_features``; None: not available, with
-    ``drift_note`` saying why), and the realised cell-weeks (see `places`)."""
+    frames with the model ``inputs`` and the champion's forecast ``expected_count`` (the drift
+    window's origins, ``current_features``, and the same origins a year before,
+    ``reference_features``; None: not available, with ``drift_note`` saying why), and the
+    realised cell-weeks (see `places`). ``reference_scores``, the audited test predictions, are
+    named in the reference note, not compared (another season)."""
 
     model: str
     version: str
@@ -56,6 +62,9 @@ class PlacesCheckInputs:
     audited_pai: float | None = None
     previous_breaches: Sequence[Breach] | None = None
     drift_note: str | None = None
+    # whether the store holds the reference weeks' history (`places_drift.drift_history`);
+    # not enough: nothing is compared, the check says "insufficient history"
+    history: DriftHistory | None = None
 
 
 def run_places_check(
@@ -63,30 +72,31 @@ def run_places_check(
 ) -> CheckResult:
     """Score drift, input drift and realised performance of the places champion."""
     settings = config.places
-    scored = run_score_drift_check(
-        model=x.model,
-        version=x.version,
-        as_of=x.as_of,
-        reference_note=x.reference_note,
-        reference=x.reference_scores,
-        current=x.current_scores,
-        score="expected_count",
-        group_columns=settings.group_columns,
-        config=config,
-        previous_breaches=x.previous_breaches,
-    )
+    short = x.history is not None and not x.history.enough
+    reference = None if short else x.reference_features
+    judged = reference is not None and reference.height > 0
     drift = (
         places_input_drift(
-            x.reference_features,
-            x.current_features,
-            list(x.inputs),
-            settings.drift,
-            settings.group_columns,
+            reference, x.current_features, list(x.inputs), settings.drift, settings.group_columns
         )
-        if x.reference_features is not None and x.reference_features.height
+        if reference is not None and judged
         else None
     )
-    breaches = drift_breaches(drift) + list(scored.breaches)
+    scores = (
+        places_score_drift(
+            reference,
+            x.current_features,
+            settings.drift,
+            config.drift.score_mean_ratio_alert,
+            settings.group_columns,
+        )
+        if reference is not None and judged
+        else None
+    )
+    note = x.history.message if short and x.history is not None else x.drift_note
+    if drift is None and note is None:
+        note = "no reference weeks: the cell frames of the weeks a year before are empty"
+    breaches = drift_breaches(drift) + score_breaches(scores)
     places = monitor_realised(
         x.realised,
         settings,
@@ -94,16 +104,37 @@ def run_places_check(
         policy=policy,
         note=x.realised_note,
         drift=drift,
-        drift_note=x.drift_note if drift is None else None,
+        drift_note=note if drift is None else None,
+        history=x.history,
+        score_drift=scores,
     )
-    return scored.model_copy(
-        update={
-            "input_drift": list(scored.input_drift),  # the score's; the inputs' are in places
-            "breaches": breaches,
-            "reaudit": reaudit_due(breaches, x.previous_breaches),
-            "places": places,
-        }
+    return CheckResult(
+        model=x.model,
+        version=x.version,
+        as_of=x.as_of,
+        checked_at=datetime.now(UTC),
+        reference=x.reference_note,
+        n_reference=_rows(reference, judged),
+        n_current=x.current_scores.height,
+        thresholds=[],
+        tiers={},
+        input_drift=[],  # the places inputs' drift is the places part's (`input_drift`)
+        scores=[],
+        composition=[],
+        estimate=[],
+        matured=None,
+        decisions=[],
+        breaches=breaches,
+        reaudit=reaudit_due(breaches, x.previous_breaches),
+        places=places,
     )
+
+
+def _rows(reference: pl.DataFrame | None, judged: bool) -> int:
+    """The reference cell-weeks with a forecast (0: none compared)."""
+    if reference is None or not judged or SCORE not in reference.columns:
+        return 0
+    return int(reference[SCORE].is_not_null().sum())
 
 
 def drift_breaches(drift: PlacesDrift | None) -> list[Breach]:

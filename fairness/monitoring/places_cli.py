@@ -2,14 +2,18 @@
 `places_check.run_places_check`, pure).
 
 - the champion (`street-crime`, alias ``champion``) and its model from MLflow;
-- the score reference: the test predictions it was audited on (``places/test_predictions``),
-  which also give the audited PAI (the same weeks, the same metric function);
+- the test predictions it was audited on (``places/test_predictions``): the audited PAI (the
+  same weeks, the same metric function). The score's drift is not judged against them (another
+  season): the champion's forecast of the drift window against its forecast of the same
+  origins a year before (`places_scores`), both scored from the frames below;
 - the input drift's frames: the cell frames of the drift window (the check date and the
   ``places.drift.window_weeks - 1`` weeks before it, a week apart) and of the same origins
   ``season_lag_weeks`` earlier (the same weeks of the year), rebuilt point-in-time from the
   offline store as training built its frames. The store must hold the reference weeks'
-  history (a year plus the longest window before the check): a store that starts later gives
-  the long windows a truncated reference and ratios above 1 (not detected here);
+  history (a year plus the longest feature window before the check): `store_start` reads the
+  store's first incident and `places_drift.drift_history` compares; a store that starts later
+  would give the long windows a truncated reference (ratios far above 1 that are not drift),
+  so the reference weeks are then not built and the check says "insufficient history";
 - the current forecast: the cell frame as of the check date, scored by the champion (the same
   rows the service's materialised forecast holds, recomputed so ``--as-of`` works without a
   materialisation);
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -50,6 +54,14 @@ def drift_origins(day: date, window: int, lag: int) -> tuple[list[date], list[da
     origins ``lag`` weeks earlier, both oldest first."""
     current = sorted(day - timedelta(weeks=k) for k in range(window))
     return current, [t - timedelta(weeks=lag) for t in current]
+
+
+def store_start(incidents: pl.DataFrame) -> date | None:
+    """The day of the store's first registered incident (None: no incident)."""
+    if incidents.is_empty() or "registered_at" not in incidents.columns:
+        return None
+    first = incidents["registered_at"].min()
+    return first.date() if isinstance(first, datetime) else None
 
 
 def run_places_monitor(
@@ -117,6 +129,7 @@ def places_check_inputs(
     the pure check on the same frames (e.g. with a change injected)."""
     from fairness.monitoring.places import mean_pai
     from fairness.monitoring.places_check import PlacesCheckInputs
+    from fairness.monitoring.places_drift import drift_history
     from features.cells.geo import cell_geometry
     from riskcast.names import PLACES_MODEL
     from training.places.frames import build_frame, load_cell_inputs
@@ -131,8 +144,16 @@ def places_check_inputs(
     window, seasonal = drift_origins(
         day, settings.drift.window_weeks, settings.drift.season_lag_weeks
     )
-    drift_note = None if seasonal else "no reference weeks"
     inputs = load_cell_inputs(home)
+    history = drift_history(
+        seasonal,
+        inputs.spec.max_lookback_weeks(),
+        store_start(inputs.sources.incidents),
+        settings.drift.season_lag_weeks,
+    )
+    if not history.enough:
+        seasonal = []  # nothing to compare against: the check says so, it never alerts
+    drift_note = None if history.enough else history.message
     resolution = int(model.metadata.get("h3_resolution", inputs.places.h3_resolution))
     if resolution != inputs.places.h3_resolution:
         places = inputs.places.model_copy(update={"h3_resolution": resolution})
@@ -158,10 +179,11 @@ def places_check_inputs(
         version=version,
         as_of=day,
         reference_note=(
-            f"score: the test weeks the champion was audited on (origins "
+            f"score and inputs: the {len(window)} weekly origins to {day} vs the same origins "
+            f"{settings.drift.season_lag_weeks} weeks before (the champion's forecast of both); "
+            f"PAI: the test weeks the champion was audited on (origins "
             f"{test[0] if test else '?'}..{test[-1] if test else '?'}; predictions sha256 "
-            f"{sha[:12]}); inputs: the {len(window)} weeks to {day} vs the same weeks "
-            f"{settings.drift.season_lag_weeks} weeks before"
+            f"{sha[:12]})"
         ),
         reference_scores=reference_scores,
         current_scores=frame.filter(pl.col("as_of") == day),
@@ -172,6 +194,7 @@ def places_check_inputs(
         realised_note=note,
         audited_pai=mean_pai(reference_scores, settings.area_share),
         drift_note=drift_note,
+        history=history,
     )
 
 

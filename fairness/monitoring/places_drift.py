@@ -52,12 +52,20 @@ The rule here, per model input ``x`` and per group (overall, each region, each d
 
 The interval shown is the ``confidence`` interval of RR (``exp(log RR ± z·se)``), unadjusted;
 the alert rule is the q-value's and the point estimate's.
+
+**History**: the reference origins lie ``season_lag_weeks`` before the window, and each of
+their features looks back up to the spec's longest window (156 weeks for ``count_all_156w``):
+the store must hold incidents from ``oldest reference origin - longest window``. A store that
+starts later gives the reference truncated windows (too few incidents, ratios far above 1 that
+are not drift), so `drift_history` checks it first, and a check without that history states
+"insufficient history" and compares nothing (no ratio, no alert) rather than compare against
+nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import numpy as np
@@ -115,6 +123,61 @@ class PlacesDrift(_Model):
 
     def alerts(self) -> list[RateDrift]:
         return [r for r in self.rows if r.status == "alert"]
+
+
+class DriftHistory(_Model):
+    """Whether the store holds the history the reference weeks' features look back over:
+    incidents from ``needed_from`` (the first day of the oldest reference origin's longest
+    window); the store's start is read as its first registered incident."""
+
+    reference_first: date  # the oldest reference origin (season_lag_weeks before the window)
+    lookback_weeks: int  # the longest window any cell feature looks back over
+    season_lag_weeks: int
+    needed_from: date
+    store_starts: date | None  # None: the store holds no incident at all
+    enough: bool
+
+    @property
+    def message(self) -> str:
+        """The plain state the report and the page show."""
+        starts = self.store_starts.isoformat() if self.store_starts else "nowhere (no incident)"
+        if self.enough:
+            return (
+                f"history sufficient: the reference weeks from {self.reference_first} need "
+                f"incidents from {self.needed_from}, the store starts at {starts}"
+            )
+        return (
+            f"insufficient history: needs weekly origins from {self.reference_first} "
+            f"({self.season_lag_weeks} weeks before the window) with their longest feature "
+            f"window ({self.lookback_weeks} weeks), i.e. incidents from {self.needed_from}; "
+            f"the store starts at {starts}. Input and score drift are not judged (no ratio, no "
+            f"alert) until the store holds that history"
+        )
+
+
+def drift_history(
+    reference_origins: Sequence[date],
+    lookback_weeks: int,
+    store_starts: date | None,
+    season_lag_weeks: int,
+) -> DriftHistory:
+    """Whether the store starting at ``store_starts`` covers the reference origins' longest
+    window. A window of ``L`` weeks at a Sunday origin ``T`` starts on the Monday ``T - 7L + 1``
+    (the builder's grid: ``anchor_week(T) - (L - 1)`` weeks); the store covers it when its first
+    incident falls in that first week or before (a first incident a few days into the week is
+    the start of the record, not a gap: a store never starts with an incident at 00:00 Monday).
+    """
+    first = min(reference_origins)
+    needed = first - timedelta(weeks=lookback_weeks) + timedelta(days=1)
+    enough = store_starts is not None and store_starts <= needed + timedelta(days=6)
+    return DriftHistory(
+        reference_first=first,
+        lookback_weeks=lookback_weeks,
+        season_lag_weeks=season_lag_weeks,
+        needed_from=needed,
+        store_starts=store_starts,
+        enough=enough,
+    )
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:

@@ -125,6 +125,11 @@ def _columns(checks: list[StoredCheck]) -> list[str]:
             seen[d.group_column] = None
         for e in c.result.estimate:
             seen[e.group_column] = None
+        p = c.result.places  # the places checks' groups (their score drift is in places)
+        for r in p.realised.ratios if p is not None and p.realised is not None else []:
+            seen[r.group_column] = None
+        for row in p.input_drift.rows if p is not None and p.input_drift is not None else []:
+            seen[row.group_column] = None
     return [k for k in seen if k != ALL]
 
 

@@ -16,11 +16,12 @@ Only aggregated figures (cells, districts, weeks): no person.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fairness.monitoring.check import CheckResult
 from fairness.monitoring.places import ALL, CountRatio, PaiFigure, PlacesAlert, PlacesRealised
+from fairness.monitoring.places_drift import PlacesDrift
 from fairness.monitoring.store import StoredCheck, merge_places_weeks
 from fairness.places.results import ExposureRow
 from serving.services.plots import Line, Plot, Point
@@ -60,6 +61,11 @@ class PlacesView:
     drift_total: int
     drift_note: str | None
     alerts: list[PlacesAlert]
+    # the reference weeks' history: False when the store is too short (drift_note says how)
+    history_enough: bool | None = None
+    # the forecast's drift (mean forecast now / the same weeks a year before), alerts first
+    score: list[DriftRow] = field(default_factory=list)
+    score_band: tuple[float, float] | None = None
 
 
 def _in(column: str | None, group_column: str) -> bool:
@@ -70,8 +76,9 @@ def _label(group_column: str, group: str) -> str:
     return "overall" if group_column == ALL else group
 
 
-def _drift_rows(r: CheckResult, column: str | None) -> list[DriftRow]:
-    drift = r.places.input_drift if r.places is not None else None
+def _drift_rows(r: CheckResult, column: str | None, score: bool = False) -> list[DriftRow]:
+    p = r.places
+    drift = None if p is None else (p.score_drift if score else p.input_drift)
     if drift is None:
         return []
     rows = [
@@ -109,6 +116,9 @@ def places_view(checks: list[StoredCheck], column: str | None) -> PlacesView | N
         drift_total=len(drift),
         drift_note=p.drift_note,
         alerts=list(p.alerts),
+        history_enough=p.drift_history.enough if p.drift_history is not None else None,
+        score=_drift_rows(latest, column, score=True),
+        score_band=p.score_drift.band if p.score_drift is not None else None,
     )
 
 
@@ -236,19 +246,32 @@ def places_report(result: CheckResult) -> dict[str, Any] | None:
         "realised_note": p.realised_note,
         "ratio_band": list(p.ratio_band),
         "pai_fraction": p.pai_fraction,
-        "drift": None
-        if drift is None
-        else {
-            "window": [d.isoformat() for d in drift.current_origins],
-            "reference": [d.isoformat() for d in drift.reference_origins],
-            "band": list(drift.band),
-            "fdr": drift.fdr,
-            "tests": drift.tests,
-            "alerts": len(drift.alerts()),
-            "skipped": list(drift.skipped),
-            "rows": [r.model_dump(mode="json") for r in drift.rows],
-        },
+        "drift": _drift_block(drift),
+        "score_drift": _drift_block(p.score_drift),
         "drift_note": p.drift_note,
+        "drift_history": None
+        if p.drift_history is None
+        else p.drift_history.model_dump(mode="json") | {"state": p.drift_history.message},
         "alerts": [a.model_dump(mode="json") for a in p.alerts]
-        + [b.model_dump(mode="json") for b in result.breaches if b.kind == "input_drift"],
+        + [
+            b.model_dump(mode="json")
+            for b in result.breaches
+            if b.kind in ("input_drift", "score_drift")
+        ],
+    }
+
+
+def _drift_block(drift: PlacesDrift | None) -> dict[str, Any] | None:
+    """A drift result as the report keeps it (the inputs' or the forecast's)."""
+    if drift is None:
+        return None
+    return {
+        "window": [d.isoformat() for d in drift.current_origins],
+        "reference": [d.isoformat() for d in drift.reference_origins],
+        "band": list(drift.band),
+        "fdr": drift.fdr,
+        "tests": drift.tests,
+        "alerts": len(drift.alerts()),
+        "skipped": list(drift.skipped),
+        "rows": [r.model_dump(mode="json") for r in drift.rows],
     }

@@ -92,7 +92,11 @@ def test_monitor_checks_the_places_champion(home: Path) -> None:
     assert real.pai.audited is not None and real.pai.audited > 1
     groups = {(c.group_column, c.group) for c in real.ratios}
     assert ("all", "all") in groups and any(c == "district" for c, _ in groups)
-    assert {d.input for d in r.input_drift} == {"expected_count"}  # the score's drift
+    assert r.input_drift == []  # no PSI of the forecast against the audited (other) season
+    score = r.places.score_drift  # the forecast now vs its forecast of the weeks a year before
+    assert score is not None and {d.input for d in score.rows} == {"expected_count"}
+    assert score.reference_origins[-1] == date(2024, 12, 29) and score.band == (0.8, 1.2)
+    assert r.places.drift_history is not None and r.places.drift_history.enough
     drift = r.places.input_drift
     assert drift is not None, r.places.drift_note
     assert len({d.input for d in drift.rows}) > 5  # the cell features
@@ -126,3 +130,33 @@ def test_materialize_runs_the_places_check_through_its_hook(home: Path) -> None:
     assert f"monitor: {PLACES_MODEL} check" in got.output
     assert kept is not None and kept.result.as_of == day
     assert kept.result.places is not None and kept.result.places.input_drift is not None
+
+
+def test_a_check_whose_reference_weeks_predate_the_store_says_insufficient_history(
+    home: Path,
+) -> None:
+    """The store starts in January 2019; a check as of late 2022 needs the reference weeks
+    (late 2021) with their 156-week windows, incidents from November 2018: it says so, builds
+    no reference, compares nothing and raises no drift alert."""
+    from fairness.monitoring.store import open_monitoring_store
+    from riskcast.names import PLACES_MODEL
+    from riskcast.settings import get_settings
+
+    early = date(2022, 12, 25)
+    with environment(RISKCAST_HOME=str(home), MLFLOW_TRACKING_URI=None):
+        get_settings.cache_clear()
+        got = CliRunner().invoke(build_app(), ["monitor", "--as-of", str(early)])
+        assert got.exit_code == 0, got.output + repr(got.exception)
+        store = open_monitoring_store()
+        try:
+            kept = store.at(PLACES_MODEL, early)
+        finally:
+            store.dispose()
+        get_settings.cache_clear()
+    assert kept is not None and kept.result.places is not None
+    p = kept.result.places
+    assert p.input_drift is None and p.drift_history is not None and not p.drift_history.enough
+    assert p.drift_history.store_starts is not None
+    assert p.drift_history.needed_from < p.drift_history.store_starts <= date(2019, 1, 31)
+    assert p.drift_note is not None and p.drift_note.startswith("insufficient history")
+    assert not [b for b in kept.result.breaches if b.kind == "input_drift"]

@@ -23,6 +23,7 @@ from fairness.monitoring.places import (
 from fairness.monitoring.places_check import PlacesCheckInputs, run_places_check
 from fairness.monitoring.places_cli import realised_origins
 from fairness.monitoring.places_config import PlacesMonitoringSettings
+from fairness.monitoring.places_drift import DriftHistory, drift_history
 from fairness.monitoring.store import MonitoringStore, StoredCheck
 from fairness.policy import load_policy
 from tests.service_helpers import environment
@@ -81,7 +82,10 @@ def _realised(
 
 
 def _check(
-    seed: int, double: str | None, as_of: date = T0 + timedelta(weeks=9)
+    seed: int,
+    double: str | None,
+    as_of: date = T0 + timedelta(weeks=9),
+    history: DriftHistory | None = None,
 ) -> tuple[CheckResult, MonitoringConfig]:
     rng = np.random.default_rng(seed)
     cells = _cells(rng)
@@ -98,11 +102,12 @@ def _check(
             reference_note="hand-made",
             reference_scores=reference.with_columns(pl.col("mu").alias("expected_count")),
             current_scores=current.with_columns(pl.col("mu").alias("expected_count")),
-            reference_features=reference,
-            current_features=current,
+            reference_features=reference.with_columns(pl.col("mu").alias("expected_count")),
+            current_features=current.with_columns(pl.col("mu").alias("expected_count")),
             inputs=["count_4w", "share_district"],
             realised=realised,
             audited_pai=mean_pai(audited_frame, config.places.area_share),
+            history=history,
         ),
         config,
         load_policy().places,
@@ -141,6 +146,29 @@ def test_a_district_whose_counts_double_drifts_and_breaks_the_ratio_band() -> No
     assert south.ratio is not None and south.lower is not None
     assert 1.7 < south.ratio < 2.3 and south.lower > 1.25
     assert result.alert_count == len(result.breaches) + len(result.places.alerts)
+
+
+def short_history() -> DriftHistory:
+    """A store that starts too late for the reference weeks' longest window."""
+    reference = [T0 - timedelta(weeks=k) for k in range(1, 5)]
+    return drift_history(reference, 156, T0 - timedelta(weeks=100), 52)
+
+
+def test_a_store_too_short_for_the_reference_says_so_and_never_alerts() -> None:
+    """The doubled district alerts with the history (above); without it nothing is compared:
+    no drift row, no input drift breach, and the note names what is needed and what is held."""
+    history = short_history()
+    assert not history.enough
+    result, _ = _check(1, double="south", history=history)
+    p = result.places
+    assert p is not None and p.input_drift is None
+    assert [b for b in result.breaches if b.kind == "input_drift"] == []
+    assert p.drift_history == history
+    assert p.drift_note is not None and p.drift_note.startswith("insufficient history")
+    assert history.needed_from.isoformat() in p.drift_note
+    assert (T0 - timedelta(weeks=100)).isoformat() in p.drift_note  # where the store starts
+    assert not any(f.name == "places_input_rate_ratio" for f in figures(result))
+    assert p.realised is not None and p.alerts  # the realised part is judged as before
 
 
 def test_the_unchanged_control_raises_nothing() -> None:
@@ -200,7 +228,8 @@ def test_figures_and_the_store_keep_the_places_part(tmp_path: Path) -> None:
     result, _ = _check(1, double="south")
     names = {f.name for f in figures(result)}
     assert {"places_count_ratio", "places_pai", "places_deviance"} <= names
-    assert {"places_input_rate_ratio", "input_psi"} <= names  # the inputs', the score's
+    assert {"places_input_rate_ratio", "places_score_ratio"} <= names  # the inputs', the score's
+    assert "input_psi" not in names  # no PSI of the forecast against the audited weeks
     kinds = {f.labels["kind"]: f.value for f in figures(result) if f.name == "breaches"}
     assert kinds["count_ratio"] >= 1
     store = MonitoringStore(f"sqlite:///{tmp_path / 'm.sqlite'}")

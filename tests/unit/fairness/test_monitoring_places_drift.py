@@ -19,6 +19,7 @@ from fairness.monitoring.places_config import PlacesDriftSettings, PlacesMonitor
 from fairness.monitoring.places_drift import (
     benjamini_hochberg,
     dispersion,
+    drift_history,
     places_input_drift,
     ratio_p_value,
 )
@@ -158,3 +159,23 @@ def test_settings_refuse_unknown_keys_and_a_band_without_one() -> None:
         PlacesDriftSettings.model_validate({"window": 4})
     with pytest.raises(ValueError):
         PlacesDriftSettings(ratio_low=1.1, ratio_high=1.25)
+
+
+def test_the_history_needed_is_a_year_plus_the_longest_window() -> None:
+    """The reference origins (52 weeks before the window) look back 156 weeks: the store must
+    start by the Monday that opens the oldest one's longest window (its first week)."""
+    window = [date(2025, 12, 28) - timedelta(weeks=k) for k in range(8)]
+    reference = [t - timedelta(weeks=52) for t in window]
+    needed = date(2024, 11, 10) - timedelta(weeks=156) + timedelta(days=1)
+    assert needed.weekday() == 0  # a Monday, the first day of a week of the builder's grid
+    assert min(reference) == date(2024, 11, 10)
+    at = drift_history(reference, 156, needed, 52)
+    assert at.enough and at.needed_from == needed and at.reference_first == date(2024, 11, 10)
+    assert drift_history(reference, 156, needed + timedelta(days=6), 52).enough  # same week
+    short = drift_history(reference, 156, needed + timedelta(days=7), 52)
+    assert not short.enough
+    assert short.message.startswith("insufficient history: needs weekly origins from 2024-11-10")
+    assert needed.isoformat() in short.message and "store starts at 2021-11-22" in short.message
+    empty = drift_history(reference, 156, None, 52)
+    assert not empty.enough and "no incident" in empty.message
+    assert drift_history(reference, 52, needed + timedelta(days=7), 52).enough  # 1-year windows

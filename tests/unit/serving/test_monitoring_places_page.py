@@ -72,6 +72,7 @@ def test_the_places_section_shows_the_realised_weeks_ratios_and_drift(
     first_row = drift[body : drift.index("</tr>", body)]
     assert "count_4w" in first_row and "south" in first_row and "alert" in first_row
     assert "a year before" in section  # the drift rule's reference named
+    assert 'id="places-score-drift"' in section and "district=south" in section
     breaches = text[
         text.index('id="breaches"') : text.index("</table>", text.index('id="breaches"'))
     ]
@@ -122,14 +123,20 @@ def test_the_report_has_a_places_block_with_intervals_drift_and_alerts(
     assert drift["alerts"] == len(p.input_drift.alerts()) >= 1
     kinds = {(a["kind"], a["group"]) for a in block["alerts"]}
     assert {("count_ratio", "south"), ("input_drift", "south")} <= kinds
+    assert p.score_drift is not None  # the forecast (the cells' rates) did not move
+    score = block["score_drift"]
+    assert len(score["rows"]) == len(p.score_drift.rows) and score["alerts"] == 0
+    assert score["band"] == [0.8, 1.2]
     html = page.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.html").text
     figures = html[html.index('id="places-figures"') :]
     assert f"{p.realised.deviance:.4f}" in figures and f"[{lo:.4f}, {hi:.4f}]" in figures
     assert f"{p.realised.pai.value:.2f}" in figures
     ratios = html[html.index('id="places-ratios"') :]
     assert f"[{south['lower']:.2f}, {south['upper']:.2f}]" in ratios
-    rows = html[html.index('id="places-drift"') : html.index('id="places-alerts"')]
+    rows = html[html.index('id="places-drift"') : html.index("Places: score drift")]
     assert rows.count("<tr>") == len(p.input_drift.rows) + 1  # + the header
+    score_rows = html[html.index('id="places-score-drift"') : html.index('id="places-alerts"')]
+    assert score_rows.count("<tr>") == len(p.score_drift.rows) + 1
     alerts = html[html.index('id="places-alerts"') :]
     assert "district=south" in alerts and "count_ratio" in alerts and "input_drift" in alerts
 
@@ -159,3 +166,42 @@ def test_the_places_figures_are_prometheus_gauges(
     kinds = [line for line in text.splitlines() if line.startswith("riskcast_monitoring_breaches{")]
     assert any('kind="count_ratio"' in k and PLACES_MODEL in k and not k.endswith(" 0.0")
                for k in kinds)  # fmt: skip
+
+
+def test_a_check_without_the_history_says_so_on_the_page_and_in_the_report(
+    service_env: ServiceEnv, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A store too short for the reference weeks: the page and both reports state
+    "insufficient history" with the dates, and no drift row or drift alert is shown."""
+    from fairness.monitoring.store import MonitoringStore
+    from tests.unit.fairness.test_monitoring_places import _check, short_history
+
+    home = private_home(service_env, tmp_path_factory, "monitoring-places-short")
+    history = short_history()
+    store = MonitoringStore(f"sqlite:///{(home / 'riskcast.sqlite').resolve()}")
+    try:
+        c = store.record(_check(1, "south", history=history)[0])
+    finally:
+        store.dispose()
+    with TestClient(create_app(settings_for(home))) as client:
+        login(client, service_env.tokens["ada"])
+        text = client.get(
+            "/ui/monitoring", params={"model": PLACES_MODEL, "group_column": "district"}
+        ).text
+        body = json.loads(
+            client.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.json").content
+        )
+        html = client.get(f"/ui/monitoring/{PLACES_MODEL}/check/{c.id}/report.html").text
+    note = text[text.index('id="places-drift-note"') :]
+    note = note[: note.index("</p>")]
+    assert "Not judged" in note and "insufficient history" in note
+    assert history.needed_from.isoformat() in note
+    drift = text[text.index('id="places-drift"') :]
+    assert drift[drift.index("<tbody>") : drift.index("</tbody>")].count("<tr>") == 0
+    block = body["places"]
+    assert block["drift"] is None and block["drift_history"]["enough"] is False
+    assert block["drift_history"]["needed_from"] == history.needed_from.isoformat()
+    assert block["drift_history"]["state"].startswith("insufficient history")
+    assert not any(a["kind"] == "input_drift" for a in block["alerts"])
+    state = html[html.index('id="places-drift-history"') :]
+    assert "insufficient history" in state[: state.index("</p>")]
