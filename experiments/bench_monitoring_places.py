@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realised: {p.realised_note}")
     if p is not None:
         _print_drift(p.input_drift, p.drift_note)
+        _print_score(p.score_drift)
     if args.inject > 0:
         _inject(stored.result.version, args.check, args.inject)
     return 0
@@ -164,6 +165,11 @@ def _print_drift(drift: Any, note: str | None) -> None:
     print(f"input drift: window {drift.current_origins[0]}..{drift.current_origins[-1]} vs "
           f"{drift.reference_origins[0]}..{drift.reference_origins[-1]}; {len(drift.rows):,} rows"
           f", {drift.tests:,} tested, {statuses}; skipped {drift.skipped}")  # fmt: skip
+    for e in drift.evidence:
+        if e.group_column == "district":
+            detect = f"x{e.detectable_ratio:.2f}" if e.detectable_ratio is not None else "-"
+            print(f"  evidence {e.group}: {e.input} effective count {e.effective_count:.1f}, "
+                  f"detectable {detect}: {e.state}")  # fmt: skip
     phis = {r.input: (r.dispersion, r.between_variance) for r in drift.rows if r.group_column
             == "district"}  # fmt: skip
     if phis:
@@ -190,6 +196,28 @@ def _print_drift(drift: Any, note: str | None) -> None:
         )
 
 
+def _print_score(drift: Any) -> None:
+    """The forecast's drift (now vs the same weeks a year before): statuses, alerts, the rows
+    of KAR's rural districts (the old rule's 3 false breaches were there)."""
+    if drift is None:
+        print("score drift: not judged")
+        return
+    statuses: dict[str, int] = {}
+    for row in drift.rows:
+        statuses[row.status] = statuses.get(row.status, 0) + 1
+    print(f"score drift (mean forecast now / same weeks a year before, band {drift.band}): "
+          f"{drift.tests} tested, {statuses}")  # fmt: skip
+    for row in drift.rows:
+        if (
+            row.group_column in ("all", "region")
+            or row.group.startswith("KAR-R")
+            or (row.status == "alert")
+        ):
+            iv = f"[{row.lower:.3f}, {row.upper:.3f}]" if row.lower is not None else "-"
+            ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
+            print(f"  {row.group_column}={row.group}: ratio {ratio} {iv} {row.status}")
+
+
 def _inject(version: str, day: date, factor: float) -> None:
     """Every rate input of one district in the drift window x ``factor``, one district at a
     time, the drift rule rerun on the same frames."""
@@ -199,15 +227,16 @@ def _inject(version: str, day: date, factor: float) -> None:
     from fairness.monitoring.config import load_monitoring_config
     from fairness.monitoring.places_cli import _champion, places_check_inputs
     from fairness.monitoring.places_drift import places_input_drift
+    from fairness.monitoring.places_scores import places_score_drift, score_breaches
     from fairness.places.audit import load_predictions
     from riskcast.names import PLACES_MODEL
 
     home, uri = edges()
-    settings = load_monitoring_config().places
+    config = load_monitoring_config()
+    settings = config.places
     scores, _, sha = load_predictions(PLACES_MODEL, version, uri)
-    x = places_check_inputs(
-        _champion(version, home), version, day, scores, sha, home, settings, lambda m: None
-    )
+    model = _champion(version, home)
+    x = places_check_inputs(model, version, day, scores, sha, home, settings, lambda m: None)
     if x.reference_features is None:
         print(f"injection: no drift reference ({x.drift_note})")
         return
@@ -222,6 +251,7 @@ def _inject(version: str, day: date, factor: float) -> None:
         else None
     )
     caught, elsewhere, started = 0, 0, time.perf_counter()
+    score_caught, score_elsewhere = 0, 0
     districts = sorted(x.current_features["district"].drop_nulls().unique().to_list())
     for d in districts:
         inside = pl.col("district") == d
@@ -235,14 +265,32 @@ def _inject(version: str, day: date, factor: float) -> None:
         other = [a for a in drift.alerts() if a.group_column == "district" and a.group != d]
         caught += bool(hits)
         elsewhere += bool(other)
+        rescored = changed.with_columns(pl.Series("expected_count", model.predict(changed)))
+        sb = score_breaches(
+            places_score_drift(
+                x.reference_features, rescored, settings.drift,
+                config.drift.score_mean_ratio_alert, settings.group_columns,
+            )
+        )  # fmt: skip
+        score_caught += any(b.group == d for b in sb)
+        score_elsewhere += any(b.group_column == "district" and b.group != d for b in sb)
+        evidence = next(
+            (r for r in drift.rows if r.group == d and r.input == "count_all_13w"), None
+        )
+        eff = f"{evidence.effective_count:.1f}" if evidence is not None else "?"
         n = int(incidents.filter(pl.col("district") == d)["n"][0]) if incidents is not None else -1
         print(
             f"  x{factor:g} in {d} (13-week incidents summed over the window's cells and "
-            f"origins {n}): {len(hits)} alerts in {d}, {len(other)} in other districts"
+            f"origins {n}; effective count {eff}): {len(hits)} alerts in {d}, {len(other)} in "
+            f"other districts; score breach there {any(b.group == d for b in sb)}"
         )
     print(
         f"injection x{factor:g}: caught in {caught} of {len(districts)} districts; alerts in "
         f"another district in {elsewhere} runs ({time.perf_counter() - started:.1f} s)"
+    )
+    print(
+        f"score drift, the champion rescoring the changed frames: caught in {score_caught} of "
+        f"{len(districts)} districts; a breach in another district in {score_elsewhere} runs"
     )
 
 

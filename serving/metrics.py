@@ -8,14 +8,32 @@ alert means: ``configs/monitoring.yaml``; ``riskcast_monitoring_breaches{kind}``
 ``riskcast_monitoring_reaudit`` = 1 are the ones to alert on).
 
 The places champion's check adds (`fairness.monitoring.places.places_figures`, labels model
-``street-crime``): ``riskcast_monitoring_places_count_ratio{group_column, group, bound}``
-(observed / forecast incidents over the realised weeks; alert when the interval leaves
-``places.ratio_low``..``ratio_high``), ``riskcast_monitoring_places_pai{share, bound}`` with
-``riskcast_monitoring_places_pai_audited`` (alert when the upper bound falls below
-``places.pai_fraction`` x audited), ``riskcast_monitoring_places_deviance``,
-``riskcast_monitoring_places_expected`` / ``_observed`` (the newest realised week),
-``riskcast_monitoring_places_flagged_area_share`` / ``_incident_share{region, district}``
-(exposure, reported), the cell features' ``input_psi`` and ``breaches{kind="count_ratio"|"pai"}``.
+``street-crime``; thresholds in the ``places:`` block of ``configs/monitoring.yaml``):
+
+- realised performance: ``riskcast_monitoring_places_count_ratio{group_column, group, bound}``
+  (observed / forecast incidents over the realised weeks, ``bound`` value/lower/upper; alert
+  when the interval leaves ``places.ratio_low``..``ratio_high``),
+  ``riskcast_monitoring_places_pai{share, bound}`` with ``riskcast_monitoring_places_pai_audited
+  {share}`` (alert when the upper bound falls below ``places.pai_fraction`` x audited),
+  ``riskcast_monitoring_places_deviance{bound}``, ``riskcast_monitoring_places_expected`` /
+  ``_observed{week="newest"}`` (the newest realised week's totals), and the exposure
+  ``riskcast_monitoring_places_flagged_area_share`` / ``_incident_share{region, district}``
+  (reported, not alerted);
+- input drift of the cell features: ``riskcast_monitoring_places_input_rate_ratio{input,
+  group_column, group}`` (the mean per cell-week over the drift window / the same weeks a year
+  before; alert rule ``places.drift``), and each group's evidence,
+  ``riskcast_monitoring_places_effective_count`` / ``_detectable_ratio{group_column, group,
+  input}`` (a detectable ratio beyond ``places.drift.ratio_high``: a change at the band's edge
+  is within the noise there);
+- score drift: ``riskcast_monitoring_places_score_ratio{group_column, group, bound}`` (the mean
+  forecast over the drift window / the champion's forecast of the same weeks a year before;
+  band ``drift.score_mean_ratio_alert``). No ``input_psi`` for places: the forecast is not
+  compared with the audited test weeks (another season);
+- ``riskcast_monitoring_breaches{kind}`` with the places kinds ``input_drift``,
+  ``score_drift``, ``count_ratio`` and ``pai``.
+
+A check without the reference weeks' history (a store shorter than a year plus the longest
+feature window) exports no drift ratios; its report and page say "insufficient history".
 """
 
 from __future__ import annotations

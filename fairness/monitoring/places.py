@@ -433,9 +433,10 @@ def places_figures(m: PlacesMonitoring) -> list[tuple[str, dict[str, str], float
     ``places_pai_audited``, ``places_deviance``, ``places_observed`` / ``places_expected``
     (the newest realised week's totals), ``places_flagged_area_share`` /
     ``places_incident_share{region, district}``, ``places_input_rate_ratio{input,
-    group_column, group}`` (each input now / a year before), ``places_score_ratio{group_column,
-    group, bound}`` (the mean forecast now / a year before, with its interval) and
-    ``breaches{kind}`` of the places kinds."""
+    group_column, group}`` (each input now / a year before), ``places_effective_count`` /
+    ``places_detectable_ratio{group_column, group, input}`` (each group's evidence),
+    ``places_score_ratio{group_column, group, bound}`` (the mean forecast now / a year before,
+    with its interval) and ``breaches{kind}`` of the places kinds."""
     out: list[tuple[str, dict[str, str], float]] = []
 
     def add(name: str, labels: dict[str, str], value: float | None) -> None:
@@ -468,6 +469,10 @@ def places_figures(m: PlacesMonitoring) -> list[tuple[str, dict[str, str], float
         for row in m.input_drift.rows:
             g = {"input": row.input, "group_column": row.group_column, "group": row.group}
             add("places_input_rate_ratio", g, row.ratio)
+        for ev in m.input_drift.evidence:
+            g = {"group_column": ev.group_column, "group": ev.group, "input": ev.input or ""}
+            add("places_effective_count", g, ev.effective_count)
+            add("places_detectable_ratio", g, ev.detectable_ratio)
     if m.score_drift is not None:
         for row in m.score_drift.rows:
             g = {"group_column": row.group_column, "group": row.group}

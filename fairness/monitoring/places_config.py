@@ -24,6 +24,8 @@ class PlacesDriftSettings(BaseModel):
     min_effective_count: float = Field(default=10.0, ge=0)
     min_between_sd: float = Field(default=0.07, ge=0, le=1)
     confidence: float = Field(default=0.95, gt=0, lt=1)
+    # the input whose evidence a group's state reports (`places_drift.group_evidence`)
+    evidence_input: str = "count_all_13w"
     exclude: list[str] = Field(
         default_factory=lambda: ["week_sin", "week_cos", "holidays_in_week", "ring"]
     )

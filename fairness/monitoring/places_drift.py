@@ -46,7 +46,15 @@ The rule here, per model input ``x`` and per group (overall, each region, each d
   stationary seeds of the unit test's scenario alerted, bench_monitoring.md);
 - **evidence**: a group whose reference holds fewer than ``min_effective_count`` effective
   events (``S_ref / phi``) is "insufficient evidence" (at 10 effective events the 95 %
-  interval of a ratio of 1 already spans about [0.4, 2.5]); inputs that take negative
+  interval of a ratio of 1 already spans about [0.4, 2.5]). Above it a row may still be unable
+  to see a change at the band's edge: its **detectable ratio** is the smallest rise whose
+  (unadjusted) interval would clear 1, ``exp(z · se)`` with ``se`` at a ratio of 1 (BH only
+  raises it). Per group, `group_evidence` keeps the ``evidence_input`` (the quarter's count),
+  its effective count and detectable ratio, and the state "insufficient evidence",
+  "insufficient for the band" (detectable beyond ``ratio_high``: a change to the band's edge
+  is within the noise, so an "ok" says little) or "enough for the band" (rural districts,
+  20-70 incidents a quarter, are mostly the second: a rise by half was caught in none of 12);
+  inputs that take negative
   values (beyond rounding) or are named in ``exclude`` (calendar terms, functions of the date
   alone; codes such as the cell's ring) are not rates and are listed as skipped.
 
@@ -70,13 +78,14 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import special, stats
 
 from fairness.monitoring.places_config import PlacesDriftSettings
 
 ALL = "all"
 RateStatus = Literal["ok", "alert", "insufficient evidence"]
+EvidenceState = Literal["enough for the band", "insufficient for the band", "insufficient evidence"]
 _CHI2_1_MEDIAN = float(stats.chi2.ppf(0.5, 1))  # 0.4549: the robust between-variance's target
 _TRIM = 0.9  # the dispersion's trimmed mean keeps the smallest 90 % of squared residuals
 _TRIMMED_CHI2_1_MEAN = float(  # E[chi2(1) | below its 90th percentile] = 0.623
@@ -107,6 +116,22 @@ class RateDrift(_Model):
     dispersion: float  # phi of the input (quasi-Poisson)
     between_variance: float  # tau² of the group's log-ratio (district-level noise)
     status: RateStatus
+    # the reference's effective events (S_ref / phi) and the smallest ratio above 1 whose
+    # unadjusted interval would clear 1 (None: checks kept before they were reported)
+    effective_count: float | None = None
+    detectable_ratio: float | None = None
+
+
+class GroupEvidence(_Model):
+    """How much a group's drift rows can see: its best-measured input (the most effective
+    events), that input's effective count and detectable ratio, and the state it gives."""
+
+    group_column: str
+    group: str
+    input: str | None
+    effective_count: float
+    detectable_ratio: float | None
+    state: EvidenceState
 
 
 class PlacesDrift(_Model):
@@ -120,6 +145,8 @@ class PlacesDrift(_Model):
     rows: list[RateDrift]
     skipped: list[str]  # inputs that are not rates (negative values, or configured out)
     note: str | None = None
+    # per group: can its rows see a change at the band's edge (`group_evidence`)
+    evidence: list[GroupEvidence] = Field(default_factory=list)
 
     def alerts(self) -> list[RateDrift]:
         return [r for r in self.rows if r.status == "alert"]
@@ -339,6 +366,7 @@ def places_input_drift(
         out[i] = out[i].model_copy(update={"q_value": float(qi), "status": status})
     order = {c: k for k, c in enumerate([ALL, *columns])}
     out.sort(key=lambda r: (order.get(r.group_column, 99), r.group, r.input))
+    evidence = group_evidence(out, settings)
     return PlacesDrift(
         reference_origins=sorted(_origins(reference)),
         current_origins=sorted(_origins(current)),
@@ -347,7 +375,46 @@ def places_input_drift(
         tests=len(tested),
         rows=out,
         skipped=skipped,
+        evidence=evidence,
     )
+
+
+def group_evidence(rows: Sequence[RateDrift], s: PlacesDriftSettings) -> list[GroupEvidence]:
+    """Per group, in the rows' order: the ``evidence_input``'s effective count (a quarter's
+    incidents: the drift window fills most of its window, so a change since the window began
+    moves it by most of its size; a year's count has more events but moves by a sixth), else
+    the input with the most effective events, and whether a change to the band's edge
+    (``ratio_high``) could be told from noise there."""
+    best: dict[tuple[str, str], RateDrift] = {}
+    for r in rows:
+        key = (r.group_column, r.group)
+        held = best.get(key)
+        if (
+            held is None
+            or (r.input == s.evidence_input) > (held.input == s.evidence_input)
+            or (
+                (r.input == s.evidence_input) == (held.input == s.evidence_input)
+                and (r.effective_count or 0.0) > (held.effective_count or 0.0)
+            )
+        ):
+            best[key] = r
+    out = []
+    for (column, group), r in best.items():
+        count = r.effective_count or 0.0
+        state: EvidenceState
+        if count < s.min_effective_count or r.detectable_ratio is None:
+            state = "insufficient evidence"
+        elif r.detectable_ratio > s.ratio_high:
+            state = "insufficient for the band"
+        else:
+            state = "enough for the band"
+        out.append(
+            GroupEvidence(
+                group_column=column, group=group, input=r.input, effective_count=count,
+                detectable_ratio=r.detectable_ratio, state=state,
+            )
+        )  # fmt: skip
+    return out
 
 
 def _origins(frame: pl.DataFrame) -> list[date]:
@@ -373,6 +440,11 @@ def _judge(
         "mean_reference": m_ref, "mean_current": m_cur, "dispersion": phi,
         "between_variance": tau2,
     }  # fmt: skip
+    base["effective_count"] = s_ref / phi
+    if n_ref and n_cur:  # se of the log ratio had the mean not moved: what a change must beat
+        same = [np.asarray([a]) for a in (s_ref, s_ref * n_cur / n_ref, n_ref, n_cur)]
+        v0 = _log_ratio(same[0], same[1], same[2], same[3], phi)[1]
+        base["detectable_ratio"] = float(np.exp(z * np.sqrt(v0[0] + tau2)))
     if n_ref == 0 or n_cur == 0 or s_ref / phi < s.min_effective_count:
         ratio = m_cur / m_ref if m_ref > 0 and n_cur else None
         return RateDrift.model_validate(

@@ -7,7 +7,9 @@ the forecast weeks passed (`fairness.monitoring.places`), as the page shows it.
   against the audited value and the alert floor;
 - `places_view`: the newest check's realised figures, the ratios of the chosen column, the
   input drift table (the cell features' rate ratios, window vs the same weeks a year before:
-  alerts first, then by p-value) and the exposure by district;
+  alerts first, then by p-value), each group's evidence (effective count, detectable ratio:
+  "insufficient for the band" where a change to the band's edge is within the noise), the
+  score drift and the exposure by district;
 - `places_report`: the places block of the downloadable monitoring report (JSON and HTML):
   deviance, PAI, the ratios with their intervals, the drift summary and rows, the alerts.
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from fairness.monitoring.check import CheckResult
 from fairness.monitoring.places import ALL, CountRatio, PaiFigure, PlacesAlert, PlacesRealised
-from fairness.monitoring.places_drift import PlacesDrift
+from fairness.monitoring.places_drift import GroupEvidence, PlacesDrift
 from fairness.monitoring.store import StoredCheck, merge_places_weeks
 from fairness.places.results import ExposureRow
 from serving.services.plots import Line, Plot, Point
@@ -66,6 +68,8 @@ class PlacesView:
     # the forecast's drift (mean forecast now / the same weeks a year before), alerts first
     score: list[DriftRow] = field(default_factory=list)
     score_band: tuple[float, float] | None = None
+    # per group of the column: can the drift rows see a change at the band's edge?
+    evidence: list[GroupEvidence] = field(default_factory=list)
 
 
 def _in(column: str | None, group_column: str) -> bool:
@@ -118,6 +122,9 @@ def places_view(checks: list[StoredCheck], column: str | None) -> PlacesView | N
         alerts=list(p.alerts),
         history_enough=p.drift_history.enough if p.drift_history is not None else None,
         score=_drift_rows(latest, column, score=True),
+        evidence=[
+            e for e in (p.input_drift.evidence if p.input_drift else []) if e.group_column == column
+        ],
         score_band=p.score_drift.band if p.score_drift is not None else None,
     )
 
@@ -274,4 +281,5 @@ def _drift_block(drift: PlacesDrift | None) -> dict[str, Any] | None:
         "alerts": len(drift.alerts()),
         "skipped": list(drift.skipped),
         "rows": [r.model_dump(mode="json") for r in drift.rows],
+        "evidence": [e.model_dump(mode="json") for e in drift.evidence],
     }

@@ -179,3 +179,48 @@ def test_the_history_needed_is_a_year_plus_the_longest_window() -> None:
     empty = drift_history(reference, 156, None, 52)
     assert not empty.enough and "no incident" in empty.message
     assert drift_history(reference, 52, needed + timedelta(days=7), 52).enough  # 1-year windows
+
+
+def test_each_group_states_whether_it_can_see_a_change_at_the_band() -> None:
+    """A district's state follows its quarter count's effective events: the busy district 0
+    can tell a change at the band's edge (1.25) from noise, quiet ones cannot; the detectable
+    ratio is the half-width of the interval on the log scale (an unmoved row's interval is
+    ratio x/÷ detectable), and a x1.5 change in a district 'insufficient for the band' by a
+    wide margin stays unseen, as the state warns."""
+    s = PlacesMonitoringSettings().drift.model_copy(update={"evidence_input": "count_13w"})
+    counts, districts = _counts(seed=1)
+    drift = _check(counts, districts, s)
+    states = {(e.group_column, e.group): e for e in drift.evidence}
+    assert len(states) == 1 + 4 + 32 and all(e.input == "count_13w" for e in drift.evidence)
+    assert states[("district", "D00")].state == "enough for the band"
+    assert states[("all", "all")].state == "enough for the band"
+    short = [e for e in drift.evidence if e.state == "insufficient for the band"]
+    assert len(short) >= 10
+    for e in short:
+        assert e.detectable_ratio is not None and e.detectable_ratio > s.ratio_high
+        assert e.effective_count >= s.min_effective_count
+    for e in drift.evidence:
+        row = next(r for r in drift.rows if (r.group_column, r.group, r.input) ==
+                   (e.group_column, e.group, "count_13w"))  # fmt: skip
+        assert row.effective_count == pytest.approx(e.effective_count)
+        if row.lower is not None and row.upper is not None and 0.9 < (row.ratio or 0) < 1.1:
+            half = float(np.sqrt(row.upper / row.lower))
+            assert row.detectable_ratio == pytest.approx(half, rel=0.1)
+    quietest = min(short, key=lambda e: e.effective_count)
+    k = int(quietest.group[1:])
+    rng = np.random.default_rng(0)
+    changed = counts.copy()
+    inside = districts == k
+    changed[inside, CHECK - 29 :] = rng.poisson(counts[inside, CHECK - 29 :] * 1.5)
+    again = _check(changed, districts, s)
+    assert not [a for a in again.alerts() if a.group == quietest.group]
+
+
+def test_a_group_below_the_minimum_is_insufficient_evidence() -> None:
+    s = PlacesMonitoringSettings().drift.model_copy(
+        update={"evidence_input": "count_13w", "min_effective_count": 1e6}
+    )
+    counts, districts = _counts(seed=2)
+    drift = _check(counts, districts, s)
+    assert {e.state for e in drift.evidence} == {"insufficient evidence"}
+    assert drift.alerts() == [] and drift.tests == 0

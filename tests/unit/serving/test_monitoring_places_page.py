@@ -73,6 +73,15 @@ def test_the_places_section_shows_the_realised_weeks_ratios_and_drift(
     assert "count_4w" in first_row and "south" in first_row and "alert" in first_row
     assert "a year before" in section  # the drift rule's reference named
     assert 'id="places-score-drift"' in section and "district=south" in section
+    drift_part = last.places.input_drift
+    assert drift_part is not None
+    evidence = section[section.index('id="places-evidence"') :]
+    evidence = evidence[: evidence.index("</table>")]
+    districts = [e for e in drift_part.evidence if e.group_column == "district"]
+    assert evidence.count("<tr>") == len(districts) + 1 and len(districts) == 6
+    for e in districts:  # each district's effective count and state, shown
+        assert f"district={e.group}</td><td>{e.input}</td><td>{e.effective_count:.1f}" in evidence
+    assert "cannot tell a change at the band" in section
     breaches = text[
         text.index('id="breaches"') : text.index("</table>", text.index('id="breaches"'))
     ]
@@ -124,6 +133,12 @@ def test_the_report_has_a_places_block_with_intervals_drift_and_alerts(
     kinds = {(a["kind"], a["group"]) for a in block["alerts"]}
     assert {("count_ratio", "south"), ("input_drift", "south")} <= kinds
     assert p.score_drift is not None  # the forecast (the cells' rates) did not move
+    assert len(drift["evidence"]) == len(p.input_drift.evidence) == 1 + 1 + 6
+    assert {e["state"] for e in drift["evidence"]} <= {
+        "enough for the band",
+        "insufficient for the band",
+        "insufficient evidence",
+    }
     score = block["score_drift"]
     assert len(score["rows"]) == len(p.score_drift.rows) and score["alerts"] == 0
     assert score["band"] == [0.8, 1.2]
@@ -135,6 +150,8 @@ def test_the_report_has_a_places_block_with_intervals_drift_and_alerts(
     assert f"[{south['lower']:.2f}, {south['upper']:.2f}]" in ratios
     rows = html[html.index('id="places-drift"') : html.index("Places: score drift")]
     assert rows.count("<tr>") == len(p.input_drift.rows) + 1  # + the header
+    table = html[html.index('id="places-drift-evidence"') :]
+    assert table[: table.index("</table>")].count("<tr>") == len(p.input_drift.evidence) + 1
     score_rows = html[html.index('id="places-score-drift"') : html.index('id="places-alerts"')]
     assert score_rows.count("<tr>") == len(p.score_drift.rows) + 1
     alerts = html[html.index('id="places-alerts"') :]
@@ -163,6 +180,28 @@ def test_the_places_figures_are_prometheus_gauges(
     ]
     assert len(lines) == 1 and f'model="{PLACES_MODEL}"' in lines[0]
     assert float(lines[0].rsplit(" ", 1)[1]) == pytest.approx(south.ratio)
+    places = [line for line in text.splitlines() if f'model="{PLACES_MODEL}"' in line]
+    names = {line.split("{", 1)[0] for line in places if not line.startswith("#")}
+    documented = {  # serving/metrics.py's docstring lists these for places
+        "riskcast_monitoring_places_count_ratio", "riskcast_monitoring_places_pai",
+        "riskcast_monitoring_places_pai_audited", "riskcast_monitoring_places_deviance",
+        "riskcast_monitoring_places_expected", "riskcast_monitoring_places_observed",
+        "riskcast_monitoring_places_input_rate_ratio", "riskcast_monitoring_places_score_ratio",
+        "riskcast_monitoring_places_effective_count",
+        "riskcast_monitoring_places_detectable_ratio", "riskcast_monitoring_breaches",
+        "riskcast_monitoring_reaudit", "riskcast_monitoring_advisories",
+    }  # fmt: skip
+    exposure = {"riskcast_monitoring_places_flagged_area_share",
+                "riskcast_monitoring_places_incident_share"}  # fmt: skip
+    assert documented <= names <= documented | exposure, names ^ documented
+    from serving import metrics
+
+    doc = metrics.__doc__ or ""
+    abbreviated = {"observed", "incident_share", "detectable_ratio"}  # "``x`` / ``_y``"
+    for name in names - {"riskcast_monitoring_reaudit", "riskcast_monitoring_advisories"}:
+        tail = name.removeprefix("riskcast_monitoring_places_")
+        assert f"``{name}" in doc or (tail in abbreviated and f"``_{tail}" in doc), name
+    assert "riskcast_monitoring_input_psi" not in names
     kinds = [line for line in text.splitlines() if line.startswith("riskcast_monitoring_breaches{")]
     assert any('kind="count_ratio"' in k and PLACES_MODEL in k and not k.endswith(" 0.0")
                for k in kinds)  # fmt: skip
