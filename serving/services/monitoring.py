@@ -265,7 +265,9 @@ def monitoring_view(
     column = group_column if group_column in columns else (columns[0] if columns else None)
     threshold = _policy_threshold(checks)
     alert = _psi_alert()
-    plots = [_drift_plot(checks, column, alert)]
+    places_model = any(c.result.places is not None for c in checks)
+    # the places inputs are judged by rate ratios: their chart (places_plots) replaces the PSI
+    plots = [] if places_model else [_drift_plot(checks, column, alert)]
     if any(c.result.estimate for c in checks):
         plots += [
             _performance_plot(checks, column, "auc", threshold),

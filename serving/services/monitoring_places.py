@@ -1,7 +1,9 @@
 """The places section of the "Monitoring" page: what the places champion's checks found after
 the forecast weeks passed (`fairness.monitoring.places`), as the page shows it.
 
-- `places_plots`: the realised weeks, forecast total (band: its Poisson interval) vs the
+- `places_plots`: the inputs' drift (per group the largest change now / a year before over
+  the cell features, in place of the person model's largest PSI); the realised weeks,
+  forecast total (band: its Poisson interval) vs the
   incidents counted (dashed); the observed/forecast ratio per check, overall and per group of
   the chosen column, with its interval and the alert band; PAI per check with its interval
   against the audited value and the alert floor;
@@ -202,11 +204,55 @@ def _pai_plot(checks: list[StoredCheck]) -> Plot:
     )
 
 
+def _input_drift_plot(checks: list[StoredCheck], column: str | None) -> Plot:
+    """Per group and check, the largest change over the cell features' tested rows: the
+    ratio now / a year before furthest from 1 either way, as a factor (``max(r, 1/r)``), with
+    the band's edge. The places counterpart of the person model's "largest PSI" (the places
+    inputs are judged by rate ratios, not PSI; rows with too few events are left out, their
+    ratios are noise)."""
+    lines: dict[str, list[Point]] = {}
+    edge: float | None = None
+    for c in checks:
+        p = c.result.places
+        drift = p.input_drift if p is not None else None
+        if drift is None:
+            continue
+        low, high = drift.band
+        edge = max(high, 1 / low)
+        worst: dict[str, float] = {}
+        for r in drift.rows:
+            if (
+                r.p_value is None
+                or r.ratio is None
+                or r.ratio <= 0
+                or not _in(column, r.group_column)
+            ):
+                continue
+            key = _label(r.group_column, r.group)
+            worst[key] = max(worst.get(key, 1.0), r.ratio, 1 / r.ratio)
+        for key, v in worst.items():
+            lines.setdefault(key, []).append(Point(c.result.as_of, v))
+    return Plot(
+        "places-input-drift",
+        "Input drift of the cell features: the largest change now / a year before (x, either "
+        "way) over the inputs",
+        "largest change (x)",
+        [Line(k, k, pts) for k, pts in lines.items()],
+        {"band edge": edge} if edge is not None else {},
+    )
+
+
 def places_plots(checks: list[StoredCheck], column: str | None) -> list[Plot]:
-    """The places plots (empty list: no check holds a places part)."""
+    """The places plots (empty list: no check holds a places part): the inputs' drift first
+    (in place of the person model's largest PSI), then the realised weeks, ratio and PAI."""
     if not any(c.result.places is not None for c in checks):
         return []
-    return [_realised_plot(checks), _ratio_plot(checks, column), _pai_plot(checks)]
+    return [
+        _input_drift_plot(checks, column),
+        _realised_plot(checks),
+        _ratio_plot(checks, column),
+        _pai_plot(checks),
+    ]
 
 
 def _iv(value: float | None, lower: float | None, upper: float | None) -> dict[str, float | None]:

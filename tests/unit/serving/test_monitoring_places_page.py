@@ -64,6 +64,17 @@ def test_the_places_section_shows_the_realised_weeks_ratios_and_drift(
     south = next(c for c in last.places.realised.ratios if c.group == "south")
     assert ratio[("south", last.as_of.isoformat())] == f"{south.ratio:.4f}"
     assert 'data-plot="places-pai"' in text
+    # the inputs' drift replaces the person model's largest PSI: per group and check the
+    # largest change now / a year before over the tested inputs, either way, as a factor
+    assert 'data-plot="input-drift"' not in text
+    inputs = _points(text, "places-input-drift")
+    for c in checks:
+        d = c.result.places.input_drift if c.result.places is not None else None
+        assert d is not None
+        tested = [r for r in d.rows if r.group == "south" and r.p_value is not None]
+        worst = max(max(r.ratio, 1 / r.ratio) for r in tested if r.ratio)
+        assert inputs[("south", c.result.as_of.isoformat())] == f"{worst:.4f}"
+    assert float(inputs[("south", last.as_of.isoformat())]) > 1.25  # the doubled district
     section = text[text.index('id="places"') : text.index('id="checks"')]
     ratios = section[section.index('id="places-ratios"') : section.index("</table>")]
     assert "district=south" in ratios and "alert" in ratios and "district=north" in ratios
