@@ -234,8 +234,7 @@ def _input_drift_plot(checks: list[StoredCheck], column: str | None) -> Plot:
             lines.setdefault(key, []).append(Point(c.result.as_of, v))
     return Plot(
         "places-input-drift",
-        "Input drift of the cell features: the largest change now / a year before (x, either "
-        "way) over the inputs",
+        "Input drift: largest change of a cell feature, now / a year before (x)",
         "largest change (x)",
         [Line(k, k, pts) for k, pts in lines.items()],
         {"band edge": edge} if edge is not None else {},

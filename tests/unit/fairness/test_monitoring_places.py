@@ -81,6 +81,14 @@ def _realised(
     return pl.concat(parts)
 
 
+def _config() -> MonitoringConfig:
+    """The shipped config, the evidence read on the frames' count (they hold no 13-week one)."""
+    config = load_monitoring_config()
+    drift = config.places.drift.model_copy(update={"evidence_input": "count_4w"})
+    places = config.places.model_copy(update={"drift": drift})
+    return config.model_copy(update={"places": places})
+
+
 def _check(
     seed: int,
     double: str | None,
@@ -92,7 +100,7 @@ def _check(
     reference = _features(cells, rng, [T0 - timedelta(weeks=k) for k in range(1, 5)])
     current = _features(cells, rng, [T0 + timedelta(weeks=9)], double=double)
     realised = _realised(cells, rng, 8, double=double)
-    config = load_monitoring_config()
+    config = _config()
     audited_frame = _realised(cells, rng, 8)
     result = run_places_check(
         PlacesCheckInputs(
