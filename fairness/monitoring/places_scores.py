@@ -24,9 +24,14 @@ The rule here is the input drift's (`places_drift.places_input_drift`, settings
 - **an alert** (a breach of kind ``score_drift``, figure ``mean_ratio:expected_count``) needs
   the change to survive Benjamini-Hochberg over the score's tests (overall, regions,
   districts) at ``places.drift.fdr`` AND the ratio outside ``[1 - a, 1 + a]`` with ``a =
-  drift.score_mean_ratio_alert`` (20 %: the band the person-rule gate used for the mean, kept);
+  drift.score_mean_ratio_alert`` (20 %: the old rule's mean-ratio gate, kept as the band);
 - **history**: the same store-length check as the inputs (`places_drift.drift_history`):
   without the reference weeks' history nothing is compared.
+
+Measured: 0 breaches on the no-drift simulated store (36 groups tested); a x1.5 change of one
+district's inputs, rescored by the champion, breached in 13 of 32 districts and never in
+another (bench_monitoring_places.py); in the unit scenario 0 of 40 stationary seeds breach and
+x1.5 in the busy district is caught in 28 of 40.
 """
 
 from __future__ import annotations
