@@ -89,7 +89,7 @@ def build_features(
     store's committed state is read; row order is unspecified (sort if you need it). For large
     frames prefer `collect_features`, which runs the same plan in two stages.
     """
-    read = _snapshot(store, as_of, allow_after_extraction)
+    read = snapshot_reader(store, as_of, allow_after_extraction)
     plan = plan_frame(read, spec, as_of, population)
     return plan.assemble(plan.base, plan.tables)
 
@@ -114,7 +114,7 @@ def collect_features(
     per partition of persons on the workers (`features.frames.partition`); the gathered frame
     is then sorted by (as_of, person_id), and equals this one value for value.
     """
-    read = _snapshot(store, as_of, allow_after_extraction)
+    read = snapshot_reader(store, as_of, allow_after_extraction)
     session = cluster.current()
     if session is not None:  # the partitioning seam: the same `collect_frame` per partition
         return partition.collect_partitioned(session, read, *_per_part(spec, as_of, population))
@@ -132,7 +132,7 @@ def write_features(
 ) -> pl.DataFrame:
     """`collect_features` on the cluster written as partitioned Parquet (folder ``out``, a
     ``part-<k>.parquet`` per partition, each written by its worker); the rows per as_of."""
-    read = _snapshot(store, as_of, False)
+    read = snapshot_reader(store, as_of, False)
     steps = _per_part(spec, as_of, population)
     return partition.write_partitioned(session, read, *steps, out, parts)
 
@@ -179,7 +179,7 @@ def collect_frame(
     return plan.finish(joined.lazy(), set(delivered)).collect(engine="in-memory")
 
 
-def _snapshot(store: OfflineStore, as_of: Sequence[date], allow_late: bool) -> TableReader:
+def snapshot_reader(store: OfflineStore, as_of: Sequence[date], allow_late: bool) -> TableReader:
     """A reader of one committed state (read once), so a frame never mixes two states when an
     ingest commits while it is planned; the store keeps the previous generation's files.
 

@@ -108,7 +108,7 @@ def materialize(
     """Build model-input features as of a date into the online store, with every person's
     population membership and age (`features.frames.scope`): the service scores only the
     persons inside its champion's population of validity."""
-    from features.frames.scope import SCOPE_AGE, SCOPE_RECORD, released_column, scope_columns
+    from features.frames.materialization import materialize_online
     from features.online import open_online_store  # SQLAlchemy only when needed
 
     console = Console(stderr=True)
@@ -117,30 +117,31 @@ def materialize(
     day = as_of.date()
     started = time.perf_counter()
     store = OfflineStore(settings.home)
-    with cluster.session(settings):  # both builds on the cluster when it is set
-        with console.status(f"building features as of {day} ..."):
-            frame = collect_features(store, spec, [day], Population.ALL)
-            frame = frame.select("person_id", *spec.model_inputs())
-        with console.status(f"deciding population membership as of {day} ..."):
-            scope = scope_columns(store, spec, [day]).drop("as_of")
-        frame = frame.with_columns(pl.col("person_id").cast(pl.String)).join(
-            scope, on="person_id", how="left", maintain_order="left"
-        )
     online = open_online_store(settings)
-    with console.status(f"writing {frame.height:,} vectors ..."):
-        done = online.materialize(frame, day, spec.spec_hash())
-    online.dispose()
+    try:
+        with (
+            cluster.session(settings) as session,  # built on the cluster when it is set
+            console.status(
+                f"building features and population membership as of {day}"
+                + ("" if session is None else f" on {session.workers} Dask workers")
+                + ", writing them to the online store ..."
+            ),
+        ):
+            done, counts = materialize_online(store, spec, day, online)
+            where = "" if session is None else f" (built on {session.workers} Dask workers, "
+            where += "" if session is None else f"written in {counts.parts} parts)"
+    finally:
+        online.dispose()
     months = spec.populations.released_within_months
-    released = released_column(months)
     console.print(
         f"materialized {done.rows:,} vectors of {len(spec.model_inputs())} model inputs as of "
-        f"{done.as_of} (spec {done.spec_hash}) to {online.where} "
+        f"{done.as_of} (spec {done.spec_hash}) to {online.where}{where} "
         f"in {time.perf_counter() - started:.1f} s (protected features are not stored online)"
     )
     console.print(
-        f"populations as of {day}: with_record {int(frame[SCOPE_RECORD].sum()):,}, "
-        f"released within {months} months {int(frame[released].sum()):,}, "
-        f"all {frame.height:,} (age unknown: {frame[SCOPE_AGE].null_count():,}); the service "
+        f"populations as of {day}: with_record {counts.with_record:,}, "
+        f"released within {months} months {counts.released:,}, "
+        f"all {counts.rows:,} (age unknown: {counts.age_unknown:,}); the service "
         "scores only its champion's population and answers everyone else `outside_population`"
     )
     for hook in AFTER_MATERIALIZE:

@@ -18,14 +18,14 @@ with a population), so that the served set and the trained set cannot drift apar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Self
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.frames.builder import Population, collect_features
+from features.frames.builder import Population, TableReader, collect_features, collect_frame
 from features.frames.definitions import FeatureSpec
 from features.store.offline import OfflineStore
 from riskcast.errors import NotFoundError
@@ -174,7 +174,7 @@ def split_scope(vectors: pl.DataFrame, scope: PopulationScope) -> tuple[pl.DataF
     )
 
 
-def _age_spec(spec: FeatureSpec) -> FeatureSpec:
+def age_spec(spec: FeatureSpec) -> FeatureSpec:
     """One feature, the age in completed years at T, under the spec's population settings."""
     return FeatureSpec.model_validate(
         {
@@ -197,24 +197,21 @@ def _age_spec(spec: FeatureSpec) -> FeatureSpec:
     )
 
 
-def _members(
-    store: OfflineStore, spec: FeatureSpec, dates: list[date], pop: Population
-) -> pl.DataFrame:
+Collect = Callable[[FeatureSpec, Population], pl.DataFrame]
+"""A feature frame of a spec and a population at the dates wanted (store- or reader-based)."""
+
+
+def _members(collect: Collect, spec: FeatureSpec, pop: Population) -> pl.DataFrame:
     try:
-        frame = collect_features(store, spec, dates, pop)
+        frame = collect(spec, pop)
     except NotFoundError:  # the table the population needs was never delivered: nobody
         return pl.DataFrame(schema={"person_id": pl.String(), "as_of": pl.Date()})
     return frame.select(pl.col("person_id").cast(pl.String), pl.col("as_of").cast(pl.Date))
 
 
-def scope_columns(store: OfflineStore, spec: FeatureSpec, dates: Sequence[date]) -> pl.DataFrame:
-    """Per person known at each date: ``person_id``, ``as_of``, ``scope_age`` (Int32, null
-    when the birth date is unknown), ``scope_record`` and ``scope_released_<N>m`` (Boolean),
-    computed by the point-in-time builder exactly as training restricts its snapshots."""
-    wanted = sorted(set(dates))
-    age_spec = _age_spec(spec)
-    base = collect_features(store, age_spec, wanted, Population.ALL)
-    base = base.select(
+def _scope(collect: Collect, spec: FeatureSpec) -> pl.DataFrame:
+    ages_of = age_spec(spec)
+    base = collect(ages_of, Population.ALL).select(
         pl.col("person_id").cast(pl.String),
         pl.col("as_of").cast(pl.Date),
         pl.col(SCOPE_AGE).cast(pl.Int32),
@@ -224,16 +221,30 @@ def scope_columns(store: OfflineStore, spec: FeatureSpec, dates: Sequence[date])
         (Population.WITH_RECORD, SCOPE_RECORD),
         (Population.RELEASED, released_column(months)),
     ):
-        hits = _members(store, age_spec, wanted, pop).with_columns(pl.lit(True).alias(column))
+        hits = _members(collect, ages_of, pop).with_columns(pl.lit(True).alias(column))
         base = base.join(hits, on=list(KEYS), how="left").with_columns(
             pl.col(column).fill_null(False)
         )
     return base
 
 
+def scope_columns(store: OfflineStore, spec: FeatureSpec, dates: Sequence[date]) -> pl.DataFrame:
+    """Per person known at each date: ``person_id``, ``as_of``, ``scope_age`` (Int32, null
+    when the birth date is unknown), ``scope_record`` and ``scope_released_<N>m`` (Boolean),
+    computed by the point-in-time builder exactly as training restricts its snapshots."""
+    wanted = sorted(set(dates))
+    return _scope(lambda s, pop: collect_features(store, s, wanted, pop), spec)
+
+
+def scope_frame(read: TableReader, spec: FeatureSpec, dates: Sequence[date]) -> pl.DataFrame:
+    """`scope_columns` on any table reader (pure; what a Dask worker runs on its partition)."""
+    wanted = sorted(set(dates))
+    return _scope(lambda s, pop: collect_frame(read, s, wanted, pop), spec)
+
+
 def ages(store: OfflineStore, spec: FeatureSpec, dates: Sequence[date]) -> pl.DataFrame:
     """``person_id``, ``as_of``, ``scope_age`` for every person known at each date."""
-    frame = collect_features(store, _age_spec(spec), sorted(set(dates)), Population.ALL)
+    frame = collect_features(store, age_spec(spec), sorted(set(dates)), Population.ALL)
     return frame.select(
         pl.col("person_id").cast(pl.String),
         pl.col("as_of").cast(pl.Date),

@@ -18,9 +18,11 @@ made from the frame's columns every time.
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -38,6 +40,7 @@ VECTORS = "feature_vectors"
 STAGING = "feature_vectors_next"
 MATERIALIZATIONS = "feature_materializations"
 FETCH_ROWS = 100_000  # rows per fetch when reading vectors back
+LOAD_ROWS = 500_000  # rows per COPY (its CSV buffer) or executemany when writing them
 _TICK = timedelta(microseconds=1)  # an erasure's materialisation is always a new one
 META = ("as_of", "spec_hash", "written_at")
 
@@ -134,37 +137,51 @@ class SqlOnlineStore:
         self, frame: pl.DataFrame | pl.LazyFrame, as_of: date, spec_hash: str
     ) -> Materialization:
         data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
-        if self.key not in data.columns:
-            raise InputError(f"materialize: the frame has no {self.key!r} column")
-        if data[self.key].is_null().any() or data[self.key].is_duplicated().any():
-            raise InputError(f"materialize: {self.key} is not unique and non-null in the frame")
-        features = [c for c in data.columns if c not in (self.key, "as_of")]
+        self._check_keys(data)
+        return self.materialize_parts([data], as_of, spec_hash)
+
+    def materialize_parts(
+        self, parts: Iterable[pl.DataFrame], as_of: date, spec_hash: str
+    ) -> Materialization:
+        """`materialize` from parts of the frame, each loaded into the staging table as it
+        comes (the caller holds one part at a time, e.g. a Dask partition's file): the parts
+        must have the same columns and disjoint keys (a repeated key is refused by the
+        primary key, and then nothing is published). Loaded in slices of ``LOAD_ROWS``."""
+        pending = iter(parts)
+        first = next(pending, None)
+        if first is None:
+            raise InputError("materialize: no part to write")
+        self._check_keys(first)
+        features = [c for c in first.columns if c not in (self.key, "as_of")]
         clash = sorted(set(features) & set(META))
         if clash:
             raise InputError(f"materialize: feature names {clash} are reserved by the store")
-        dtypes = {c: _dtype_name(c, data.schema[c]) for c in features}
+        dtypes = {c: _dtype_name(c, first.schema[c]) for c in features}
         written_at = datetime.now(UTC)
-        rows = data.select(
-            pl.col(self.key).cast(pl.String),
-            pl.lit(as_of, dtype=pl.Date).alias("as_of"),
-            pl.lit(spec_hash).alias("spec_hash"),
-            pl.lit(written_at, dtype=pl.Datetime("us", "UTC")).alias("written_at"),
-            *features,
-        ).sort(self.key)  # in key order the primary-key index is appended to, not split
         staging = self._vectors(STAGING, dtypes, f"{VECTORS}_pk_{uuid.uuid4().hex[:12]}")
         live = self._vectors(VECTORS, dtypes)
         quote = self.engine.dialect.identifier_preparer
+        total = 0
         try:
             self.metadata.create_all(self.engine)
             with self.engine.begin() as conn:
                 staging.drop(conn, checkfirst=True)  # a crashed run's leftover
                 staging.create(conn)
-                if self.dialect == "postgresql":
-                    self._copy(conn, staging, rows)
-                elif self.dialect == "sqlite":
-                    self._executemany(conn, staging, rows)
-                elif rows.height:
-                    conn.execute(sa.insert(staging), rows.to_dicts())
+                for part in itertools.chain([first], pending):
+                    if part is not first:
+                        self._check_keys(part)
+                        self._check_same_columns(part, first)
+                    rows = part.select(
+                        pl.col(self.key).cast(pl.String),
+                        pl.lit(as_of, dtype=pl.Date).alias("as_of"),
+                        pl.lit(spec_hash).alias("spec_hash"),
+                        pl.lit(written_at, dtype=pl.Datetime("us", "UTC")).alias("written_at"),
+                        *features,
+                    ).sort(self.key)  # in key order the primary-key index is appended to
+                    for chunk in rows.iter_slices(LOAD_ROWS):
+                        self._load(conn, staging, chunk)
+                    total += rows.height
+                    del rows
                 live.drop(conn, checkfirst=True)  # readers wait from here to the commit only
                 conn.execute(
                     sa.text(
@@ -177,15 +194,36 @@ class SqlOnlineStore:
                         as_of=as_of,
                         spec_hash=spec_hash,
                         features=json.dumps(dtypes),
-                        rows=rows.height,
+                        rows=total,
                         written_at=written_at,
                     )
                 )
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"online store at {self.where}: {exc}") from exc
+        except (sa.exc.SQLAlchemyError, *_driver_errors()) as exc:  # the bulk loads use the
+            raise StoreError(f"online store at {self.where}: {exc}") from exc  # driver itself
         return Materialization(
-            as_of, spec_hash, {k: _TYPES[v][0] for k, v in dtypes.items()}, rows.height, written_at
+            as_of, spec_hash, {k: _TYPES[v][0] for k, v in dtypes.items()}, total, written_at
         )
+
+    def _check_keys(self, data: pl.DataFrame) -> None:
+        if self.key not in data.columns:
+            raise InputError(f"materialize: the frame has no {self.key!r} column")
+        if data[self.key].is_null().any() or data[self.key].is_duplicated().any():
+            raise InputError(f"materialize: {self.key} is not unique and non-null in the frame")
+
+    def _check_same_columns(self, part: pl.DataFrame, first: pl.DataFrame) -> None:
+        if part.schema != first.schema:
+            raise InputError(
+                "materialize: the parts differ in columns or types "
+                f"({dict(part.schema)} against {dict(first.schema)})"
+            )
+
+    def _load(self, conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> None:
+        if self.dialect == "postgresql":
+            self._copy(conn, table, rows)
+        elif self.dialect == "sqlite":
+            self._executemany(conn, table, rows)
+        elif rows.height:
+            conn.execute(sa.insert(table), rows.to_dicts())
 
     def erase(self, ids: Sequence[str]) -> int:
         """Delete the vectors of ``ids`` (erasure); returns how many were deleted.
@@ -323,6 +361,17 @@ class SqlOnlineStore:
             return found
         order = pl.DataFrame({self.key: asked}, schema={self.key: pl.String()})
         return order.join(found, on=self.key, how="inner", maintain_order="left")
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The drivers' own errors (COPY and executemany run on the driver's cursor, which
+    SQLAlchemy does not wrap): e.g. a key repeated across the parts of a materialisation."""
+    errors: list[type[Exception]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL's driver is a dependency
+        return tuple(errors)
+    return (*errors, psycopg.Error)
 
 
 def _quoted(name: str) -> str:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
 from features.online import SqlOnlineStore, open_online_store
-from riskcast.errors import InputError
+from riskcast.errors import InputError, StoreError
 from riskcast.settings import Settings
 from tests.conftest import POSTGRES
 
@@ -126,6 +126,36 @@ def test_narrow_reads_of_everyone_come_back_whole_in_batches(
     whole = online.get_vectors([f"P{i:07d}" for i in range(0, 40_000, 3)])
     assert whole.height == 13_334 and whole["person_id"].is_sorted()
     assert online.get_columns(["flag"], []).height == 0
+
+
+def test_parts_load_like_one_frame_and_a_bad_part_publishes_nothing(
+    online: SqlOnlineStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`materialize_parts`: parts with disjoint keys store what the whole frame stores, in
+    slices; a key repeated across parts or a part with other columns leaves the previous
+    materialisation serving."""
+    from features.online import store as online_module
+
+    monkeypatch.setattr(online_module, "LOAD_ROWS", 333)
+    frame = _vectors(2_000)
+    done = online.materialize_parts(
+        (frame.slice(start, 700) for start in range(0, 2_000, 700)), date(2025, 6, 30), "parts"
+    )
+    assert done.rows == 2_000
+    ids = frame["person_id"].to_list()
+    got = online.get_vectors(ids)
+    assert_frame_equal(got.select(frame.columns), frame)
+    repeated = [frame.slice(0, 10), frame.slice(5, 10)]
+    with pytest.raises(StoreError):
+        online.materialize_parts(iter(repeated), date(2025, 7, 31), "bad")
+    other = [frame.slice(0, 10), frame.slice(10, 10).drop("big")]
+    with pytest.raises(InputError, match="parts differ"):
+        online.materialize_parts(iter(other), date(2025, 7, 31), "bad")
+    with pytest.raises(InputError, match="no part"):
+        online.materialize_parts(iter([]), date(2025, 7, 31), "bad")
+    current = online.current()
+    assert current is not None and current.spec_hash == "parts" and current.rows == 2_000
+    assert online.get_vectors(ids).height == 2_000
 
 
 def test_reserved_and_unstorable_columns_are_refused(online: SqlOnlineStore) -> None:

@@ -141,6 +141,39 @@ def _online_vectors(home: Path) -> tuple[object, pl.DataFrame]:
         online.dispose()
 
 
+def test_materialize_on_the_cluster_never_gathers_the_frame(
+    home: Path, dask_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers build and write their partitions; the driver streams the part files into
+    the online store (no gathered frame) and the store equals the single machine's."""
+    from features.frames import partition
+
+    monkeypatch.delenv("RISKCAST_DATABASE_URL", raising=False)
+    materialize = ["features", "materialize", "--home", str(home), "--as-of", "2025-06-30"]
+    single = CliRunner().invoke(build_app(), materialize)
+    assert single.exit_code == 0, single.output
+    alone = _online_vectors(home)
+
+    def gathered(*args: object, **kwargs: object) -> None:
+        raise AssertionError("materialize gathered the frame in the driver")
+
+    monkeypatch.setattr(partition, "collect_partitioned", gathered)
+    monkeypatch.setenv("RISKCAST_DASK_SCHEDULER", dask_session.client.scheduler_info()["address"])
+    spread = CliRunner().invoke(build_app(), materialize)
+    assert spread.exit_code == 0, spread.output
+    assert "built on 2 Dask workers, written in 4 parts" in " ".join(spread.output.split())
+    on_cluster = _online_vectors(home)
+    assert str(getattr(on_cluster[0], "as_of", "")) == "2025-06-30"
+    assert getattr(on_cluster[0], "rows", 0) == getattr(alone[0], "rows", -1)
+    assert "scope_record" in on_cluster[1].columns
+    assert_frame_equal(on_cluster[1], alone[1])
+    assert (
+        "with_record" in spread.output
+        and spread.output.split("with_record")[1].split(",")[0]
+        == single.output.split("with_record")[1].split(",")[0]
+    )  # the same population counts
+
+
 def test_worker_killed_mid_materialize_leaves_the_previous_one_serving(
     home: Path, doomed_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

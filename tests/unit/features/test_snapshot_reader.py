@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.frames.builder import _snapshot
+from features.frames.builder import snapshot_reader
 from features.ingest.pipeline import ingest_delivery
 from features.store.offline import OfflineStore
 from features.store.tombstones import add_tombstone
@@ -33,7 +33,7 @@ def test_the_reader_pickles_and_reads_the_same_rows_without_the_erased(
     victim = sorted(everyone)[2]
     with store.writer():
         assert add_tombstone(store.root, victim, datetime(2026, 1, 1, tzinfo=UTC))
-    read = _snapshot(store, [date(2024, 12, 31)], False)
+    read = snapshot_reader(store, [date(2024, 12, 31)], False)
 
     copy = pickle.loads(pickle.dumps(read))  # the standard pickle: no closure can travel
 
@@ -48,7 +48,7 @@ def test_a_table_never_delivered_is_still_not_found_after_the_trip(tmp_path: Pat
     tables = {k: v for k, v in valid_tables(6, seed=3).items() if k != "appeals"}
     write_delivery(tmp_path / "d1", tables, extract_id="d1")
     ingest_delivery(tmp_path / "d1", tmp_path / "home")
-    read = _snapshot(OfflineStore(tmp_path / "home"), [date(2024, 12, 31)], False)
+    read = snapshot_reader(OfflineStore(tmp_path / "home"), [date(2024, 12, 31)], False)
     copy = pickle.loads(pickle.dumps(read))
     with pytest.raises(NotFoundError, match="appeals"):
         copy("appeals")
