@@ -198,8 +198,8 @@ class SqlOnlineStore:
                         written_at=written_at,
                     )
                 )
-        except (sa.exc.SQLAlchemyError, *_driver_errors()) as exc:  # the bulk loads use the
-            raise StoreError(f"online store at {self.where}: {exc}") from exc  # driver itself
+        except _load_errors() as exc:  # the bulk loads run on the driver's own cursor
+            raise StoreError(f"online store at {self.where}: {exc}") from exc
         return Materialization(
             as_of, spec_hash, {k: _TYPES[v][0] for k, v in dtypes.items()}, total, written_at
         )
@@ -363,10 +363,10 @@ class SqlOnlineStore:
         return order.join(found, on=self.key, how="inner", maintain_order="left")
 
 
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """The drivers' own errors (COPY and executemany run on the driver's cursor, which
-    SQLAlchemy does not wrap): e.g. a key repeated across the parts of a materialisation."""
-    errors: list[type[Exception]] = [sqlite3.Error]
+def _load_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's errors and the drivers' own (COPY and executemany run on the driver's
+    cursor, which SQLAlchemy does not wrap): e.g. a key repeated across the parts."""
+    errors: list[type[Exception]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
     try:
         import psycopg
     except ImportError:  # pragma: no cover - PostgreSQL's driver is a dependency
