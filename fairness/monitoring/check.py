@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import numpy as np
 import polars as pl
@@ -311,7 +311,12 @@ def figures(result: CheckResult) -> list[Figure]:
 def mean_ratios(
     reference: pl.DataFrame, current: pl.DataFrame, score: str, group_columns: Sequence[str]
 ) -> dict[tuple[str, str], float]:
-    """Current / reference mean of ``score`` per (group column, group) (NaN: a side empty)."""
+    """Current / reference mean of ``score`` per (group column, group) (NaN: a side empty).
+
+    No longer part of a check: the places score drift is `places_scores.places_score_drift`
+    (the same weeks a year before, with a noise model). Kept for the places score test that
+    shows why its reference is not the audited test weeks (the season alone moves these
+    plain ratios of many districts beyond ``drift.score_mean_ratio_alert``)."""
     grps = groupings([reference, current], group_columns)
     values = [
         f.get_column(score).cast(pl.Float64).fill_null(np.nan).to_numpy()
@@ -330,54 +335,3 @@ def mean_ratios(
             ratio = means[1] / means[0]
         out.update({(g.column, label): float(ratio[i]) for i, label in enumerate(g.labels)})
     return out
-
-
-def run_score_drift_check(
-    *,
-    model: str,
-    version: str,
-    as_of: date,
-    reference_note: str,
-    reference: pl.DataFrame,
-    current: pl.DataFrame,
-    score: str,
-    group_columns: Sequence[str],
-    config: MonitoringConfig,
-    previous_breaches: Sequence[Breach] | None = None,
-) -> CheckResult:
-    """The check of a model whose score is not a probability (the places model's expected
-    count per cell and week): the score's drift per group (PSI and KS on the reference's
-    quantile bins, `drift.input_drift`), no label-free estimate (it needs calibrated
-    probabilities) and no tiers. A drift alert is a breach only when the group's mean score
-    also moved by ``drift.score_mean_ratio_alert`` or more: forecasts of counts have point
-    masses (quiet cells share one floor forecast, per district), and PSI and KS read a small
-    move of such a mass as a total one (bench_monitoring.md §5), while the workload the
-    forecast implies is its mean."""
-    groups = [c for c in group_columns if c in current.columns and c in reference.columns]
-    drift = input_drift(reference, current, [score], config.drift, groups)
-    ratios = mean_ratios(reference, current, score, groups)
-    band = config.drift.score_mean_ratio_alert
-    breaches = [
-        b.model_copy(update={"message": f"{b.message}, mean x{ratios[key]:.2f}"})
-        for b in drift_breaches(drift.results, "score_drift")
-        if abs(ratios.get(key := (b.group_column, b.group), 1.0) - 1.0) >= band
-    ]
-    return CheckResult(
-        model=model,
-        version=version,
-        as_of=as_of,
-        checked_at=datetime.now(UTC),
-        reference=reference_note,
-        n_reference=reference.height,
-        n_current=current.height,
-        thresholds=[],
-        tiers={},
-        input_drift=drift.results,
-        scores=[],
-        composition=[],
-        estimate=[],
-        matured=None,
-        decisions=[],
-        breaches=breaches,
-        reaudit=reaudit_due(breaches, previous_breaches),
-    )
