@@ -1,4 +1,5 @@
-"""`riskcast monitor [--as-of DATE]`: one monitoring check of the person model's champion.
+"""`riskcast monitor [--as-of DATE]`: one monitoring check of each champion (the person model's
+here, the places model's in `places_cli`).
 
 The edges of the check (everything between is `check.run_check`, pure):
 
@@ -151,11 +152,56 @@ def print_check(console: Console, stored: Any) -> None:
 
 
 def print_places(console: Console, places: Any) -> None:
-    """The places realised performance in two lines (`places.PlacesMonitoring`)."""
+    """The places part of a check (`places.PlacesMonitoring`), a line each: realised
+    performance, input drift, score drift, and why drift was not judged (the history state
+    when the store is too short). The breaches themselves follow in `print_check`."""
+    for line in places_lines(places):
+        console.print(line, highlight=False)
+
+
+def places_lines(places: Any) -> list[str]:
+    """The lines `print_places` prints: what an operator needs to tell "no drift alert" from
+    "drift not judged" or "too little evidence to see a change at the band's edge"."""
+    lines = [_realised_line(places)]
+    history = places.drift_history
+    if history is not None and not history.enough:
+        lines.append(f"drift: {history.message}")
+    elif places.input_drift is None and places.drift_note:
+        lines.append(f"drift: not judged: {places.drift_note}")
+    drift = places.input_drift
+    if drift is not None:
+        low, high = drift.band
+        line = (
+            f"input drift ({len(drift.current_origins)} weeks vs the same weeks a year "
+            f"before): {_n(len(drift.alerts()), 'alert')} of {drift.tests} tests (BH at "
+            f"{drift.fdr:g}, band [{low:g}, {high:g}])"
+        )
+        states: dict[str, int] = {}
+        for e in drift.evidence:
+            states[e.state] = states.get(e.state, 0) + 1
+        if states:
+            line += "; groups: " + ", ".join(f"{n} {state}" for state, n in states.items())
+        lines.append(line)
+    scores = places.score_drift
+    if scores is not None:
+        low, high = scores.band
+        lines.append(
+            f"score drift (mean forecast, {len(scores.current_origins)} weeks vs the same "
+            f"weeks a year before): {_n(len(scores.alerts()), 'breach')} of {scores.tests} groups "
+            f"tested (band [{low:g}, {high:g}])"
+        )
+    return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}{'es' if noun[-1] == 'h' else 's'}"
+
+
+def _realised_line(places: Any) -> str:
+    """The places realised performance in one line."""
     real = places.realised
     if real is None:
-        console.print(f"realised: {places.realised_note}", highlight=False)
-        return
+        return f"realised: {places.realised_note}"
     overall = next(c for c in real.ratios if c.group_column == "all")
     ratio = (
         f"{overall.ratio:.2f} [{overall.lower:.2f}, {overall.upper:.2f}]"
@@ -164,12 +210,11 @@ def print_places(console: Console, places: Any) -> None:
     )
     pai = real.pai
     audited = f"{pai.audited:.2f}" if pai.audited is not None else "-"
-    console.print(
+    return (
         f"realised weeks {real.first_week}..{real.last_week} ({real.weeks} weeks, "
         f"{real.cells:,} cells): observed/forecast {ratio}, deviance {real.deviance:.4f}, "
         f"PAI@{pai.area_share:.0%} {pai.value if pai.value is None else round(pai.value, 2)} "
-        f"(audited {audited})",
-        highlight=False,
+        f"(audited {audited})"
     )
 
 
@@ -283,8 +328,9 @@ def run_places_monitor(
     progress: Callable[[str], None] | None = None,
 ) -> Any:
     """The places champion's check (`places_cli.run_places_monitor`): score and input drift
-    against its audited test weeks, realised performance of the weeks passed since; None when
-    there is no places champion, or no date (``--as-of`` or a materialised forecast of it)."""
+    over the drift window against the same weeks a year before, realised performance of the
+    weeks passed since the audited test weeks; None when there is no places champion, or no
+    date (``--as-of`` or a materialised forecast of it)."""
     from fairness.monitoring.places_cli import run_places_monitor as run_places
 
     return run_places(forecast, as_of=as_of, by=by, progress=progress, record=record_alerts)
