@@ -40,8 +40,12 @@ class DriftSettings(_Model):
     score_mean_ratio_alert: float = Field(
         default=0.2,
         gt=0,
-        description="places score drift: a drift alert is a breach only when the group's mean "
-        "expected count moved by this fraction or more (current / reference mean)",
+        description="places score drift (`places_scores`), the band [1 - a, 1 + a]: the mean "
+        "forecast (expected count per cell-week) over the places.drift window against the "
+        "champion's forecast of the same weeks a year before (places.drift.season_lag_weeks), "
+        "per group (overall, region, district); a breach needs the ratio outside the band and "
+        "its test of ratio 1 (quasi-Poisson with between-district noise, as places input drift) "
+        "to survive Benjamini-Hochberg at places.drift.fdr. Not used for the person model",
     )
 
     @model_validator(mode="after")
