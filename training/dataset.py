@@ -23,17 +23,26 @@ from features.frames.builder import Population, collect_features
 from features.frames.definitions import FeatureSpec
 from features.frames.scope import SCOPE_AGE, ages
 from features.store.offline import OfflineStore
-from riskcast.errors import ConfigError, InputError
+from riskcast.errors import ConfigError, InputError, NotFoundError
 from training.labels import LabelDefinition, labels_for, unobserved_windows
 
 LABEL = "label"
 KEYS = ("person_id", "as_of")
 STACK_DATES_PER_BATCH = 4
-"""Snapshots built together. The builder holds every person's features for each date of a
-batch before the population filter keeps its rows: at 1M persons all 26 dates at once peaked
+"""Snapshots built together at most. The builder holds every person's features for each date of
+a batch before the population filter keeps its rows: at 1M persons all 26 dates at once peaked
 at 9.3 GB for a 0.18 GB stack, one date at a time at 0.96 GB with the same rows and about the
 same time (experiments/bench_nation.py, `--stack`); a batch of 4 keeps the many small builds of
-the tests cheap and the memory bounded by 4 snapshots, not by the whole history."""
+the tests cheap and the memory bounded by a few snapshots, not by the whole history."""
+STACK_PERSON_DATES = 4_000_000
+"""...and at most this many person-dates in one build (persons in the register x dates of the
+batch): at 10M persons, 4 dates in one build peaked at 16.9 GB for a 1.8 GB stack (about 0.4 GB
+per million person-dates); with this budget a nation's stack is built one date at a time."""
+
+
+def dates_per_batch(persons: int) -> int:
+    """How many snapshot dates one build takes for a register of ``persons`` rows."""
+    return max(1, min(STACK_DATES_PER_BATCH, STACK_PERSON_DATES // max(persons, 1)))
 
 
 @dataclass(frozen=True)
@@ -108,9 +117,8 @@ def build_dataset(
     label joined."""
     dates = sorted(set(dates))
     check_observed(store, dates, label)
-    batches = [
-        dates[i : i + STACK_DATES_PER_BATCH] for i in range(0, len(dates), STACK_DATES_PER_BATCH)
-    ]
+    per_batch = dates_per_batch(_register_rows(store))
+    batches = [dates[i : i + per_batch] for i in range(0, len(dates), per_batch)]
     parts = [_labelled_rows(store, spec, batch, population, label, min_age) for batch in batches]
     frame = pl.concat(parts, how="vertical").sort("as_of", "person_id")
     empty = sorted(set(dates) - set(frame["as_of"].unique().to_list()))
@@ -124,6 +132,14 @@ def build_dataset(
         horizon_days=label.horizon_days,
         spec_hash=spec.spec_hash(),
     )
+
+
+def _register_rows(store: OfflineStore) -> int:
+    """Rows of the persons table (every version): the size of one snapshot before filtering."""
+    try:
+        return int(store.scan("persons").select(pl.len()).collect().item())
+    except NotFoundError:
+        return 0
 
 
 def _labelled_rows(

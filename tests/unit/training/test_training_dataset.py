@@ -66,3 +66,33 @@ def test_the_stack_built_in_batches_of_snapshots_equals_the_stack_built_at_once(
     assert whole.height > 0
     assert single.equals(whole) and pairs.equals(whole)
     assert dataset_digest(single) == dataset_digest(whole)
+
+
+def test_a_large_register_is_stacked_one_date_at_a_time(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch is bounded in person-dates too: a nation's register gets one date per build
+    (4 dates of 10M persons peaked at 16.9 GB), and the rows stay the same."""
+    import training.dataset as dataset
+
+    assert dataset.dates_per_batch(0) == dataset.STACK_DATES_PER_BATCH
+    assert dataset.dates_per_batch(1_000_000) == 4
+    assert dataset.dates_per_batch(2_000_000) == 2
+    assert dataset.dates_per_batch(10_000_000) == 1
+    offline, _ = store
+    dates = [date(2023, 3, 31), date(2023, 6, 30), date(2023, 9, 30)]
+    batches: list[int] = []
+    real = dataset._labelled_rows
+
+    def counting(store_: object, spec: object, batch: list[date], *args: object) -> pl.DataFrame:
+        batches.append(len(batch))
+        return real(store_, spec, batch, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dataset, "_labelled_rows", counting)
+    together = build_dataset(offline, load_spec(), dates, "with_record", LABEL, "x", 18).frame
+    assert batches == [3]
+    monkeypatch.setattr(dataset, "STACK_PERSON_DATES", 1)  # any register is "large"
+    batches.clear()
+    apart = build_dataset(offline, load_spec(), dates, "with_record", LABEL, "x", 18).frame
+    assert batches == [1, 1, 1]
+    assert apart.equals(together)
