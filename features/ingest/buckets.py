@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from features.contract import RuleContext, Table, rules_for
 from features.ingest.reader import ROW, ReadTable
+from features.ingest.report import TableReport
 from features.ingest.validate import TableOutcome, validate_table
 from features.ingest.versioning import merge_versions, stored_columns
 from features.store.tombstones import count_erased, drop_erased
@@ -156,28 +157,57 @@ class BucketedTable:
             self.rule_counts[rule] = self.rule_counts.get(rule, 0) + n
         self.quarantine_parts.append(result.quarantine)
 
-    def ordered_rules(self, t: Table) -> dict[str, int]:
-        """Rule counts in the contract's order, as the whole-table path reports them."""
-        return {r.id: self.rule_counts[r.id] for r in rules_for(t.name) if r.id in self.rule_counts}
+    def report(self, t: Table) -> TableReport:
+        """The table's counts, its rules in the contract's order (as one pass reports them)."""
+        rules = {
+            r.id: self.rule_counts[r.id] for r in rules_for(t.name) if r.id in self.rule_counts
+        }
+        return TableReport(
+            rows_in=self.rows_in,
+            accepted=self.accepted,
+            quarantined=self.quarantined,
+            duplicates_dropped=self.duplicates_dropped,
+            erased=self.erased,
+            rules=rules,
+        )
 
 
 @dataclass(frozen=True)
-class VersionSettings:
-    """What `merge_versions` needs besides the rows: the delivery and the table's history."""
+class TableJob:
+    """One delivered table and what validating and versioning it needs: the same for a whole
+    table and for each of its buckets."""
 
+    read: ReadTable
+    t: Table
+    ctx: RuleContext
+    known: pl.LazyFrame | None
+    erased: Collection[str]
+    previous: Path | None
+    """The table's stored versions (None: its first delivery)."""
     extract_id: str
     extracted_at: datetime
     previously_extracted_at: datetime | None
 
+    def outcome(self, read: ReadTable, known: pl.LazyFrame | None) -> tuple[TableOutcome, int]:
+        """Validation of ``read`` (the table or a bucket), erased persons' rows dropped."""
+        return without_erased(validate_table(read, self.t, self.ctx, known), self.erased)
+
+    def versions(self, result: TableOutcome, stored: pl.LazyFrame | None) -> pl.LazyFrame:
+        """`merge_versions` of the accepted rows with ``stored`` (the versions of the same
+        keys: the table's or the bucket's)."""
+        return merge_versions(
+            stored,
+            result.accepted,
+            self.t,
+            extract_id=self.extract_id,
+            extracted_at=self.extracted_at,
+            quarantined_keys=result.quarantined_keys,
+            previously_extracted_at=self.previously_extracted_at,
+        )
+
 
 def bucketed_versions(
-    read: ReadTable,
-    t: Table,
-    ctx: RuleContext,
-    known: pl.LazyFrame | None,
-    erased: Collection[str],
-    previous: Path | None,
-    versions: VersionSettings,
+    job: TableJob,
     *,
     buckets: int,
     workdir: Path,
@@ -188,29 +218,21 @@ def bucketed_versions(
     file); ``totals`` collects the counts and the quarantine as the buckets are consumed.
 
     ``workdir`` holds the bucket files and is removed when the generator ends or is closed."""
+    t = job.t
     folder = workdir / f"ingest-{t.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         bucket = bucket_of(t, buckets)
-        delivered = split_by_bucket(read.frame, bucket, buckets, folder / "delivered")
+        delivered = split_by_bucket(job.read.frame, bucket, buckets, folder / "delivered")
         stored: list[Path] | None = None
-        if previous is not None:
-            old = pl.scan_parquet(previous).select(stored_columns(t))
+        if job.previous is not None:
+            old = pl.scan_parquet(job.previous).select(stored_columns(t))
             stored = split_by_bucket(old, bucket, buckets, folder / "stored")
-        known_in = known_by_bucket(known if t.name != "persons" else None, t, buckets)
+        known_in = known_by_bucket(job.known if t.name != "persons" else None, t, buckets)
         for k in range(buckets):
-            part = ReadTable(pl.scan_parquet(delivered[k]), read.raw_types)
-            outcome = validate_table(part, t, ctx, known_in[k])
-            result, erased_rows = without_erased(outcome, erased)
+            part = ReadTable(pl.scan_parquet(delivered[k]), job.read.raw_types)
+            result, erased_rows = job.outcome(part, known_in[k])
             totals.add(result, erased_rows)
-            merged = merge_versions(
-                None if stored is None else pl.scan_parquet(stored[k]),
-                result.accepted,
-                t,
-                extract_id=versions.extract_id,
-                extracted_at=versions.extracted_at,
-                quarantined_keys=result.quarantined_keys,
-                previously_extracted_at=versions.previously_extracted_at,
-            )
+            merged = job.versions(result, None if stored is None else pl.scan_parquet(stored[k]))
             del result
             yield merged.collect()
             if on_bucket is not None:

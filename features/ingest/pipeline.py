@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,15 +29,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from features.contract import CONTRACT_VERSION, TABLE_ORDER, TABLES, RuleContext, Table
+from features.contract import CONTRACT_VERSION, TABLE_ORDER, TABLES, RuleContext
 from features.contract.manifest import MANIFEST_FILE, Manifest, read_manifest
 from features.ingest.buckets import (
     BUCKET_ROWS,
     BucketedTable,
-    VersionSettings,
+    TableJob,
     bucketed_versions,
     buckets_for,
-    without_erased,
 )
 from features.ingest.reader import (
     ReadTable,
@@ -48,8 +47,7 @@ from features.ingest.reader import (
     source_schema,
 )
 from features.ingest.report import IngestReport, TableReport
-from features.ingest.validate import TableOutcome, known_persons, validate_table
-from features.ingest.versioning import merge_versions
+from features.ingest.validate import known_persons
 from features.store.offline import (
     DeliveryRecord,
     OfflineStore,
@@ -249,42 +247,36 @@ def _ingest_verified(
         t = TABLES[name]
         rows = manifest.tables[name].rows
         buckets = buckets_for(rows, bucket_rows)
-        task = display.add_task(f"{name} ({rows:,} rows)", total=3 if buckets == 1 else buckets)
+        task = display.add_task(f"{name} ({rows:,} rows)", total=3 if buckets == 1 else buckets + 1)
         read: ReadTable = scan_table(t, path)
         if known is None and persons is not None and t.has_person and name != "persons":
             known = known_persons(persons).collect().lazy()  # once per delivery
-        previous = root / base.tables[name] if name in base.tables else None
-        versions = VersionSettings(
-            manifest.extract_id, manifest.extracted_at, _last_extraction_with(base, name)
+        job = TableJob(
+            read=read,
+            t=t,
+            ctx=ctx,
+            known=known,
+            erased=erased if t.has_person else frozenset(),
+            previous=root / base.tables[name] if name in base.tables else None,
+            extract_id=manifest.extract_id,
+            extracted_at=manifest.extracted_at,
+            previously_extracted_at=_last_extraction_with(base, name),
         )
         tables[name] = writer.table_path(name, manifest.extract_id)
         quarantine[name] = writer.quarantine_path(name, manifest.extract_id)
-        gone = erased if t.has_person else frozenset()
-        if buckets == 1:
-            reports[name] = _whole_table(
-                read,
-                t,
-                ctx,
-                known,
-                gone,
-                previous,
-                versions,
-                writer,
-                tables[name],
-                quarantine[name],
-                partial(display.advance, task),
-            )
+        totals = BucketedTable()
+        if buckets == 1:  # one pass: validated, versioned and written whole
+            result, erased_rows = job.outcome(read, known)
+            totals.add(result, erased_rows)
+            display.advance(task)
+            stored = None if job.previous is None else pl.scan_parquet(job.previous)
+            writer.write_parquet(job.versions(result, stored), tables[name])
+            display.advance(task)
+            del result
         else:
-            totals = BucketedTable()
             writer.write_parquet_parts(
                 bucketed_versions(
-                    read,
-                    t,
-                    ctx,
-                    known,
-                    gone,
-                    previous,
-                    versions,
+                    job,
                     buckets=buckets,
                     workdir=root / ".ingest",  # staged bucket files, removed after
                     totals=totals,
@@ -292,15 +284,9 @@ def _ingest_verified(
                 ),
                 tables[name],
             )
-            writer.write_parquet(totals.quarantine(), quarantine[name])
-            reports[name] = TableReport(
-                rows_in=totals.rows_in,
-                accepted=totals.accepted,
-                quarantined=totals.quarantined,
-                duplicates_dropped=totals.duplicates_dropped,
-                erased=totals.erased,
-                rules=totals.ordered_rules(t),
-            )
+        writer.write_parquet(totals.quarantine(), quarantine[name])
+        display.advance(task)
+        reports[name] = totals.report(t)
         if reports[name].rows_in != rows:  # verified above: a reader bug
             raise AssertionError(f"{name}: read {reports[name].rows_in} rows, manifest has {rows}")
         if name == "persons":
@@ -337,47 +323,7 @@ def _ingest_verified(
 
 
 def _bucket_done(display: Progress, task: TaskID, done: int, total: int) -> None:
-    display.update(task, completed=done, total=total)
-
-
-def _whole_table(
-    read: ReadTable,
-    t: Table,
-    ctx: RuleContext,
-    known: pl.LazyFrame | None,
-    erased: Collection[str],
-    previous: Path | None,
-    versions: VersionSettings,
-    writer: StoreWriter,
-    table_rel: str,
-    quarantine_rel: str,
-    advance: Callable[[], object],
-) -> TableReport:
-    """A table validated and versioned in one pass (every table up to ``bucket_rows`` rows)."""
-    result: TableOutcome = validate_table(read, t, ctx, known)
-    result, erased_rows = without_erased(result, erased)
-    advance()
-    merged = merge_versions(
-        None if previous is None else pl.scan_parquet(previous),
-        result.accepted,
-        t,
-        extract_id=versions.extract_id,
-        extracted_at=versions.extracted_at,
-        quarantined_keys=result.quarantined_keys,
-        previously_extracted_at=versions.previously_extracted_at,
-    )
-    writer.write_parquet(merged, table_rel)
-    advance()
-    writer.write_parquet(result.quarantine, quarantine_rel)
-    advance()
-    return TableReport(
-        rows_in=result.rows_in,
-        accepted=result.accepted.height,
-        quarantined=result.quarantined,
-        duplicates_dropped=result.duplicates_dropped,
-        erased=erased_rows,
-        rules=result.rule_counts,
-    )
+    display.update(task, completed=done)  # of total + 1: the quarantine is written last
 
 
 def refused_extract_id(delivery: Path) -> str | None:

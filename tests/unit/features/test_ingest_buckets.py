@@ -78,9 +78,9 @@ def test_two_deliveries_store_the_same_versions_and_features(
     first, second = deliveries
     cut_tables: list[str] = []
 
-    def spy(read: Any, t: Any, *args: Any, **kwargs: Any) -> Any:
-        cut_tables.append(t.name)
-        return buckets.bucketed_versions(read, t, *args, **kwargs)
+    def spy(job: Any, **kwargs: Any) -> Any:
+        cut_tables.append(job.t.name)
+        return buckets.bucketed_versions(job, **kwargs)
 
     monkeypatch.setattr(pipeline, "bucketed_versions", spy)
     whole, bucketed = tmp_path / "whole", tmp_path / "bucketed"

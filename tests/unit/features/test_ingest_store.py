@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from features.ingest import buckets as ingest_versions  # where merge_versions is called
 from features.ingest import ingest_delivery
-from features.ingest import pipeline as ingest_pipeline
 from features.store.offline import OfflineStore, StoreWriter
 from tests.factories import EXTRACTED_AT, set_value, valid_tables, write_delivery
 
@@ -240,7 +240,7 @@ def test_a_crash_before_commit_leaves_the_store_intact_and_a_rerun_is_identical(
     frames_before = _store_frames(home)
 
     calls = {"n": 0}
-    real_merge = ingest_pipeline.merge_versions  # type: ignore[attr-defined]
+    real_merge = ingest_versions.merge_versions
 
     def crashing_merge(*args, **kwargs):
         calls["n"] += 1
@@ -248,10 +248,10 @@ def test_a_crash_before_commit_leaves_the_store_intact_and_a_rerun_is_identical(
             raise RuntimeError("power cut")
         return real_merge(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_pipeline, "merge_versions", crashing_merge)
+    monkeypatch.setattr(ingest_versions, "merge_versions", crashing_merge)
     with pytest.raises(RuntimeError, match="power cut"):
         ingest_delivery(d2, home)
-    monkeypatch.setattr(ingest_pipeline, "merge_versions", real_merge)
+    monkeypatch.setattr(ingest_versions, "merge_versions", real_merge)
 
     def crashing_commit(self: StoreWriter, new_state: object) -> None:
         raise RuntimeError("disk full")
